@@ -1,0 +1,258 @@
+"""Every hyperparameter of TAUE in one validated dataclass.
+
+Values the paper gives are marked PAPER; values it leaves open are marked UNKNOWN, with the reason for our default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+SHEAR_BLOCKS = ("down", "mid", "up")
+SCHEDULERS = ("euler_discrete", "keep")
+
+
+@dataclass(frozen=True)
+class LayoutBox:
+    """Where the object goes: centre (cx, cy) and size (w, h), all fractions of the image (0..1)."""
+
+    cx: float
+    cy: float
+    w: float
+    h: float
+
+    def __post_init__(self) -> None:
+        for name in ("cx", "cy"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"layout.{name} must be a number in 0..1 (got {value!r})")
+        for name in ("w", "h"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
+                raise ValueError(f"layout.{name} must be a number in (0, 1] (got {value!r})")
+
+    @classmethod
+    def parse(cls, text: str) -> "LayoutBox":
+        """Parse 'CX,CY,W,H' (the CLI's form)."""
+        parts = [p.strip() for p in text.split(",")]
+        if len(parts) != 4:
+            raise ValueError(f"layout must be four numbers CX,CY,W,H in 0..1 (got {text!r})")
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"layout must be four numbers CX,CY,W,H in 0..1 (got {text!r})") from None
+        return cls(*values)
+
+    def as_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TAUEConfig:
+    """Hyperparameters of the three phases. Construct with keywords; `replace(**changes)` re-validates."""
+
+    # --- sampling (PAPER) ---
+    num_inference_steps: int = 50
+    """PAPER: 50 denoising steps per phase. Allowed: 2..1000."""
+    scheduler: str = "euler_discrete"
+    """PAPER: EulerDiscreteScheduler. 'keep' leaves the checkpoint's own scheduler (for experiments only)."""
+    guidance_foreground: float = 7.5
+    """PAPER: classifier-free guidance scale of phase 1 (foreground on green). Allowed: 0..50 (<=1 turns CFG off)."""
+    guidance_composite: float = 5.0
+    """PAPER: guidance of phase 2 (composite). Allowed: 0..50."""
+    guidance_background: float = 5.0
+    """PAPER: guidance of phase 3 (background). Allowed: 0..50."""
+    crop_ratio: float = 0.5
+    """PAPER: r_crop; the seedling is cut at step floor(steps * (1 - r_crop)). Allowed: open interval (0, 1),
+    and it must leave at least one step on each side of the cut."""
+
+    # --- phase 1: green latent injection (TKG-DM) ---
+    green_latent: tuple[float, ...] = (0.0, 1.0, 1.0, 0.0)
+    """PAPER: C_gb, one value per latent channel. Channels with 0 are left untouched; the others are pulled
+    towards the value, which the SDXL VAE decodes as a green backdrop. Allowed: one finite value per latent
+    channel, not all zero."""
+    green_alpha: float = 0.22
+    """UNKNOWN (alpha). z = (1-alpha) z_T + alpha C on the green channels where M = 1. 0.22 raises the fraction of
+    positive values on those channels from 0.50 to 0.61 (Phi(0.22/0.78) = 0.61), exactly the +0.11 shift that
+    TKG-DM, the foreground method TAUE builds on, publishes. Allowed: 0..1."""
+    mask_std: float = 0.5
+    """TKG-DM: std s of the centred Gaussian on a [-1,1]^2 grid that keeps the object area free of green when no
+    layout box is given. Allowed: > 0 (at most 10)."""
+    layout_mask_std: float = 0.85
+    """UNKNOWN (s with a layout box). 0.85 = 1/sqrt(2 ln 2) puts P = 0.5 on the box's edge, so the box outline
+    is the line where the dithered mask is half green: the object fills its box. Allowed: > 0 (at most 10)."""
+    mask_p_min: float = 0.0
+    """UNKNOWN (p_min). P is rescaled to [p_min, p_max]; M = 1 where uniform R > P. p_min = 0 makes the far
+    background fully green. Allowed: 0..1, below mask_p_max."""
+    mask_p_max: float = 1.0
+    """UNKNOWN (p_max). p_max = 1 keeps the object centre free of green. Allowed: 0..1, above mask_p_min."""
+
+    # --- object mask m_obj (phase 2) ---
+    tau_bg: float = 0.5
+    """UNKNOWN (tau_bg). Threshold on the min-max normalised, smoothed green signal of the seedling: object where
+    the signal is below it. 0.5 is the midpoint between the green backdrop and the least green pixel, which needs
+    no calibration per model. Allowed: 0..1."""
+    tau_attention: float = 0.3
+    """UNKNOWN (tau_A). Threshold on the min-max normalised object-token attention: object where above it. 0.3 is
+    the value prompt-to-prompt's local blending uses on the same kind of map. Allowed: 0..1."""
+    mask_blur_sigma: float = 1.0
+    """UNKNOWN (sigma of G_sigma), in latent pixels: smooths the latent noise out of the green signal before
+    thresholding. 1 latent pixel = 8 image pixels on SDXL. Allowed: 0..20."""
+    attention_resolutions: tuple[int, ...] = (2, 4)
+    """UNKNOWN. Which cross-attention maps build A_fg, as downsampling factors of the latent: SDXL's 64x64 and
+    32x32 blocks at 1024 px (its only attention blocks). Averaged over heads, object tokens and the steps before
+    the cut. Allowed: powers of two 1..64, at least one."""
+
+    # --- attention shearing (phase 2) ---
+    shear_blocks: tuple[str, ...] = ("down", "mid", "up")
+    """UNKNOWN (which layers shear). The UNet blocks whose cross-attention layers use T_fg inside m_obj and T_bg
+    outside. Default: all, as in our reading of the paper. Layers not listed attend to the composite prompt
+    T_all; an empty tuple turns shearing off. Allowed: a subset of 'down', 'mid', 'up'."""
+
+    # --- transplant and two-stage blending (phases 2 and 3) ---
+    highpass: bool = True
+    """PAPER: the seedling is Laplacian high-pass filtered before transplanting (the paper's ablation removes it)."""
+    highpass_strength: float = 0.2
+    """UNKNOWN (k in f(x) = x - k * Laplacian(x), a mild sharpening). The ablation without the filter moves
+    PSNR by only 0.1 dB, so the filter must be mild; k = 0.2 lifts a one-pixel peak by 80% of its height and
+    leaves smooth areas alone. Allowed: 0..2."""
+    transplant_noise: float = 1.0
+    """UNKNOWN (lambda). While held, the transplanted region is f(L) + lambda * sqrt(sigma_t^2 - sigma_crop^2) * n
+    with n fixed: lambda = 1 keeps the region at the noise level of the rest of the latent (the known-region
+    rule of RePaint-style inpainting, so the UNet never sees a region at another noise level); the added noise
+    shrinks to 0 at the cut, where the region is exactly the seedling. lambda = 0 holds the bare seedling from
+    the start (the literal reading). Allowed: 0..2."""
+
+    # --- RGBA foreground (not in the paper; ours) ---
+    key_low: float = 0.25
+    """Keying: a pixel whose green excess (G - max(R, B)) is at most key_low times the key colour's is opaque.
+    Allowed: 0..1, below key_high."""
+    key_high: float = 0.6
+    """Keying: a pixel whose green excess is at least key_high times the key colour's is fully transparent.
+    Allowed: 0..1, above key_low."""
+    mask_gate_dilation: int = 2
+    """Keying: m_obj, dilated by this many latent pixels and blurred, gates the key so that stray non-green
+    specks far from the object stay transparent. Allowed: 0..32."""
+    despill: bool = True
+    """Keying: remove the green cast that the backdrop leaves on edge pixels."""
+    despill_strength: float = 1.0
+    """Keying: 1 caps G at max(R, B) everywhere; 0 leaves colours alone. Allowed: 0..1."""
+    feather_px: float = 1.0
+    """Keying: Gaussian softening of the alpha edge, in image pixels. Allowed: 0..50."""
+
+    extras: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Free-form notes stored with the metadata (not used by the method)."""
+
+    def __post_init__(self) -> None:
+        # normalise sequences given as lists (e.g. from JSON) to tuples
+        for name in ("green_latent", "attention_resolutions", "shear_blocks"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+        self.validate()
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        _int_in("num_inference_steps", self.num_inference_steps, 2, 1000)
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)} (got {self.scheduler!r})")
+        for name in ("guidance_foreground", "guidance_composite", "guidance_background"):
+            _float_in(name, getattr(self, name), 0.0, 50.0)
+        _float_in("crop_ratio", self.crop_ratio, 0.0, 1.0, open_low=True, open_high=True)
+        t_crop = self.crop_step
+        if not 1 <= t_crop <= self.num_inference_steps - 1:
+            raise ValueError(
+                f"crop_ratio {self.crop_ratio} cuts at step {t_crop} of {self.num_inference_steps}: it must leave at "
+                f"least one step on each side; choose crop_ratio in ({1 / self.num_inference_steps:.3f}, "
+                f"{1 - 1 / self.num_inference_steps:.3f}) or more steps"
+            )
+        if not isinstance(self.green_latent, tuple) or len(self.green_latent) == 0:
+            raise ValueError("green_latent must be a list of numbers, one per latent channel (e.g. [0, 1, 1, 0])")
+        for value in self.green_latent:
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ValueError(f"green_latent must hold finite numbers (got {self.green_latent!r})")
+        if all(v == 0 for v in self.green_latent):
+            raise ValueError("green_latent must have at least one non-zero channel (the paper's is [0, 1, 1, 0])")
+        _float_in("green_alpha", self.green_alpha, 0.0, 1.0)
+        _float_in("mask_std", self.mask_std, 0.0, 10.0, open_low=True)
+        _float_in("layout_mask_std", self.layout_mask_std, 0.0, 10.0, open_low=True)
+        _float_in("mask_p_min", self.mask_p_min, 0.0, 1.0)
+        _float_in("mask_p_max", self.mask_p_max, 0.0, 1.0)
+        if self.mask_p_min >= self.mask_p_max:
+            raise ValueError(
+                f"mask_p_min must be below mask_p_max (got {self.mask_p_min} and {self.mask_p_max})"
+            )
+        _float_in("tau_bg", self.tau_bg, 0.0, 1.0)
+        _float_in("tau_attention", self.tau_attention, 0.0, 1.0)
+        _float_in("mask_blur_sigma", self.mask_blur_sigma, 0.0, 20.0)
+        if not isinstance(self.attention_resolutions, tuple) or not self.attention_resolutions:
+            raise ValueError("attention_resolutions must list at least one downsampling factor, e.g. [2, 4]")
+        for f in self.attention_resolutions:
+            if isinstance(f, bool) or not isinstance(f, int) or f < 1 or f > 64 or f & (f - 1):
+                raise ValueError(
+                    f"attention_resolutions must hold powers of two in 1..64 (got {self.attention_resolutions!r})"
+                )
+        if not isinstance(self.shear_blocks, tuple) or any(b not in SHEAR_BLOCKS for b in self.shear_blocks):
+            raise ValueError(
+                f"shear_blocks must be a subset of {list(SHEAR_BLOCKS)} (got {self.shear_blocks!r})"
+            )
+        _bool("highpass", self.highpass)
+        _float_in("highpass_strength", self.highpass_strength, 0.0, 2.0)
+        _float_in("transplant_noise", self.transplant_noise, 0.0, 2.0)
+        _float_in("key_low", self.key_low, 0.0, 1.0)
+        _float_in("key_high", self.key_high, 0.0, 1.0)
+        if self.key_low >= self.key_high:
+            raise ValueError(f"key_low must be below key_high (got {self.key_low} and {self.key_high})")
+        _int_in("mask_gate_dilation", self.mask_gate_dilation, 0, 32)
+        _bool("despill", self.despill)
+        _float_in("despill_strength", self.despill_strength, 0.0, 1.0)
+        _float_in("feather_px", self.feather_px, 0.0, 50.0)
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def crop_step(self) -> int:
+        """t_crop as a step index: the seedling is the latent after this many steps."""
+        return int(math.floor(self.num_inference_steps * (1.0 - self.crop_ratio) + 1e-9))
+
+    def replace(self, **changes: Any) -> "TAUEConfig":
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ValueError(f"unknown TAUEConfig field(s): {', '.join(unknown)}; known: {', '.join(field_names())}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for key, value in data.items():
+            if isinstance(value, tuple):
+                data[key] = list(value)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TAUEConfig":
+        return cls().replace(**data)
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(TAUEConfig) if f.name != "extras"]
+
+
+def _float_in(name: str, value: Any, low: float, high: float, open_low: bool = False, open_high: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
+    if not ok:
+        left = "(" if open_low else "["
+        right = ")" if open_high else "]"
+        raise ValueError(f"{name} must be a number in {left}{low:g}, {high:g}{right} (got {value!r})")
+
+
+def _int_in(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be a whole number in {low}..{high} (got {value!r})")
+
+
+def _bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false (got {value!r})")

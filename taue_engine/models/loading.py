@@ -1,0 +1,152 @@
+"""Resolve a model name to pipeline components: built-in name, local folder, single file, or hub id.
+
+Every way a model can be missing ends in one `ModelLoadError` whose message says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DEFAULT_HUB_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
+BUILTIN_MODELS = ("tiny-random",)
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+
+
+class ModelLoadError(RuntimeError):
+    """The model could not be found or read; the message says what to change."""
+
+
+def choose_device_and_dtype(device: str | None = None, dtype: str | torch.dtype | None = None):
+    """CUDA and MPS run in float16, the CPU in float32; either can be overridden."""
+    if device is None:
+        if torch.cuda.is_available():
+            device = "cuda"
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            device = "mps"
+        else:
+            device = "cpu"
+    device_type = torch.device(device).type
+    if dtype is None:
+        dtype = torch.float16 if device_type in ("cuda", "mps") else torch.float32
+    elif isinstance(dtype, str):
+        names = {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16,
+                 "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32}
+        if dtype not in names:
+            raise ValueError(f"dtype must be one of {', '.join(names)} (got {dtype!r})")
+        dtype = names[dtype]
+    if device_type == "cpu" and dtype == torch.float16:
+        raise ValueError("float16 is not supported on the CPU: use dtype float32 (or bfloat16)")
+    return device, dtype
+
+
+def looks_like_path(model: str) -> bool:
+    """A hub id is 'owner/name'; anything else (a leading . / ~, a backslash, a file suffix, more slashes) is a path."""
+    return (
+        model.startswith((".", "/", "~"))
+        or "\\" in model
+        or model.lower().endswith(SINGLE_FILE_SUFFIXES)
+        or model.count("/") != 1
+    )
+
+
+def describe_model_kind(model: str) -> str:
+    if model in BUILTIN_MODELS:
+        return "builtin"
+    path = Path(os.path.expanduser(model))
+    if path.is_dir():
+        return "folder"
+    if path.is_file():
+        return "single_file"
+    if looks_like_path(model):
+        return "missing_path"
+    return "hub"
+
+
+def check_model_exists(model: str) -> None:
+    """Fail fast (before any heavy import) when a model given as a path does not exist."""
+    kind = describe_model_kind(model)
+    if kind == "missing_path":
+        raise ModelLoadError(
+            f"model {model!r} does not exist: give a local diffusers folder (with model_index.json), "
+            f"a .safetensors checkpoint file, a hub id such as {DEFAULT_HUB_MODEL}, or one of: {', '.join(BUILTIN_MODELS)}"
+        )
+    if kind == "folder" and not (Path(os.path.expanduser(model)) / "model_index.json").is_file():
+        raise ModelLoadError(
+            f"folder {model!r} is not a diffusers pipeline (no model_index.json in it): save one with "
+            f"pipe.save_pretrained(folder), or give a .safetensors checkpoint file"
+        )
+    if kind == "single_file" and not model.lower().endswith(SINGLE_FILE_SUFFIXES):
+        raise ModelLoadError(f"model file {model!r} must be a .safetensors (or .ckpt) checkpoint")
+
+
+def load_components(
+    pipeline_class,
+    model: str,
+    torch_dtype: torch.dtype,
+    single_file_config: str | None = None,
+    local_files_only: bool | None = None,
+    **kwargs: Any,
+):
+    """Build `pipeline_class` (an SDXL pipeline class) from any supported model source."""
+    check_model_exists(model)
+    kind = describe_model_kind(model)
+    if kind == "builtin":
+        from .tiny import build_tiny_random_components
+
+        pipe = pipeline_class(**build_tiny_random_components())
+        return pipe.to(dtype=torch_dtype)
+    if local_files_only is None:
+        local_files_only = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    try:
+        if kind == "single_file":
+            options: dict[str, Any] = {"torch_dtype": torch_dtype, "local_files_only": local_files_only}
+            if single_file_config is not None:
+                options["config"] = single_file_config
+            return pipeline_class.from_single_file(os.path.expanduser(model), **options, **kwargs)
+        path = os.path.expanduser(model) if kind == "folder" else model
+        return pipeline_class.from_pretrained(
+            path, torch_dtype=torch_dtype, local_files_only=local_files_only, **_variant(path, torch_dtype), **kwargs
+        )
+    except ModelLoadError:
+        raise
+    except (OSError, ValueError, EnvironmentError) as error:
+        raise ModelLoadError(_explain(model, kind, error)) from error
+    except Exception as error:  # network layers raise many types; the user needs one clear message
+        if _is_network_error(error):
+            raise ModelLoadError(_explain(model, kind, error)) from error
+        raise
+
+
+def _variant(path: str, torch_dtype: torch.dtype) -> dict[str, str]:
+    """Use the fp16 weight files of a local folder when they exist and we run in float16."""
+    if torch_dtype == torch.float16 and os.path.isdir(path):
+        if any(p.name.endswith(".fp16.safetensors") for p in Path(path).glob("*/*.safetensors")):
+            return {"variant": "fp16"}
+    return {}
+
+
+def _is_network_error(error: BaseException) -> bool:
+    name = type(error).__name__.lower()
+    return any(word in name for word in ("connection", "timeout", "http", "offline", "entrynotfound", "repository"))
+
+
+def _explain(model: str, kind: str, error: BaseException) -> str:
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if kind == "hub":
+        return (
+            f"could not load {model!r} from the Hugging Face hub (no network, not in the local cache, or no such "
+            f"repository): download it where there is network (`hf download {model}`) and copy the cache here, "
+            f"or give a local diffusers folder or a .safetensors file; `tiny-random` runs without any download. "
+            f"[{type(error).__name__}: {first_line}]"
+        )
+    if kind == "single_file":
+        return (
+            f"could not load the checkpoint {model!r}: single-file SDXL loading needs the SDXL configs, from the hub "
+            f"({DEFAULT_HUB_MODEL}) or from a local diffusers folder given as the single-file config; "
+            f"check that the file is an SDXL checkpoint. [{type(error).__name__}: {first_line}]"
+        )
+    return f"could not load the diffusers folder {model!r}: [{type(error).__name__}: {first_line}]"
