@@ -27,6 +27,7 @@ SDXL_SCHEDULER_CONFIG = {
     "use_karras_sigmas": False,
 }
 TEXT_HIDDEN = 32
+TEXT_HIDDEN_2 = 48  # differs from TEXT_HIDDEN as in SDXL (768 vs 1280): single-file loading tells them apart by width
 TIME_EMBED_DIM = 8
 
 
@@ -36,17 +37,17 @@ def sdxl_euler_scheduler():
     return EulerDiscreteScheduler(**SDXL_SCHEDULER_CONFIG)
 
 
-def _text_config(vocab_size: int, bos: int, eos: int):
+def _text_config(vocab_size: int, bos: int, eos: int, hidden: int):
     from transformers import CLIPTextConfig
 
     return CLIPTextConfig(
         vocab_size=vocab_size,
-        hidden_size=TEXT_HIDDEN,
+        hidden_size=hidden,
         intermediate_size=64,
         num_hidden_layers=3,
         num_attention_heads=4,
         max_position_embeddings=77,
-        projection_dim=TEXT_HIDDEN,
+        projection_dim=hidden,
         hidden_act="gelu",
         bos_token_id=bos,
         eos_token_id=eos,
@@ -63,7 +64,7 @@ def build_tiny_random_components(seed: int = 0, tokenizer_dir: Path | None = Non
         tokenizer_dir = Path(tempfile.mkdtemp(prefix="taue-tiny-tokenizer-"))
     tokenizer = load_word_tokenizer(read_word_list(VOCABULARY), tokenizer_dir)
     tokenizer_2 = load_word_tokenizer(read_word_list(VOCABULARY), tokenizer_dir)
-    text_config = _text_config(len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
+    ids = (len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id)
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -76,11 +77,11 @@ def build_tiny_random_components(seed: int = 0, tokenizer_dir: Path | None = Non
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
         attention_head_dim=(2, 4, 4),
         transformer_layers_per_block=(1, 1, 2),
-        cross_attention_dim=2 * TEXT_HIDDEN,
+        cross_attention_dim=TEXT_HIDDEN + TEXT_HIDDEN_2,
         use_linear_projection=True,
         addition_embed_type="text_time",
         addition_time_embed_dim=TIME_EMBED_DIM,
-        projection_class_embeddings_input_dim=TEXT_HIDDEN + 6 * TIME_EMBED_DIM,
+        projection_class_embeddings_input_dim=TEXT_HIDDEN_2 + 6 * TIME_EMBED_DIM,
         norm_num_groups=32,
     )
     torch.manual_seed(seed + 1)
@@ -98,9 +99,9 @@ def build_tiny_random_components(seed: int = 0, tokenizer_dir: Path | None = Non
         force_upcast=True,
     )
     torch.manual_seed(seed + 2)
-    text_encoder = CLIPTextModel(text_config)
+    text_encoder = CLIPTextModel(_text_config(*ids, hidden=TEXT_HIDDEN))
     torch.manual_seed(seed + 3)
-    text_encoder_2 = CLIPTextModelWithProjection(text_config)
+    text_encoder_2 = CLIPTextModelWithProjection(_text_config(*ids, hidden=TEXT_HIDDEN_2))
     for module in (unet, vae, text_encoder, text_encoder_2):
         module.eval()
     return {
