@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -84,21 +84,24 @@ def check_model_exists(model: str) -> None:
 
 
 def load_components(
-    pipeline_class,
     model: str,
     torch_dtype: torch.dtype,
+    *,
+    build: Callable[[dict], Any],
+    from_pretrained: Callable[..., Any],
+    from_single_file: Callable[..., Any],
     single_file_config: str | None = None,
     local_files_only: bool | None = None,
     **kwargs: Any,
 ):
-    """Build `pipeline_class` (an SDXL pipeline class) from any supported model source."""
+    """Build a pipeline from any supported model source, through the given constructors of its class."""
     check_model_exists(model)
     kind = describe_model_kind(model)
     if kind == "builtin":
         from .tiny import build_tiny_random_components
 
-        pipe = pipeline_class(**build_tiny_random_components())
-        return pipe.to(dtype=torch_dtype)
+        pipe = build(build_tiny_random_components())
+        return pipe if torch_dtype == torch.float32 else pipe.to(dtype=torch_dtype)
     if local_files_only is None:
         local_files_only = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
     try:
@@ -106,9 +109,9 @@ def load_components(
             options: dict[str, Any] = {"torch_dtype": torch_dtype, "local_files_only": local_files_only}
             if single_file_config is not None:
                 options["config"] = single_file_config
-            return pipeline_class.from_single_file(os.path.expanduser(model), **options, **kwargs)
+            return from_single_file(os.path.expanduser(model), **options, **kwargs)
         path = os.path.expanduser(model) if kind == "folder" else model
-        return pipeline_class.from_pretrained(
+        return from_pretrained(
             path, torch_dtype=torch_dtype, local_files_only=local_files_only, **_variant(path, torch_dtype), **kwargs
         )
     except ModelLoadError:

@@ -1,0 +1,223 @@
+"""Attention processors on the UNet's cross-attention layers (`attn2`): capture (phase 1) and shearing (phase 2).
+
+Both compute what diffusers' `AttnProcessor2_0` computes, so a layer's output is unchanged unless shearing asks
+otherwise. They are installed with `unet.set_attn_processor` on the `attn2` layers only; self-attention keeps its
+processor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .masks import normalize, resize_mask
+
+
+def block_of(layer_name: str) -> str:
+    """'down', 'mid' or 'up' for a processor name such as 'up_blocks.0.attentions.1.transformer_blocks.0.attn2.processor'."""
+    return layer_name.split("_", 1)[0]
+
+
+def cross_attention_layers(unet) -> list[str]:
+    return [name for name in unet.attn_processors if name.endswith("attn2.processor")]
+
+
+def level_sizes(height: int, width: int, levels: int = 8) -> dict[int, tuple[int, int]]:
+    """Feature-map size at each downsampling factor of the UNet (stride-2 convs round up)."""
+    sizes, h, w, factor = {}, height, width, 1
+    for _ in range(levels):
+        sizes[factor] = (h, w)
+        h, w, factor = math.ceil(h / 2), math.ceil(w / 2), factor * 2
+    return sizes
+
+
+@dataclass
+class AttentionState:
+    """What the processors of one phase share: the latent size, the step, the CFG layout, masks and captures."""
+
+    latent_size: tuple[int, int]
+    cfg: bool = True
+    step: int = 0
+    capture_until: int = 0
+    capture_factors: tuple[int, ...] = ()
+    token_indices: list[int] = field(default_factory=list)
+    shear_mask: torch.Tensor | None = None  # [H, W] at latent size, 1 = foreground prompt
+    prompt_length: int = 77
+    _sum: torch.Tensor | None = None
+    _count: int = 0
+    _mask_cache: dict = field(default_factory=dict)
+
+    def factor_of(self, sequence_length: int) -> tuple[int, tuple[int, int]]:
+        for factor, (h, w) in level_sizes(*self.latent_size).items():
+            if h * w == sequence_length:
+                return factor, (h, w)
+        raise ValueError(f"no UNet level of a {self.latent_size} latent has {sequence_length} positions")
+
+    # -- capture
+    @property
+    def capturing(self) -> bool:
+        return self.step < self.capture_until and bool(self.token_indices)
+
+    def add_map(self, token_map: torch.Tensor, size: tuple[int, int]) -> None:
+        """Accumulate a [N] map of one layer, upsampled to the latent size."""
+        upsampled = resize_mask(token_map.float().view(*size), *self.latent_size)
+        self._sum = upsampled if self._sum is None else self._sum + upsampled
+        self._count += 1
+
+    def attention_map(self) -> torch.Tensor | None:
+        """A_fg: the mean of all captured maps, min-max normalised; None when nothing was captured."""
+        if self._sum is None:
+            return None
+        return normalize(self._sum / self._count)
+
+    @property
+    def captured_maps(self) -> int:
+        return self._count
+
+    # -- shearing
+    def mask_at(self, size: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+        key = (size, like.device, like.dtype)
+        if key not in self._mask_cache:
+            mask = resize_mask(self.shear_mask, *size).to(like.device, like.dtype)
+            self._mask_cache[key] = mask.reshape(1, 1, -1, 1)
+        return self._mask_cache[key]
+
+
+class _CrossAttention:
+    """The steps of AttnProcessor2_0, split so that subclasses can attend to several prompts with one query."""
+
+    def __init__(self, state: AttentionState, layer_name: str):
+        self.state = state
+        self.layer_name = layer_name
+
+    def _begin(self, attn, hidden_states, temb):
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        shape = None
+        if hidden_states.ndim == 4:
+            shape = hidden_states.shape
+            b, c, h, w = shape
+            hidden_states = hidden_states.view(b, c, h * w).transpose(1, 2)
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        return hidden_states, residual, shape
+
+    @staticmethod
+    def _split_heads(attn, x, batch):
+        head_dim = x.shape[-1] // attn.heads
+        return x.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
+
+    def _key_value(self, attn, context, batch):
+        if attn.norm_cross:
+            context = attn.norm_encoder_hidden_states(context)
+        key = self._split_heads(attn, attn.to_k(context), batch)
+        value = self._split_heads(attn, attn.to_v(context), batch)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+        return key, value
+
+    def _query(self, attn, hidden_states, batch):
+        query = self._split_heads(attn, attn.to_q(hidden_states), batch)
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        return query
+
+    def _end(self, attn, out, residual, shape, batch, query_dtype):
+        out = out.transpose(1, 2).reshape(batch, -1, out.shape[1] * out.shape[-1]).to(query_dtype)
+        out = attn.to_out[1](attn.to_out[0](out))
+        if shape is not None:
+            out = out.transpose(-1, -2).reshape(shape)
+        if attn.residual_connection:
+            out = out + residual
+        return out / attn.rescale_output_factor
+
+    def _mask(self, attn, attention_mask, sequence_length, batch):
+        if attention_mask is None:
+            return None
+        attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch)
+        return attention_mask.view(batch, attn.heads, -1, attention_mask.shape[-1])
+
+
+class AttentionCaptureProcessor(_CrossAttention):
+    """Phase 1: the layer's usual output, plus the object tokens' attention map of the conditional half."""
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
+        hidden_states, residual, shape = self._begin(attn, hidden_states, temb)
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        batch = context.shape[0]
+        mask = self._mask(attn, attention_mask, context.shape[1], batch)
+        query = self._query(attn, hidden_states, batch)
+        key, value = self._key_value(attn, context, batch)
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=0.0, is_causal=False)
+        if self.state.capturing:
+            factor, size = self.state.factor_of(query.shape[2])
+            if factor in self.state.capture_factors:
+                self._record(query, key, attn.scale, size)
+        return self._end(attn, out, residual, shape, batch, query.dtype)
+
+    def _record(self, query, key, scale, size):
+        half = query.shape[0] // 2 if self.state.cfg else 0
+        q, k = query[half:].float(), key[half:].float()
+        probs = torch.softmax(q @ k.transpose(-1, -2) * scale, dim=-1)  # [b, heads, N, T]
+        token_map = probs[..., self.state.token_indices].mean(dim=(0, 1, 3))  # [N]
+        self.state.add_map(token_map, size)
+
+
+class AttentionShearingProcessor(_CrossAttention):
+    """Phase 2: A_mix = m * Attn(T_fg) + (1 - m) * Attn(T_bg), inside CFG's batch.
+
+    The encoder states hold three prompts side by side along the sequence: [T_all | T_fg | T_bg], each
+    `state.prompt_length` tokens. A sheared layer blends the T_fg and T_bg outputs with the object mask resized to
+    its own resolution; a layer that does not shear attends to T_all alone.
+    """
+
+    def __init__(self, state: AttentionState, layer_name: str, shear: bool):
+        super().__init__(state, layer_name)
+        self.shear = shear
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
+        if attention_mask is not None:
+            raise ValueError("attention shearing does not support attention masks")
+        hidden_states, residual, shape = self._begin(attn, hidden_states, temb)
+        if encoder_hidden_states is None:
+            raise ValueError("attention shearing is for cross-attention layers only")
+        batch = encoder_hidden_states.shape[0]
+        n = self.state.prompt_length
+        composite, foreground, background = (encoder_hidden_states[:, i * n : (i + 1) * n] for i in range(3))
+        query = self._query(attn, hidden_states, batch)
+        if not self.shear or self.state.shear_mask is None:
+            key, value = self._key_value(attn, composite, batch)
+            out = F.scaled_dot_product_attention(query, key, value)
+        else:
+            key, value = self._key_value(attn, foreground, batch)
+            out_fg = F.scaled_dot_product_attention(query, key, value)
+            key, value = self._key_value(attn, background, batch)
+            out_bg = F.scaled_dot_product_attention(query, key, value)
+            _, size = self.state.factor_of(query.shape[2])
+            m = self.state.mask_at(size, out_fg)
+            out = m * out_fg + (1 - m) * out_bg
+        return self._end(attn, out, residual, shape, batch, query.dtype)
+
+
+def install_processors(unet, make_processor) -> dict:
+    """Put `make_processor(name)` on every cross-attention layer; returns the processors it replaced.
+
+    Memory helpers (attention slicing, fused QKV, some offload paths) swap processors silently, so the pipeline
+    installs its own last, right before each phase, and checks them with `check_installed`.
+    """
+    previous = dict(unet.attn_processors)
+    processors = {name: (make_processor(name) if name.endswith("attn2.processor") else proc)
+                  for name, proc in previous.items()}
+    unet.set_attn_processor(processors)
+    return previous
+
+
+def check_installed(unet, kind: type) -> None:
+    wrong = [n for n, p in unet.attn_processors.items() if n.endswith("attn2.processor") and not isinstance(p, kind)]
+    if wrong:
+        raise RuntimeError(f"{len(wrong)} cross-attention layers lost their {kind.__name__} (e.g. {wrong[0]}): "
+                           "a memory helper replaced them; enable it before calling the pipeline")
