@@ -1,0 +1,184 @@
+"""`taue` command line: `taue generate ...` writes the layers of one scene as PNGs and taue.json.
+
+Every argument is checked before the model loads (seconds, not minutes), and a bad one ends the run with one line
+that names the flag and what it allows, exit status 2. No traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .config import LayoutBox, TAUEConfig, field_names
+
+DEFAULT_MODEL = "tiny-random"
+EXIT_USAGE, EXIT_FAILURE, EXIT_CANCELLED = 2, 1, 130
+
+# TAUEConfig fields that have a flag of their own; other fields are set with --set FIELD=VALUE.
+FIELD_FLAGS = {"num_inference_steps": "--steps"}
+
+
+class UsageError(Exception):
+    """A bad command line: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse prints usage + error; we print one line
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="taue", description="TAUE Layers: foreground, background and composite from one seed.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    gen = commands.add_parser("generate", help="generate the layers of one scene")
+    gen.add_argument("--foreground", required=True, metavar="TEXT", help="the object alone, e.g. 'a red vintage bicycle'")
+    gen.add_argument("--background", required=True, metavar="TEXT", help="the scene, e.g. 'a cobblestone street at dusk'")
+    gen.add_argument("--composite", metavar="TEXT", help="composite prompt (default: FOREGROUND, BACKGROUND)")
+    gen.add_argument("--negative", metavar="TEXT", help="negative prompt for all phases")
+    gen.add_argument("--model", default=DEFAULT_MODEL, metavar="M",
+                     help=f"hub id, diffusers folder, .safetensors file, or tiny-random (default: {DEFAULT_MODEL})")
+    gen.add_argument("--single-file-config", metavar="DIR",
+                     help="local diffusers SDXL folder whose configs describe a .safetensors --model")
+    gen.add_argument("--seed", default="0", metavar="N", help="seed (default 0): same seed, same files")
+    gen.add_argument("--steps", default=None, metavar="N", help="denoising steps per phase (default 50)")
+    gen.add_argument("--width", default=None, metavar="W", help="multiple of 8 (default: the model's size)")
+    gen.add_argument("--height", default=None, metavar="H", help="multiple of 8 (default: the model's size)")
+    gen.add_argument("--layout", default=None, metavar="CX,CY,W,H", help="object box, fractions 0..1")
+    gen.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                     help="any TAUEConfig field, e.g. --set tau_bg=0.4 (JSON values: --set shear_blocks='[\"up\"]')")
+    gen.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    gen.add_argument("--dtype", default=None, help="float16, bfloat16 or float32 (default: fp16 on GPU, fp32 on CPU)")
+    gen.add_argument("--cpu-offload", action="store_true", help="keep idle sub-models on the CPU (small GPUs)")
+    gen.add_argument("--vae-tiling", action="store_true", help="decode in tiles (small GPUs)")
+    gen.add_argument("--out", default="taue-out", metavar="DIR", help="output folder (default: taue-out)")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _int(flag: str, text: str | None, low: int, high: int, multiple: int = 1) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"{flag} must be a whole number (got {text!r})") from None
+    if not low <= value <= high or value % multiple:
+        rule = f"a multiple of {multiple} in {low}..{high}" if multiple > 1 else f"in {low}..{high}"
+        raise UsageError(f"{flag} must be {rule} (got {value})")
+    return value
+
+
+def _config(args) -> TAUEConfig:
+    changes = {}
+    steps = _int("--steps", args.steps, 2, 1000)
+    if steps is not None:
+        changes["num_inference_steps"] = steps
+    known = field_names()
+    for item in args.set:
+        name, sep, raw = item.partition("=")
+        if not sep or name not in known:
+            raise UsageError(f"--set takes FIELD=VALUE with FIELD one of: {', '.join(known)} (got {item!r})")
+        try:
+            changes[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            changes[name] = raw
+    try:
+        return TAUEConfig(**changes)
+    except (ValueError, TypeError) as error:
+        field = next((n for n in changes if str(error).startswith(n)), None)
+        flag = FIELD_FLAGS.get(field, f"--set {field}") if field else "--set"
+        raise UsageError(f"{flag}: {error}") from None
+
+
+def check_arguments(args) -> dict:
+    """Everything that can be checked without loading the model; returns the pipeline's keyword arguments."""
+    from .models.loading import ModelLoadError, check_model_exists
+
+    for flag, value in (("--foreground", args.foreground), ("--background", args.background)):
+        if not value.strip():
+            raise UsageError(f"{flag} must not be empty")
+    config = _config(args)
+    seed = _int("--seed", args.seed, 0, 2**63 - 1)
+    width = _int("--width", args.width, 64, 4096, multiple=8)
+    height = _int("--height", args.height, 64, 4096, multiple=8)
+    layout = None
+    if args.layout is not None:
+        try:
+            layout = LayoutBox.parse(args.layout)
+        except ValueError as error:
+            raise UsageError(f"--layout: {error}") from None
+    try:
+        check_model_exists(args.model)
+    except ModelLoadError as error:
+        raise UsageError(f"--model: {error}") from None
+    if args.single_file_config is not None and not Path(args.single_file_config).is_dir():
+        raise UsageError(f"--single-file-config must be a diffusers folder (got {args.single_file_config!r})")
+    return {
+        "foreground_prompt": args.foreground,
+        "background_prompt": args.background,
+        "composite_prompt": args.composite,
+        "negative_prompt": args.negative,
+        "layout": layout,
+        "seed": seed,
+        "width": width,
+        "height": height,
+        "config": config,
+    }
+
+
+def generate(args) -> int:
+    request = check_arguments(args)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out must be a folder (got the file {str(out)!r})")
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no library chatter between the bar and the result
+    from .models.loading import ModelLoadError
+    from .pipeline import TAUECancelled, TAUEPipeline
+
+    if not args.quiet:
+        print(f"loading {args.model} ...", file=sys.stderr)
+    try:
+        pipe = TAUEPipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype,
+                                            cpu_offload=args.cpu_offload, vae_tiling=args.vae_tiling,
+                                            single_file_config=args.single_file_config)
+    except ModelLoadError as error:
+        print(f"taue: error: --model: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    pipe.set_progress_bar_config(disable=args.quiet, desc="TAUE (foreground, composite, background)",
+                                 unit="step", leave=True)
+    try:
+        result = pipe(**request)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    except TAUECancelled as error:
+        print(f"taue: {error}", file=sys.stderr)
+        return EXIT_CANCELLED
+    written = result.save(out)
+    if not args.quiet:
+        for name, path in written.items():
+            print(f"{name:>20}: {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "generate":
+            return generate(args)
+    except UsageError as error:
+        print(f"taue: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("taue: interrupted; nothing was written for the unfinished job", file=sys.stderr)
+        return EXIT_CANCELLED
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
