@@ -1,0 +1,79 @@
+import pytest
+
+from taue_engine import LayoutBox, TAUEConfig
+from taue_engine.config import field_names
+
+
+def test_defaults_are_the_papers():
+    c = TAUEConfig()
+    assert c.num_inference_steps == 50
+    assert c.scheduler == "euler_discrete"
+    assert (c.guidance_foreground, c.guidance_composite, c.guidance_background) == (7.5, 5.0, 5.0)
+    assert c.crop_ratio == 0.5 and c.crop_step == 25
+    assert c.green_latent == (0.0, 1.0, 1.0, 0.0)
+    assert c.highpass is True
+
+
+def test_every_field_is_documented():
+    import inspect
+
+    source = inspect.getsource(TAUEConfig)
+    for name in field_names():
+        after = source.split(f"    {name}:", 1)[1]
+        assert '"""' in after.split("\n", 2)[1], f"{name} has no docstring"
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"num_inference_steps": 1}, "num_inference_steps"),
+        ({"num_inference_steps": 2.5}, "num_inference_steps"),
+        ({"crop_ratio": 1.0}, "crop_ratio"),
+        ({"crop_ratio": 0.0}, "crop_ratio"),
+        ({"crop_ratio": 0.999}, "crop_ratio"),
+        ({"guidance_foreground": -1}, "guidance_foreground"),
+        ({"green_alpha": 1.5}, "green_alpha"),
+        ({"green_latent": (0, 0, 0, 0)}, "green_latent"),
+        ({"green_latent": (0, float("nan"), 1, 0)}, "green_latent"),
+        ({"mask_std": 0}, "mask_std"),
+        ({"mask_p_min": 0.8, "mask_p_max": 0.2}, "mask_p_min"),
+        ({"tau_bg": 1.5}, "tau_bg"),
+        ({"tau_attention": -0.1}, "tau_attention"),
+        ({"mask_blur_sigma": -1}, "mask_blur_sigma"),
+        ({"attention_resolutions": (3,)}, "attention_resolutions"),
+        ({"shear_blocks": ("sideways",)}, "shear_blocks"),
+        ({"highpass": "yes"}, "highpass"),
+        ({"highpass_strength": 5}, "highpass_strength"),
+        ({"transplant_noise": -1}, "transplant_noise"),
+        ({"key_low": 0.7, "key_high": 0.6}, "key_low"),
+        ({"despill_strength": 2}, "despill_strength"),
+        ({"feather_px": -2}, "feather_px"),
+        ({"scheduler": "ddim"}, "scheduler"),
+    ],
+)
+def test_invalid_values_name_the_field_and_range(changes, field):
+    with pytest.raises(ValueError) as info:
+        TAUEConfig(**changes)
+    message = str(info.value)
+    assert message.startswith(field), message
+    assert any(ch.isdigit() for ch in message) or "one of" in message or "subset" in message or "true or false" in message
+
+
+def test_replace_rejects_unknown_fields():
+    with pytest.raises(ValueError, match="unknown TAUEConfig field"):
+        TAUEConfig().replace(tau=1)
+
+
+def test_round_trip_through_dict():
+    c = TAUEConfig(tau_bg=0.4, shear_blocks=("up",))
+    assert TAUEConfig.from_dict(c.to_dict()) == c
+
+
+@pytest.mark.parametrize("text", ["0.5,0.5,0.2", "a,b,c,d", "0.5,0.5,0,0.2", "-0.1,0.5,0.2,0.2", "0.5,1.1,0.2,0.2"])
+def test_layout_box_rejects_bad_boxes(text):
+    with pytest.raises(ValueError, match="layout"):
+        LayoutBox.parse(text)
+
+
+def test_layout_box_parses():
+    assert LayoutBox.parse("0.25, 0.5, 0.3, 0.4") == LayoutBox(0.25, 0.5, 0.3, 0.4)

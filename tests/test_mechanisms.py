@@ -1,0 +1,222 @@
+"""Each mechanism of TAUE checked where it happens, on the tiny-random model."""
+
+import pytest
+import torch
+
+from taue_engine import TAUECancelled, TAUEConfig
+from taue_engine.attention import AttentionShearingProcessor, AttentionState
+from taue_engine.transplant import highpass
+
+from .conftest import SIZE, STEPS
+
+
+def test_green_injection_touches_only_key_channels_where_mask_is_one(recorded_run):
+    result, _ = recorded_run
+    noise, injected, mask = (result.latents[k] for k in ("initial_noise", "initial_foreground", "green_mask"))
+    changed = (injected != noise)[0]  # [C, H, W]
+    assert not changed[0].any() and not changed[3].any(), "channels 0 and 3 must stay plain noise"
+    assert not changed[1:3][:, mask == 0].any(), "nothing may change where M = 0"
+    assert changed[1:3][:, mask == 1].float().mean() > 0.99
+    # unit-variance space: the shift is alpha * (1 - z), i.e. of order one, not of order 1/14.6
+    shift = (injected - noise)[0, 1:3][:, mask == 1]
+    expected = 0.22 * (1 - noise[0, 1:3][:, mask == 1])
+    assert torch.allclose(shift, expected, atol=1e-6)
+
+
+def test_layout_box_keeps_green_out_of_the_box(recorded_run):
+    result, _ = recorded_run
+    mask = result.latents["green_mask"]
+    h, w = mask.shape
+    inside = mask[int(0.4 * h) : int(0.6 * h), int(0.3 * w) : int(0.5 * w)]  # centre of box (0.4, 0.5, 0.5, 0.6)
+    assert inside.mean() < 0.2
+    assert mask[:, -2:].mean() > 0.8  # far right edge, outside the box
+
+
+def test_seedling_is_phase_one_latent_at_crop_step(recorded_run, config):
+    result, recorder = recorded_run
+    crop = config.crop_step
+    assert len(recorder.latents["foreground"]) == STEPS
+    assert torch.equal(recorder.latents["foreground"][crop - 1], result.latents["seedling"])
+
+
+def test_composite_object_region_is_held_until_crop_then_released(pipe, recorded_run, config):
+    result, recorder = recorded_run
+    crop = config.crop_step
+    m = result.latents["object_mask"].bool()
+    assert m.any() and not m.all()
+    target = highpass(result.latents["seedling"], config.highpass_strength)
+    steps = recorder.latents["composite"]
+    sigmas = pipe.scheduler.sigmas
+    # at the cut the object region is exactly the transplanted, high-passed seedling
+    assert torch.allclose(steps[crop - 1][0][:, m], target[0][:, m], atol=1e-6)
+    # before it, the region is the seedling plus one fixed noise scaled to the current noise level
+    noises = []
+    for k in range(1, crop):
+        scale = float((sigmas[k] ** 2 - sigmas[crop] ** 2).sqrt())
+        noises.append((steps[k - 1][0][:, m] - target[0][:, m]) / scale)
+    for n in noises[1:]:
+        assert torch.allclose(n, noises[0], atol=1e-4)
+    # the background around it is denoised freely, and after the cut the object region moves too
+    assert not torch.allclose(steps[crop - 2][0][:, ~m], steps[crop - 1][0][:, ~m])
+    assert not torch.allclose(steps[crop][0][:, m], target[0][:, m], atol=1e-3)
+    # the composite's latent at the cut is what phase 3 transplants
+    assert torch.equal(steps[crop - 1], result.latents["background_seedling"])
+
+
+def test_background_phase_holds_the_inverted_mask(recorded_run, config):
+    result, recorder = recorded_run
+    crop = config.crop_step
+    m = result.latents["object_mask"].bool()
+    l_bg = result.latents["background_seedling"]
+    steps = recorder.latents["background"]
+    # outside the object the background is held to L_bg; the hole is re-grown from fresh noise
+    assert torch.allclose(steps[crop - 1][0][:, ~m], l_bg[0][:, ~m], atol=1e-6)
+    assert not torch.allclose(steps[crop - 1][0][:, m], l_bg[0][:, m], atol=1e-2)
+    assert not torch.allclose(steps[crop][0][:, ~m], l_bg[0][:, ~m], atol=1e-3)
+
+
+def test_attention_is_captured_before_the_cut_only(pipe, recorded_run, config):
+    result, _ = recorded_run
+    layers = [n for n in pipe.unet.attn_processors if n.endswith("attn2.processor")]
+    factor_of = {"down_blocks.1": 2, "down_blocks.2": 4, "mid_block": 4, "up_blocks.0": 4, "up_blocks.1": 2}
+    per_step = sum(1 for n in layers if factor_of[".".join(n.split(".")[:2]) if n.startswith(("down", "up"))
+                                                 else "mid_block"] in config.attention_resolutions)
+    assert result.metadata["attention_maps_captured"] == per_step * config.crop_step
+    attention = result.latents["attention"]
+    assert attention.shape == result.latents["object_mask"].shape
+    assert float(attention.min()) == 0.0 and float(attention.max()) == 1.0
+
+
+def _cross_attention_module(pipe):
+    return pipe.unet.down_blocks[1].attentions[0].transformer_blocks[0].attn2
+
+
+@pytest.mark.parametrize("fill, expected", [(1.0, "fg"), (0.0, "bg")])
+def test_shearing_with_a_full_or_empty_mask_gives_one_prompt(pipe, fill, expected):
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    attn = _cross_attention_module(pipe)
+    torch.manual_seed(0)
+    hidden = torch.randn(2, 64, attn.query_dim)  # 8x8 positions, CFG batch of 2
+    prompts = {k: torch.randn(2, 77, attn.cross_attention_dim) for k in ("all", "fg", "bg")}
+    state = AttentionState(latent_size=(16, 16), shear_mask=torch.full((16, 16), fill), prompt_length=77)
+    sheared = AttentionShearingProcessor(state, "down_blocks.1", shear=True)(
+        attn, hidden, torch.cat([prompts["all"], prompts["fg"], prompts["bg"]], dim=1))
+    plain = AttnProcessor2_0()(attn, hidden, prompts[expected])
+    assert torch.allclose(sheared, plain, atol=1e-5)
+    other = AttnProcessor2_0()(attn, hidden, prompts["bg" if expected == "fg" else "fg"])
+    assert not torch.allclose(sheared, other, atol=1e-3)
+
+
+def test_shearing_blends_by_position(pipe):
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    attn = _cross_attention_module(pipe)
+    hidden = torch.randn(2, 64, attn.query_dim)
+    fg, bg = torch.randn(2, 77, attn.cross_attention_dim), torch.randn(2, 77, attn.cross_attention_dim)
+    mask = torch.zeros(16, 16)
+    mask[:, :8] = 1  # left half foreground
+    state = AttentionState(latent_size=(16, 16), shear_mask=mask, prompt_length=77)
+    out = AttentionShearingProcessor(state, "down_blocks.1", shear=True)(attn, hidden, torch.cat([fg, fg, bg], 1))
+    out_fg, out_bg = AttnProcessor2_0()(attn, hidden, fg), AttnProcessor2_0()(attn, hidden, bg)
+    left = torch.zeros(8, 8, dtype=torch.bool)
+    left[:, :4] = True
+    left = left.flatten()
+    assert torch.allclose(out[:, left], out_fg[:, left], atol=1e-5)
+    assert torch.allclose(out[:, ~left], out_bg[:, ~left], atol=1e-5)
+
+
+def test_unsheared_layer_attends_to_the_composite_prompt(pipe):
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    attn = _cross_attention_module(pipe)
+    hidden = torch.randn(2, 64, attn.query_dim)
+    prompts = [torch.randn(2, 77, attn.cross_attention_dim) for _ in range(3)]
+    state = AttentionState(latent_size=(16, 16), shear_mask=torch.ones(16, 16), prompt_length=77)
+    out = AttentionShearingProcessor(state, "up_blocks.0", shear=False)(attn, hidden, torch.cat(prompts, 1))
+    assert torch.allclose(out, AttnProcessor2_0()(attn, hidden, prompts[0]), atol=1e-5)
+
+
+def test_capture_processor_leaves_the_output_unchanged(pipe):
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    from taue_engine.attention import AttentionCaptureProcessor
+
+    attn = _cross_attention_module(pipe)
+    hidden, context = torch.randn(2, 64, attn.query_dim), torch.randn(2, 77, attn.cross_attention_dim)
+    state = AttentionState(latent_size=(16, 16), capture_until=5, capture_factors=(2,), token_indices=[1, 2])
+    out = AttentionCaptureProcessor(state, "down_blocks.1")(attn, hidden, context)
+    assert torch.allclose(out, AttnProcessor2_0()(attn, hidden, context), atol=1e-5)
+    assert state.captured_maps == 1 and state.attention_map().shape == (16, 16)
+
+
+def test_processors_are_restored_after_a_run(pipe, recorded_run):
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    assert all(isinstance(p, AttnProcessor2_0) for p in pipe.unet.attn_processors.values())
+
+
+def test_result_layers(recorded_run):
+    result, _ = recorded_run
+    assert result.foreground.mode == "RGBA" and result.foreground.size == (SIZE, SIZE)
+    assert result.foreground_on_green.mode == "RGB"
+    assert result.background.size == result.composite.size == (SIZE, SIZE)
+    assert result.mask.mode == "L" and result.mask.size == (SIZE, SIZE)
+    assert set(result.metadata["timings_s"]) >= {"foreground", "composite", "background", "keying", "total"}
+    assert result.metadata["prompts"]["composite"] == "a red star, a blue striped background"
+
+
+def test_same_seed_same_pictures_other_seed_other_pictures(pipe, config, tmp_path):
+    runs = [pipe("a red star", "a blue striped background", seed=s, width=SIZE, height=SIZE, config=config)
+            for s in (3, 3, 4)]
+    paths = [runs[i].save(tmp_path / str(i)) for i in range(3)]
+    for name in ("foreground", "foreground_on_green", "background", "composite", "mask"):
+        assert paths[0][name].read_bytes() == paths[1][name].read_bytes(), name
+    assert paths[0]["composite"].read_bytes() != paths[2]["composite"].read_bytes()
+
+
+def test_progress_reports_every_step_and_can_cancel(pipe, config):
+    ticks = []
+    pipe("a red star", "a blue striped background", seed=1, width=64, height=64, config=config,
+         progress_callback=ticks.append)
+    assert [t.overall_step for t in ticks] == list(range(1, 3 * STEPS + 1))
+    assert [t.phase for t in ticks[:: STEPS]] == ["foreground", "composite", "background"]
+    assert ticks[-1].fraction == 1.0
+
+    seen = []
+
+    def stop_in_composite(tick):
+        seen.append(tick)
+        return not (tick.phase == "composite" and tick.step == 2)
+
+    with pytest.raises(TAUECancelled, match="composite"):
+        pipe("a red star", "a blue striped background", seed=1, width=64, height=64, config=config,
+             progress_callback=stop_in_composite)
+    assert seen[-1].overall_step == STEPS + 2  # stopped within the step that asked
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    assert all(isinstance(p, AttnProcessor2_0) for p in pipe.unet.attn_processors.values())
+
+
+def test_no_shearing_and_no_highpass_are_honoured(pipe, config):
+    base = pipe("a red star", "a blue striped background", seed=2, width=64, height=64, config=config)
+    plain = pipe("a red star", "a blue striped background", seed=2, width=64, height=64,
+                 config=config.replace(shear_blocks=(), highpass=False))
+    assert torch.equal(base.latents["seedling"], plain.latents["seedling"])  # phase 1 is unaffected
+    assert not torch.equal(base.latents["background_seedling"], plain.latents["background_seedling"])
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"width": 100}, "width"), ({"height": 32}, "height"), ({"seed": -1}, "seed"),
+    ({"foreground_prompt": ""}, "foreground_prompt"), ({"layout": (0.5, 0.5, 2, 0.2)}, "layout.w"),
+])
+def test_bad_call_arguments_raise_value_errors(pipe, config, kwargs, field):
+    request = {"foreground_prompt": "a red star", "background_prompt": "a blue background", "width": 64,
+               "height": 64, "config": config, **kwargs}
+    with pytest.raises(ValueError, match=field):
+        pipe(**request)
+
+
+def test_green_latent_must_match_the_models_channels(pipe):
+    with pytest.raises(ValueError, match="green_latent"):
+        pipe("a", "b", width=64, height=64, config=TAUEConfig(num_inference_steps=4, green_latent=(0, 1, 1)))
