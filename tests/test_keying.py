@@ -1,0 +1,77 @@
+"""The RGBA foreground: alpha 0 on key green, 255 on saturated colours, no green left on the edge."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from taue_engine import TAUEConfig
+from taue_engine.keying import foreground_rgba, green_excess
+
+KEY = (0, 255, 0)
+
+
+def _split_image(colour, size=64):
+    """Left half `colour`, right half key green, with a one-pixel mixed edge column."""
+    rgb = np.zeros((size, size, 3), np.float32)
+    rgb[:, : size // 2] = colour
+    rgb[:, size // 2 :] = KEY
+    rgb[:, size // 2] = 0.5 * np.array(colour) + 0.5 * np.array(KEY)
+    return Image.fromarray(rgb.astype(np.uint8))
+
+
+@pytest.mark.parametrize("colour", [(255, 0, 0), (0, 0, 255), (255, 255, 0), (255, 128, 0), (128, 0, 255),
+                                    (255, 255, 255), (0, 0, 0), (0, 255, 255)])
+def test_alpha_opaque_on_colour_transparent_on_key(colour):
+    image = _split_image(colour)
+    rgba, info = foreground_rgba(image, torch.ones(8, 8), TAUEConfig(feather_px=0.0))
+    a = np.asarray(rgba)[..., 3]
+    assert (a[:, :31] == 255).all(), f"{colour}: object must be opaque"
+    assert (a[:, 33:] == 0).all(), "key green must be fully transparent"
+
+
+def test_no_green_on_edge_pixels_after_despill():
+    rgba, _ = foreground_rgba(_split_image((200, 30, 60)), torch.ones(8, 8), TAUEConfig())
+    pixels = np.asarray(rgba).astype(np.float32) / 255
+    edge = (pixels[..., 3] > 0) & (pixels[..., 3] < 1)
+    assert edge.any(), "feathering must make a soft edge"
+    assert (green_excess(pixels[edge][:, :3]) <= 1 / 255).all()
+    # and the edge is not darkened to a halo
+    luma = lambda c: c @ np.array([0.299, 0.587, 0.114], np.float32)  # noqa: E731
+    assert luma(pixels[edge][:, :3]).min() >= 0.6 * luma(np.array([200, 30, 60], np.float32) / 255)
+
+
+def test_without_despill_the_green_cast_stays():
+    image = _split_image((200, 30, 60))
+    rgb = np.asarray(image).copy()
+    rgb[:, 10] = (150, 180, 60)  # a green-cast column inside the object
+    cfg = TAUEConfig(despill=False, feather_px=0.0, key_low=0.5, key_high=0.9)
+    rgba, _ = foreground_rgba(Image.fromarray(rgb), torch.ones(8, 8), cfg)
+    assert green_excess(np.asarray(rgba)[:, 10, :3].astype(np.float32) / 255).mean() > 0.05
+    rgba, _ = foreground_rgba(Image.fromarray(rgb), torch.ones(8, 8), cfg.replace(despill=True))
+    assert green_excess(np.asarray(rgba)[:, 10, :3].astype(np.float32) / 255).max() <= 1 / 255
+
+
+def test_object_mask_gates_far_specks():
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    rgb[:] = KEY
+    rgb[28:36, 28:36] = (255, 0, 0)  # the object, where m_obj is
+    rgb[2:5, 2:5] = (255, 0, 0)  # a speck far from it
+    m_obj = torch.zeros(8, 8)
+    m_obj[3:5, 3:5] = 1
+    rgba, _ = foreground_rgba(Image.fromarray(rgb), m_obj, TAUEConfig(feather_px=0.0, mask_gate_dilation=1))
+    a = np.asarray(rgba)[..., 3]
+    assert a[30:34, 30:34].min() == 255
+    assert a[2:5, 2:5].max() == 0
+
+
+def test_key_colour_is_estimated_from_the_backdrop():
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    rgb[:] = (40, 180, 70)  # a model's dull green, not #00FF00
+    rgb[24:40, 24:40] = (230, 200, 40)  # a yellow object
+    m_obj = torch.zeros(8, 8)
+    m_obj[3:5, 3:5] = 1
+    rgba, info = foreground_rgba(Image.fromarray(rgb), m_obj, TAUEConfig(feather_px=0.0))
+    assert info["key_color"] == [40, 180, 70]
+    a = np.asarray(rgba)[..., 3]
+    assert a[26:38, 26:38].min() == 255 and a[:8].max() == 0
