@@ -336,6 +336,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             t0 = time.perf_counter()
             seedling = kept["seedling"]
             attention_map = capture.attention_map()
+            attention_map = None if attention_map is None else attention_map.float().cpu()
             m_obj, mask_source = object_mask(seedling.cpu(), attention_map, config.green_latent, config.tau_bg,
                                              config.tau_attention, config.mask_blur_sigma)
             timings["object_mask"] = time.perf_counter() - t0
@@ -409,5 +410,5 @@ class TAUEPipeline(StableDiffusionXLPipeline):
                    "seedling": seedling.cpu(), "object_mask": m_obj.cpu(),
                    "background_seedling": kept["background_seedling"].cpu()}
         if attention_map is not None:
-            latents["attention"] = attention_map.cpu()
+            latents["attention"] = attention_map
         return TAUEResult(foreground, foreground_on_green, background, composite, mask_image, metadata, latents)

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# TAUE Layers: set up once, then run.
+#   bash run.sh demo   set up, then generate one layered scene on the embedded model into ./taue-out
+#   bash run.sh test   set up, then run the test suite
+# Set-up makes ./.venv. On a Linux machine without an NVIDIA GPU it installs torch==2.13.0 first (on our
+# development and CI machines that wheel is the CPU build, on local disk), so pip never pulls a multi-GB CUDA build
+# there. TAUE_TORCH overrides the torch requirement (e.g. TAUE_TORCH=torch for the CUDA build on a GPU machine).
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${TAUE_VENV:-.venv}
+
+setup() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+  fi
+  local pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+  if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
+    local spec="torch==2.13.0"
+    if command -v nvidia-smi >/dev/null 2>&1 || [ "$(uname -s)" = "Darwin" ]; then
+      spec="torch"
+    fi
+    echo "run.sh: installing ${TAUE_TORCH:-$spec} into $VENV" >&2
+    "${pip[@]}" install "${TAUE_TORCH:-$spec}"
+  fi
+  if ! "$VENV/bin/python" -c "import taue_engine, diffusers, transformers, pytest" >/dev/null 2>&1 \
+      || [ pyproject.toml -nt "$VENV/.taue-installed" ]; then
+    echo "run.sh: installing taue-layers and its dependencies into $VENV" >&2
+    "${pip[@]}" install -e ".[test]"
+    touch "$VENV/.taue-installed"
+  fi
+}
+
+case "${1:-}" in
+  demo)
+    setup
+    shift
+    "$VENV/bin/taue" generate \
+      --foreground "a red vintage bicycle" --background "a cobblestone street at dusk" \
+      --seed 1 --out taue-out "$@"
+    ;;
+  test)
+    setup
+    shift
+    "$VENV/bin/python" -m pytest -q "$@"
+    ;;
+  *)
+    echo "usage: bash run.sh demo [taue generate flags] | bash run.sh test [pytest args]" >&2
+    exit 2
+    ;;
+esac
