@@ -77,17 +77,19 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_plain(pipe, args, config: TAUEConfig, device: str) -> float:
-    """Three plain SDXL calls with the phases' prompts and guidance scales."""
-    synchronize(device)
-    start = time.perf_counter()
+def time_plain(pipe, args, config: TAUEConfig, device: str) -> tuple[float, list[float]]:
+    """Three plain SDXL calls with the phases' prompts and guidance scales: total and each call's seconds."""
+    each = []
     for prompt, guidance in ((FG, config.guidance_foreground), (f"{FG}, {BG}", config.guidance_composite),
                              (BG, config.guidance_background)):
+        synchronize(device)
+        start = time.perf_counter()
         StableDiffusionXLPipeline.__call__(pipe, prompt=prompt, num_inference_steps=config.num_inference_steps,
                                            guidance_scale=guidance, width=args.width, height=args.height,
                                            generator=torch.Generator("cpu").manual_seed(args.seed))
-    synchronize(device)
-    return time.perf_counter() - start
+        synchronize(device)
+        each.append(time.perf_counter() - start)
+    return sum(each), each
 
 
 def time_taue(pipe, args, config: TAUEConfig, device: str) -> tuple[float, dict]:
@@ -123,16 +125,18 @@ def main() -> None:
     args.width, args.height = args.width or native, args.height or native
     config = TAUEConfig(num_inference_steps=args.steps)
 
-    # warm-up (kernels, allocator, caches), not timed
-    warm = config.replace(num_inference_steps=2)
+    # warm-up (kernels, allocator, caches, GPU clocks), not timed
+    warm = config.replace(num_inference_steps=min(args.steps, 10))
     pipe(FG, BG, seed=args.seed, width=args.width, height=args.height, config=warm)
     time_plain(pipe, args, warm, device)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
 
-    plain_times, taue_times, phase_timings = [], [], []
+    plain_times, plain_each, taue_times, phase_timings = [], [], [], []
     for _ in range(args.repeats):  # interleaved, so drift hits both alike
-        plain_times.append(time_plain(pipe, args, config, device))
+        seconds, each = time_plain(pipe, args, config, device)
+        plain_times.append(seconds)
+        plain_each.append([round(t, 3) for t in each])
         if device.startswith("cuda"):
             plain_peak = torch.cuda.max_memory_allocated()
             torch.cuda.reset_peak_memory_stats()
@@ -148,6 +152,7 @@ def main() -> None:
         "ratio_taue_over_three_plain": round(taue / plain, 4),
         "overhead_percent": round(100 * (taue - plain) / plain, 2),
         "taue_runs_s": [round(t, 3) for t in taue_times], "plain_runs_s": [round(t, 3) for t in plain_times],
+        "plain_calls_s": plain_each,
         "taue_phase_timings_s": phase_timings[len(phase_timings) // 2],
     }
     if device.startswith("cuda"):

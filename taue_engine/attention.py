@@ -46,36 +46,50 @@ class AttentionState:
     token_indices: list[int] = field(default_factory=list)
     shear_mask: torch.Tensor | None = None  # [H, W] at latent size, 1 = foreground prompt
     prompt_length: int = 77
-    _sum: torch.Tensor | None = None
-    _count: int = 0
+    _sums: dict = field(default_factory=dict)
+    _levels: dict = field(default_factory=dict)
+    _weights: dict = field(default_factory=dict)
     _mask_cache: dict = field(default_factory=dict)
 
     def factor_of(self, sequence_length: int) -> tuple[int, tuple[int, int]]:
-        for factor, (h, w) in level_sizes(*self.latent_size).items():
-            if h * w == sequence_length:
-                return factor, (h, w)
-        raise ValueError(f"no UNet level of a {self.latent_size} latent has {sequence_length} positions")
+        if sequence_length not in self._levels:
+            for factor, (h, w) in level_sizes(*self.latent_size).items():
+                if h * w == sequence_length:
+                    self._levels[sequence_length] = (factor, (h, w))
+                    break
+            else:
+                raise ValueError(f"no UNet level of a {self.latent_size} latent has {sequence_length} positions")
+        return self._levels[sequence_length]
 
     # -- capture
     @property
     def capturing(self) -> bool:
         return self.step < self.capture_until and bool(self.token_indices)
 
+    def token_weights(self, like: torch.Tensor) -> torch.Tensor:
+        """[T] weights averaging the object tokens; a tensor on the GPU, so that no step waits on a host copy."""
+        key = (like.device, like.shape[-1])
+        if key not in self._weights:
+            weights = torch.zeros(like.shape[-1], dtype=torch.float32)
+            weights[self.token_indices] = 1.0 / len(self.token_indices)
+            self._weights[key] = weights.to(like.device)
+        return self._weights[key]
+
     def add_map(self, token_map: torch.Tensor, size: tuple[int, int]) -> None:
-        """Accumulate a [N] map of one layer, upsampled to the latent size."""
-        upsampled = resize_mask(token_map.float().view(*size), *self.latent_size)
-        self._sum = upsampled if self._sum is None else self._sum + upsampled
-        self._count += 1
+        """Accumulate a [N] map of one layer; maps are summed per resolution and resized once, at the end."""
+        total, count = self._sums.get(size, (0, 0))
+        self._sums[size] = (total + token_map.float(), count + 1)
 
     def attention_map(self) -> torch.Tensor | None:
-        """A_fg: the mean of all captured maps, min-max normalised; None when nothing was captured."""
-        if self._sum is None:
+        """A_fg: the mean of all captured maps at the latent size, min-max normalised; None if none was captured."""
+        if not self._sums:
             return None
-        return normalize(self._sum / self._count)
+        total = sum(resize_mask(s.view(*size), *self.latent_size) for size, (s, _) in self._sums.items())
+        return normalize(total / self.captured_maps)
 
     @property
     def captured_maps(self) -> int:
-        return self._count
+        return sum(count for _, count in self._sums.values())
 
     # -- shearing
     def mask_at(self, size: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
@@ -161,9 +175,9 @@ class AttentionCaptureProcessor(_CrossAttention):
 
     def _record(self, query, key, scale, size):
         half = query.shape[0] // 2 if self.state.cfg else 0
-        q, k = query[half:].float(), key[half:].float()
-        probs = torch.softmax(q @ k.transpose(-1, -2) * scale, dim=-1)  # [b, heads, N, T]
-        token_map = probs[..., self.state.token_indices].mean(dim=(0, 1, 3))  # [N]
+        logits = query[half:] @ key[half:].transpose(-1, -2) * scale  # [b, heads, N, T]
+        probs = torch.softmax(logits, dim=-1, dtype=torch.float32)
+        token_map = (probs @ self.state.token_weights(probs)).mean(dim=(0, 1))  # [N]
         self.state.add_map(token_map, size)
 
 
@@ -187,19 +201,19 @@ class AttentionShearingProcessor(_CrossAttention):
             raise ValueError("attention shearing is for cross-attention layers only")
         batch = encoder_hidden_states.shape[0]
         n = self.state.prompt_length
-        composite, foreground, background = (encoder_hidden_states[:, i * n : (i + 1) * n] for i in range(3))
         query = self._query(attn, hidden_states, batch)
         if not self.shear or self.state.shear_mask is None:
-            key, value = self._key_value(attn, composite, batch)
+            key, value = self._key_value(attn, encoder_hidden_states[:, :n], batch)
             out = F.scaled_dot_product_attention(query, key, value)
         else:
-            key, value = self._key_value(attn, foreground, batch)
-            out_fg = F.scaled_dot_product_attention(query, key, value)
-            key, value = self._key_value(attn, background, batch)
-            out_bg = F.scaled_dot_product_attention(query, key, value)
+            # T_fg and T_bg side by side in the batch: one projection and one attention call for both
+            both = encoder_hidden_states[:, n : 3 * n]
+            both = torch.cat([both[:, :n], both[:, n:]], dim=0)
+            key, value = self._key_value(attn, both, 2 * batch)
+            out = F.scaled_dot_product_attention(torch.cat([query, query], dim=0), key, value)
+            out_fg, out_bg = out[:batch], out[batch:]
             _, size = self.state.factor_of(query.shape[2])
-            m = self.state.mask_at(size, out_fg)
-            out = m * out_fg + (1 - m) * out_bg
+            out = torch.lerp(out_bg, out_fg, self.state.mask_at(size, out_fg))
         return self._end(attn, out, residual, shape, batch, query.dtype)
 
 
