@@ -45,7 +45,7 @@ class AttentionState:
     capture_factors: tuple[int, ...] = ()
     token_indices: list[int] = field(default_factory=list)
     shear_mask: torch.Tensor | None = None  # [H, W] at latent size, 1 = foreground prompt
-    prompt_length: int = 77
+    shear_context: torch.Tensor | None = None  # T_fg then T_bg encoder states, stacked along the batch
     _sums: dict = field(default_factory=dict)
     _levels: dict = field(default_factory=dict)
     _weights: dict = field(default_factory=dict)
@@ -184,54 +184,47 @@ class AttentionCaptureProcessor(_CrossAttention):
 class AttentionShearingProcessor(_CrossAttention):
     """Phase 2: A_mix = m * Attn(T_fg) + (1 - m) * Attn(T_bg), inside CFG's batch.
 
-    The encoder states hold three prompts side by side along the sequence: [T_all | T_fg | T_bg], each
-    `state.prompt_length` tokens. A sheared layer blends the T_fg and T_bg outputs with the object mask resized to
-    its own resolution; a layer that does not shear attends to T_all alone.
+    `state.shear_context` holds T_fg's and T_bg's encoder states stacked along the batch, each in CFG's order
+    ([uncond, cond] for T_fg, then the same for T_bg), so both prompts take one projection and one attention call.
+    The blend uses the object mask resized to this layer's own resolution. The encoder states the UNet passes in
+    (T_all) are not used here; layers that do not shear keep their own processor and attend to T_all.
     """
 
-    def __init__(self, state: AttentionState, layer_name: str, shear: bool):
-        super().__init__(state, layer_name)
-        self.shear = shear
-
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
-        if attention_mask is not None:
-            raise ValueError("attention shearing does not support attention masks")
+        if attention_mask is not None or encoder_hidden_states is None:
+            raise ValueError("attention shearing is for cross-attention layers without attention masks")
+        context = self.state.shear_context
         hidden_states, residual, shape = self._begin(attn, hidden_states, temb)
-        if encoder_hidden_states is None:
-            raise ValueError("attention shearing is for cross-attention layers only")
-        batch = encoder_hidden_states.shape[0]
-        n = self.state.prompt_length
+        batch = hidden_states.shape[0]
+        if context is None or context.shape[0] != 2 * batch:
+            raise ValueError(f"shear_context must stack T_fg and T_bg for a batch of {batch}")
         query = self._query(attn, hidden_states, batch)
-        if not self.shear or self.state.shear_mask is None:
-            key, value = self._key_value(attn, encoder_hidden_states[:, :n], batch)
-            out = F.scaled_dot_product_attention(query, key, value)
-        else:
-            # T_fg and T_bg side by side in the batch: one projection and one attention call for both
-            both = encoder_hidden_states[:, n : 3 * n]
-            both = torch.cat([both[:, :n], both[:, n:]], dim=0)
-            key, value = self._key_value(attn, both, 2 * batch)
-            out = F.scaled_dot_product_attention(torch.cat([query, query], dim=0), key, value)
-            out_fg, out_bg = out[:batch], out[batch:]
-            _, size = self.state.factor_of(query.shape[2])
-            out = torch.lerp(out_bg, out_fg, self.state.mask_at(size, out_fg))
+        key, value = self._key_value(attn, context, 2 * batch)
+        out = F.scaled_dot_product_attention(torch.cat([query, query]), key, value)
+        _, size = self.state.factor_of(query.shape[2])
+        out = torch.lerp(out[batch:], out[:batch], self.state.mask_at(size, out))
         return self._end(attn, out, residual, shape, batch, query.dtype)
 
 
 def install_processors(unet, make_processor) -> dict:
-    """Put `make_processor(name)` on every cross-attention layer; returns the processors it replaced.
+    """Put `make_processor(name)` on every cross-attention layer (None keeps the layer's own); returns the old ones.
 
     Memory helpers (attention slicing, fused QKV, some offload paths) swap processors silently, so the pipeline
     installs its own last, right before each phase, and checks them with `check_installed`.
     """
     previous = dict(unet.attn_processors)
-    processors = {name: (make_processor(name) if name.endswith("attn2.processor") else proc)
-                  for name, proc in previous.items()}
+    processors = {}
+    for name, proc in previous.items():
+        mine = make_processor(name) if name.endswith("attn2.processor") else None
+        processors[name] = proc if mine is None else mine
     unet.set_attn_processor(processors)
     return previous
 
 
-def check_installed(unet, kind: type) -> None:
-    wrong = [n for n, p in unet.attn_processors.items() if n.endswith("attn2.processor") and not isinstance(p, kind)]
+def check_installed(unet, kind: type, layers=None) -> None:
+    """Raise if any cross-attention layer (of `layers`, default all) lost its `kind` processor."""
+    wrong = [n for n, p in unet.attn_processors.items() if n.endswith("attn2.processor")
+             and (layers is None or n in layers) and not isinstance(p, kind)]
     if wrong:
         raise RuntimeError(f"{len(wrong)} cross-attention layers lost their {kind.__name__} (e.g. {wrong[0]}): "
                            "a memory helper replaced them; enable it before calling the pipeline")

@@ -325,6 +325,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
                 capture.step = step_index
                 if step_index == crop:
                     kept["seedling"] = latents.detach().clone()
+                    self.unet.set_attn_processor(dict(original_processors))  # capture is over: no more cost
                 return latents
 
             check_installed(self.unet, AttentionCaptureProcessor)
@@ -347,11 +348,14 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             hold_composite = HeldRegion(target, m_obj.to(device), to_device(hold_noise_composite), sigmas, crop,
                                         config.transplant_noise)
             initial_composite = hold_composite.apply(to_device(noise) * init_sigma, 0)
-            shear = AttentionState(latent_size=(latent_h, latent_w), shear_mask=m_obj.to(device),
-                                   prompt_length=comp[0].shape[1])
-            install_processors(self.unet, lambda name: AttentionShearingProcessor(
-                shear, name, shear=block_of(name) in config.shear_blocks))
-            sheared = tuple(torch.cat([comp[i], fg[i], bg[i]], dim=1) for i in (0, 1)) + (comp[2], comp[3])
+            cfg = config.guidance_composite > 1 and self.unet.config.time_cond_proj_dim is None
+            pair = (lambda e: torch.cat([e[1], e[0]])) if cfg else (lambda e: e[0])  # CFG's [uncond, cond]
+            shear = AttentionState(latent_size=(latent_h, latent_w), shear_mask=m_obj.to(device, dtype),
+                                   shear_context=torch.cat([pair(fg), pair(bg)]))
+            sheared_layers = [n for n in self.unet.attn_processors
+                              if n.endswith("attn2.processor") and block_of(n) in config.shear_blocks]
+            install_processors(self.unet, lambda name: AttentionShearingProcessor(shear, name)
+                               if name in sheared_layers else None)
 
             def hold_object(step_index: int, latents: torch.Tensor) -> torch.Tensor:
                 latents = hold_composite.apply(latents, step_index)
@@ -359,8 +363,8 @@ class TAUEPipeline(StableDiffusionXLPipeline):
                     kept["background_seedling"] = latents.detach().clone()
                 return latents
 
-            check_installed(self.unet, AttentionShearingProcessor)
-            composite = self._run_phase(1, config, sheared, config.guidance_composite, initial_composite,
+            check_installed(self.unet, AttentionShearingProcessor, sheared_layers)
+            composite = self._run_phase(1, config, comp, config.guidance_composite, initial_composite,
                                         (height, width), hold_object, report)
             timings["composite"] = time.perf_counter() - t0
 
@@ -381,7 +385,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
 
         # ---- The layers.
         t0 = time.perf_counter()
-        foreground, key_info = foreground_rgba(foreground_on_green, m_obj, config)
+        foreground, key_info = foreground_rgba(foreground_on_green, m_obj, config, device=device)
         mask_image = Image.fromarray(
             (resize_mask(m_obj, height, width).clamp(0, 1) * 255).round().to(torch.uint8).numpy(), mode="L")
         timings["keying"] = time.perf_counter() - t0

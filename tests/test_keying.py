@@ -6,7 +6,12 @@ import torch
 from PIL import Image
 
 from taue_engine import TAUEConfig
-from taue_engine.keying import foreground_rgba, green_excess
+from taue_engine.keying import foreground_rgba
+from taue_engine.keying import green_excess as _green_excess
+
+
+def green_excess(pixels):
+    return _green_excess(torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))).numpy()
 
 KEY = (0, 255, 0)
 

@@ -91,6 +91,11 @@ def _cross_attention_module(pipe):
     return pipe.unet.down_blocks[1].attentions[0].transformer_blocks[0].attn2
 
 
+def _shear(attn, hidden, all_prompt, fg, bg, mask):
+    state = AttentionState(latent_size=(16, 16), shear_mask=mask, shear_context=torch.cat([fg, bg]))
+    return AttentionShearingProcessor(state, "down_blocks.1")(attn, hidden, all_prompt)
+
+
 @pytest.mark.parametrize("fill, expected", [(1.0, "fg"), (0.0, "bg")])
 def test_shearing_with_a_full_or_empty_mask_gives_one_prompt(pipe, fill, expected):
     from diffusers.models.attention_processor import AttnProcessor2_0
@@ -99,9 +104,7 @@ def test_shearing_with_a_full_or_empty_mask_gives_one_prompt(pipe, fill, expecte
     torch.manual_seed(0)
     hidden = torch.randn(2, 64, attn.query_dim)  # 8x8 positions, CFG batch of 2
     prompts = {k: torch.randn(2, 77, attn.cross_attention_dim) for k in ("all", "fg", "bg")}
-    state = AttentionState(latent_size=(16, 16), shear_mask=torch.full((16, 16), fill), prompt_length=77)
-    sheared = AttentionShearingProcessor(state, "down_blocks.1", shear=True)(
-        attn, hidden, torch.cat([prompts["all"], prompts["fg"], prompts["bg"]], dim=1))
+    sheared = _shear(attn, hidden, prompts["all"], prompts["fg"], prompts["bg"], torch.full((16, 16), fill))
     plain = AttnProcessor2_0()(attn, hidden, prompts[expected])
     assert torch.allclose(sheared, plain, atol=1e-5)
     other = AttnProcessor2_0()(attn, hidden, prompts["bg" if expected == "fg" else "fg"])
@@ -116,8 +119,7 @@ def test_shearing_blends_by_position(pipe):
     fg, bg = torch.randn(2, 77, attn.cross_attention_dim), torch.randn(2, 77, attn.cross_attention_dim)
     mask = torch.zeros(16, 16)
     mask[:, :8] = 1  # left half foreground
-    state = AttentionState(latent_size=(16, 16), shear_mask=mask, prompt_length=77)
-    out = AttentionShearingProcessor(state, "down_blocks.1", shear=True)(attn, hidden, torch.cat([fg, fg, bg], 1))
+    out = _shear(attn, hidden, torch.randn(2, 77, attn.cross_attention_dim), fg, bg, mask)
     out_fg, out_bg = AttnProcessor2_0()(attn, hidden, fg), AttnProcessor2_0()(attn, hidden, bg)
     left = torch.zeros(8, 8, dtype=torch.bool)
     left[:, :4] = True
@@ -126,15 +128,29 @@ def test_shearing_blends_by_position(pipe):
     assert torch.allclose(out[:, ~left], out_bg[:, ~left], atol=1e-5)
 
 
-def test_unsheared_layer_attends_to_the_composite_prompt(pipe):
+def test_only_the_chosen_blocks_shear_and_capture_stops_at_the_cut(pipe, config):
     from diffusers.models.attention_processor import AttnProcessor2_0
 
-    attn = _cross_attention_module(pipe)
-    hidden = torch.randn(2, 64, attn.query_dim)
-    prompts = [torch.randn(2, 77, attn.cross_attention_dim) for _ in range(3)]
-    state = AttentionState(latent_size=(16, 16), shear_mask=torch.ones(16, 16), prompt_length=77)
-    out = AttentionShearingProcessor(state, "up_blocks.0", shear=False)(attn, hidden, torch.cat(prompts, 1))
-    assert torch.allclose(out, AttnProcessor2_0()(attn, hidden, prompts[0]), atol=1e-5)
+    from taue_engine.attention import AttentionCaptureProcessor
+
+    seen = {}
+
+    def look(p, step, timestep, kwargs):
+        kinds = {type(proc).__name__ for name, proc in p.unet.attn_processors.items()
+                 if name.endswith("attn2.processor") and name.startswith(("down", "mid"))}
+        up_kinds = {type(proc).__name__ for name, proc in p.unet.attn_processors.items()
+                    if name.endswith("attn2.processor") and name.startswith("up")}
+        seen[(p.current_phase, step)] = (kinds, up_kinds)
+
+    pipe("a red star", "a blue background", seed=1, width=64, height=64, callback_on_step_end=look,
+         config=config.replace(shear_blocks=("up",)))
+    crop = config.crop_step
+    capture, plain, shearing = "AttentionCaptureProcessor", "AttnProcessor2_0", "AttentionShearingProcessor"
+    assert seen[("foreground", crop - 2)] == ({capture}, {capture})  # callbacks run after the step's edits
+    assert seen[("foreground", crop - 1)] == ({plain}, {plain})  # restored once the seedling is cut
+    assert seen[("composite", 0)] == ({plain}, {shearing})  # unsheared layers attend to T_all as usual
+    assert seen[("background", 0)] == ({plain}, {plain})
+    assert AttentionCaptureProcessor and AttnProcessor2_0
 
 
 def test_capture_processor_leaves_the_output_unchanged(pipe):
