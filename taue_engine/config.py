@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 SHEAR_BLOCKS = ("down", "mid", "up")
@@ -142,9 +142,6 @@ class TAUEConfig:
     feather_px: float = 1.0
     """Keying: Gaussian softening of the alpha edge, in image pixels. Allowed: 0..50."""
 
-    extras: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    """Free-form notes stored with the metadata (not used by the method)."""
-
     def __post_init__(self) -> None:
         # normalise sequences given as lists (e.g. from JSON) to tuples
         for name in ("green_latent", "attention_resolutions", "shear_blocks"):
@@ -235,7 +232,7 @@ class TAUEConfig:
 
 
 def field_names() -> list[str]:
-    return [f.name for f in dataclasses.fields(TAUEConfig) if f.name != "extras"]
+    return [f.name for f in dataclasses.fields(TAUEConfig)]
 
 
 def _float_in(name: str, value: Any, low: float, high: float, open_low: bool = False, open_high: bool = False) -> None:

@@ -159,6 +159,10 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         content = [i for i in words if tok.convert_ids_to_tokens(ids[i]).replace("</w>", "") not in STOP_WORDS]
         return content or words
 
+    def _uses_cfg(self, guidance: float) -> bool:
+        """Whether SDXL's __call__ will batch [uncond, cond] for this guidance scale (as diffusers decides it)."""
+        return guidance > 1 and self.unet.config.time_cond_proj_dim is None
+
     def _use_scheduler(self, config: TAUEConfig) -> None:
         if config.scheduler == "euler_discrete" and not isinstance(self.scheduler, EulerDiscreteScheduler):
             self.scheduler = EulerDiscreteScheduler.from_config(self.scheduler.config)
@@ -190,7 +194,8 @@ class TAUEPipeline(StableDiffusionXLPipeline):
     def _run_phase(self, index: int, config: TAUEConfig, embeds: tuple, guidance: float, latents: torch.Tensor,
                    size: tuple[int, int], on_latents: Callable[[int, torch.Tensor], torch.Tensor],
                    report: Callable[[int, int, torch.Tensor, Any], None]) -> Image.Image:
-        """One denoising run through SDXL's own __call__; `on_latents(step_index, latents)` may edit the latent."""
+        """One denoising run through SDXL's own __call__, from `latents` in unit-variance noise space (SDXL scales
+        them by init_noise_sigma); `on_latents(step_index, latents)` may edit the latent after every step."""
         prompt_embeds, negative_embeds, pooled, negative_pooled = embeds
         self.current_phase = PHASES[index]
 
@@ -207,7 +212,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             negative_pooled_prompt_embeds=negative_pooled,
             num_inference_steps=config.num_inference_steps,
             guidance_scale=guidance,
-            latents=latents / self.scheduler.init_noise_sigma if index else latents,
+            latents=latents,
             height=height,
             width=width,
             output_type="pil",
@@ -316,7 +321,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
                                               config.mask_p_min, config.mask_p_max)
             green_mask = dithered_mask(probability, uniform)
             initial_fg = inject_green(noise, green_mask, config.green_latent, config.green_alpha)
-            capture = AttentionState(latent_size=(latent_h, latent_w), cfg=config.guidance_foreground > 1,
+            capture = AttentionState(latent_size=(latent_h, latent_w), cfg=self._uses_cfg(config.guidance_foreground),
                                      capture_until=crop, capture_factors=config.attention_resolutions,
                                      token_indices=self._object_token_indices(foreground_prompt))
             install_processors(self.unet, lambda name: AttentionCaptureProcessor(capture, name))
@@ -348,7 +353,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             hold_composite = HeldRegion(target, m_obj.to(device), to_device(hold_noise_composite), sigmas, crop,
                                         config.transplant_noise)
             initial_composite = hold_composite.apply(to_device(noise) * init_sigma, 0)
-            cfg = config.guidance_composite > 1 and self.unet.config.time_cond_proj_dim is None
+            cfg = self._uses_cfg(config.guidance_composite)
             pair = (lambda e: torch.cat([e[1], e[0]])) if cfg else (lambda e: e[0])  # CFG's [uncond, cond]
             shear = AttentionState(latent_size=(latent_h, latent_w), shear_mask=m_obj.to(device, dtype),
                                    shear_context=torch.cat([pair(fg), pair(bg)]))
@@ -364,7 +369,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
                 return latents
 
             check_installed(self.unet, AttentionShearingProcessor, sheared_layers)
-            composite = self._run_phase(1, config, comp, config.guidance_composite, initial_composite,
+            composite = self._run_phase(1, config, comp, config.guidance_composite, initial_composite / init_sigma,
                                         (height, width), hold_object, report)
             timings["composite"] = time.perf_counter() - t0
 
@@ -374,7 +379,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             hold_background = HeldRegion(kept["background_seedling"], (1 - m_obj).to(device),
                                          to_device(hold_noise_background), sigmas, crop, config.transplant_noise)
             initial_background = hold_background.apply(to_device(hole_noise) * init_sigma, 0)
-            background = self._run_phase(2, config, bg, config.guidance_background, initial_background,
+            background = self._run_phase(2, config, bg, config.guidance_background, initial_background / init_sigma,
                                          (height, width), lambda k, z: hold_background.apply(z, k), report)
             timings["background"] = time.perf_counter() - t0
         finally:

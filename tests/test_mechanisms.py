@@ -236,3 +236,10 @@ def test_bad_call_arguments_raise_value_errors(pipe, config, kwargs, field):
 def test_green_latent_must_match_the_models_channels(pipe):
     with pytest.raises(ValueError, match="green_latent"):
         pipe("a", "b", width=64, height=64, config=TAUEConfig(num_inference_steps=4, green_latent=(0, 1, 1)))
+
+
+def test_guidance_off_runs_without_the_cfg_batch(pipe, config):
+    no_cfg = config.replace(guidance_foreground=1.0, guidance_composite=1.0, guidance_background=1.0)
+    result = pipe("a red star", "a blue background", seed=2, width=64, height=64, config=no_cfg)
+    assert result.metadata["attention_maps_captured"] > 0
+    assert result.composite.size == (64, 64)
