@@ -136,6 +136,7 @@ def generate(args) -> int:
         raise UsageError(f"--out must be a folder (got the file {str(out)!r})")
 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no library chatter between the bar and the result
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     from .models.loading import ModelLoadError
     from .pipeline import TAUECancelled, TAUEPipeline
 

@@ -159,6 +159,23 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         content = [i for i in words if tok.convert_ids_to_tokens(ids[i]).replace("</w>", "") not in STOP_WORDS]
         return content or words
 
+    def _encode_prompts(self, prompts: list[str], negative_prompt: str | None, device) -> list[tuple]:
+        """(embeds, negative embeds, pooled, negative pooled) per prompt, the negative encoded once for all.
+
+        As in SDXL's encode_prompt, no negative prompt means zeroed embeddings when the model asks for them
+        (`force_zeros_for_empty_prompt`), else the encoded empty string.
+        """
+        zero_negative = negative_prompt is None and self.config.force_zeros_for_empty_prompt
+        texts = prompts + ([] if zero_negative else [negative_prompt or ""])
+        embeds, _, pooled, _ = self.encode_prompt(texts, device=device, num_images_per_prompt=1,
+                                                  do_classifier_free_guidance=False)
+        n = len(prompts)
+        if zero_negative:
+            negative, negative_pooled = torch.zeros_like(embeds[:1]), torch.zeros_like(pooled[:1])
+        else:
+            negative, negative_pooled = embeds[n : n + 1], pooled[n : n + 1]
+        return [(embeds[i : i + 1], negative, pooled[i : i + 1], negative_pooled) for i in range(n)]
+
     def _uses_cfg(self, guidance: float) -> bool:
         """Whether SDXL's __call__ will batch [uncond, cond] for this guidance scale (as diffusers decides it)."""
         return guidance > 1 and self.unet.config.time_cond_proj_dim is None
@@ -274,12 +291,9 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         timings: dict[str, float] = {}
         started = time.perf_counter()
 
-        # Prompt embeddings: computed once per prompt, reused by every phase.
-        prompts = [foreground_prompt, background_prompt, composite_prompt]
-        encoded = self.encode_prompt(prompts, device=device, num_images_per_prompt=1,
-                                     do_classifier_free_guidance=True,
-                                     negative_prompt=None if negative_prompt is None else [negative_prompt] * 3)
-        fg, bg, comp = ([t[i : i + 1] for t in encoded] for i in range(3))
+        # Prompt embeddings: computed once per prompt (one batch through each text encoder), reused by every phase.
+        fg, bg, comp = self._encode_prompts([foreground_prompt, background_prompt, composite_prompt],
+                                            negative_prompt, device)
         dtype = fg[0].dtype
         timings["encode_prompts"] = time.perf_counter() - started
 

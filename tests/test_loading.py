@@ -63,3 +63,40 @@ def test_tokenizer_keeps_known_words_whole(pipe):
     assert tokens == ["a</w>", "red</w>", "vintage</w>", "bicycle</w>", "on</w>", "a</w>", "cobblestone</w>",
                       "street</w>"]
     assert pipe.tokenizer.unk_token_id not in pipe.tokenizer("zebra greenest").input_ids[1:-1]
+
+
+def test_device_and_dtype_defaults_and_overrides():
+    import torch
+
+    from taue_engine.models import choose_device_and_dtype
+
+    assert choose_device_and_dtype("cpu") == ("cpu", torch.float32)
+    assert choose_device_and_dtype("cpu", "bfloat16") == ("cpu", torch.bfloat16)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        choose_device_and_dtype("cpu", "float8")
+
+
+def test_small_gpu_options_keep_the_method_working():
+    pipe = TAUEPipeline.from_pretrained("tiny-random", device="cpu", vae_tiling=True, vae_slicing=True)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.enable_attention_slicing()  # a memory helper that swaps every attention processor
+    sliced = {name: type(p) for name, p in pipe.unet.attn_processors.items()}
+    result = pipe(**REQUEST)
+    assert result.metadata["attention_maps_captured"] > 0  # our processors were installed over the helper's
+    assert {name: type(p) for name, p in pipe.unet.attn_processors.items()} == sliced  # and the helper's restored
+
+
+def test_prompts_are_encoded_once_per_job(pipe):
+    """The text encoders run once per job on the three prompts and the negative together, not once per phase."""
+    batches = []
+    hooks = [encoder.register_forward_hook(lambda module, args, out: batches.append(args[0].shape[0]))
+             for encoder in (pipe.text_encoder, pipe.text_encoder_2)]
+    try:
+        pipe(**REQUEST)
+        assert batches == [3, 3]
+        batches.clear()
+        pipe(**REQUEST, negative_prompt="blurry")
+        assert batches == [4, 4]
+    finally:
+        for hook in hooks:
+            hook.remove()

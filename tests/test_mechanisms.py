@@ -243,3 +243,12 @@ def test_guidance_off_runs_without_the_cfg_batch(pipe, config):
     result = pipe("a red star", "a blue background", seed=2, width=64, height=64, config=no_cfg)
     assert result.metadata["attention_maps_captured"] > 0
     assert result.composite.size == (64, 64)
+
+
+@pytest.mark.parametrize("negative", [None, "blurry"])
+def test_prompt_encoding_matches_sdxl(pipe, negative):
+    ours = pipe._encode_prompts(["a red star", "a blue background"], negative, "cpu")[1]
+    sdxl = pipe.encode_prompt("a blue background", device="cpu", negative_prompt=negative)
+    order = (0, 1, 2, 3)  # (embeds, negative, pooled, negative pooled) in both
+    for i in order:
+        assert torch.allclose(ours[i], sdxl[i], atol=1e-6), i

@@ -106,13 +106,13 @@ def load_components(
         local_files_only = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
     try:
         if kind == "single_file":
-            options: dict[str, Any] = {"torch_dtype": torch_dtype, "local_files_only": local_files_only}
+            options: dict[str, Any] = {"dtype": torch_dtype, "local_files_only": local_files_only}
             if single_file_config is not None:
                 options["config"] = single_file_config
             return from_single_file(os.path.expanduser(model), **options, **kwargs)
         path = os.path.expanduser(model) if kind == "folder" else model
         return from_pretrained(
-            path, torch_dtype=torch_dtype, local_files_only=local_files_only, **_variant(path, torch_dtype), **kwargs
+            path, dtype=torch_dtype, local_files_only=local_files_only, **_variant(path, torch_dtype), **kwargs
         )
     except ModelLoadError:
         raise
