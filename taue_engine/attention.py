@@ -22,6 +22,7 @@ def block_of(layer_name: str) -> str:
 
 
 def cross_attention_layers(unet) -> list[str]:
+    """Processor names of the cross-attention (`attn2`) layers, the only ones TAUE touches."""
     return [name for name in unet.attn_processors if name.endswith("attn2.processor")]
 
 
@@ -213,9 +214,10 @@ def install_processors(unet, make_processor) -> dict:
     installs its own last, right before each phase, and checks them with `check_installed`.
     """
     previous = dict(unet.attn_processors)
+    cross = set(cross_attention_layers(unet))
     processors = {}
     for name, proc in previous.items():
-        mine = make_processor(name) if name.endswith("attn2.processor") else None
+        mine = make_processor(name) if name in cross else None
         processors[name] = proc if mine is None else mine
     unet.set_attn_processor(processors)
     return previous
@@ -223,8 +225,9 @@ def install_processors(unet, make_processor) -> dict:
 
 def check_installed(unet, kind: type, layers=None) -> None:
     """Raise if any cross-attention layer (of `layers`, default all) lost its `kind` processor."""
-    wrong = [n for n, p in unet.attn_processors.items() if n.endswith("attn2.processor")
-             and (layers is None or n in layers) and not isinstance(p, kind)]
+    processors = unet.attn_processors
+    wrong = [n for n in (cross_attention_layers(unet) if layers is None else layers)
+             if not isinstance(processors[n], kind)]
     if wrong:
         raise RuntimeError(f"{len(wrong)} cross-attention layers lost their {kind.__name__} (e.g. {wrong[0]}): "
                            "a memory helper replaced them; enable it before calling the pipeline")

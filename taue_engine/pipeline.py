@@ -25,6 +25,7 @@ from .attention import (
     AttentionState,
     block_of,
     check_installed,
+    cross_attention_layers,
     install_processors,
 )
 from .config import LayoutBox, TAUEConfig
@@ -371,8 +372,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             pair = (lambda e: torch.cat([e[1], e[0]])) if cfg else (lambda e: e[0])  # CFG's [uncond, cond]
             shear = AttentionState(latent_size=(latent_h, latent_w), shear_mask=m_obj.to(device, dtype),
                                    shear_context=torch.cat([pair(fg), pair(bg)]))
-            sheared_layers = [n for n in self.unet.attn_processors
-                              if n.endswith("attn2.processor") and block_of(n) in config.shear_blocks]
+            sheared_layers = [n for n in cross_attention_layers(self.unet) if block_of(n) in config.shear_blocks]
             install_processors(self.unet, lambda name: AttentionShearingProcessor(shear, name)
                                if name in sheared_layers else None)
 
