@@ -153,6 +153,7 @@ def test_only_the_chosen_blocks_shear_and_capture_stops_at_the_cut(pipe, config)
     assert AttentionCaptureProcessor and AttnProcessor2_0
 
 
+@torch.no_grad()
 def test_capture_processor_leaves_the_output_unchanged(pipe):
     from diffusers.models.attention_processor import AttnProcessor2_0
 
