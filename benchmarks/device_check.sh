@@ -23,4 +23,4 @@ assert r.foreground.mode == "RGBA" and r.composite.size == (256, 256)
 print("SMOKE OK", r.metadata["device"], r.metadata["dtype"], r.metadata["mask_source"], r.metadata["timings_s"])
 PY
 python3 benchmarks/overhead.py --model random-sdxl --width 1024 --height 1024 --dtype float16 --steps 50 \
-  --repeats 3 --json "$OUT/gpu_overhead.json" 2>&1 | grep -v "kept in float32" | tee "$OUT/gpu_overhead.log"
+  --repeats 5 --json "$OUT/gpu_overhead.json" 2>&1 | grep -v "kept in float32" | tee "$OUT/gpu_overhead.log"
