@@ -1,0 +1,127 @@
+"""Layer metrics: how well the three layers fit together, on any model, and against known truth on the toy model.
+
+The paper's protocol compares the foreground layer with the composite inside the object mask (PSNR_fg, SSIM_fg)
+and the background layer with the composite outside it (PSNR_bg, SSIM_bg). On the toy model, whose scenes are made
+of known palette colours, the truth is known too: the object's colour, the background's colour, key green.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .masks import gaussian_blur
+
+EDGE_BAND = 1  # pixels on each side of the alpha edge that count as edge
+FRINGE_EXCESS = 0.1  # G - max(R, B) above this (0..1) on an edge pixel is a key-green fringe
+
+
+def _float(image) -> np.ndarray:
+    return np.asarray(image, dtype=np.float32)[..., :3] / 255.0
+
+
+def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
+    """PSNR in dB of two float images in 0..1, over the pixels where `where` is true (all by default)."""
+    error = ((a - b) ** 2).mean(axis=-1)
+    if where is not None:
+        if not where.any():
+            return float("nan")
+        error = error[where]
+    mse = float(error.mean())
+    return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
+
+
+def ssim_map(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> np.ndarray:
+    """Per-pixel SSIM of the luma of two float RGB images in 0..1 (Gaussian window, Wang et al. 2004 constants)."""
+    weights = np.array([0.299, 0.587, 0.114], np.float32)
+    x, y = torch.from_numpy(a @ weights), torch.from_numpy(b @ weights)
+    blur = lambda t: gaussian_blur(t, sigma)  # noqa: E731
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
+    cov = blur(x * y) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    value = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return value.numpy()
+
+
+def ssim(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
+    value = ssim_map(a, b)
+    if where is not None:
+        if not where.any():
+            return float("nan")
+        value = value[where]
+    return float(value.mean())
+
+
+def layer_fidelity(result) -> dict[str, float]:
+    """The paper's PSNR_fg/bg and SSIM_fg/bg of a TAUEResult (object mask: result.mask above one half).
+
+    For SSIM, whose window looks across the mask's edge, the layer is pasted into the composite inside its region
+    first, so that only differences inside the region count.
+    """
+    inside = np.asarray(result.mask, dtype=np.float32) / 255.0 > 0.5
+    composite = _float(result.composite)
+    foreground = _float(result.foreground)
+    background = _float(result.background)
+    pasted_fg = np.where(inside[..., None], foreground, composite)
+    pasted_bg = np.where(inside[..., None], composite, background)
+    return {
+        "psnr_fg": psnr(foreground, composite, inside),
+        "ssim_fg": ssim(pasted_fg, composite, inside),
+        "psnr_bg": psnr(background, composite, ~inside),
+        "ssim_bg": ssim(pasted_bg, composite, ~inside),
+    }
+
+
+def alpha_edge(alpha: np.ndarray) -> np.ndarray:
+    """Pixels within EDGE_BAND of the boundary between opaque and transparent (alpha split at one half)."""
+    solid = torch.from_numpy((alpha > 0.5).astype(np.float32))[None, None]
+    k = 2 * EDGE_BAND + 1
+    grown = torch.nn.functional.max_pool2d(solid, k, stride=1, padding=EDGE_BAND)
+    shrunk = -torch.nn.functional.max_pool2d(-solid, k, stride=1, padding=EDGE_BAND)
+    return ((grown - shrunk)[0, 0] > 0).numpy() | ((alpha > 0.02) & (alpha < 0.98))
+
+
+def fringe_fraction(foreground_rgba) -> float:
+    """Fraction of edge pixels of the RGBA layer that still carry key green (G well above max(R, B))."""
+    pixels = np.asarray(foreground_rgba, dtype=np.float32) / 255.0
+    alpha = pixels[..., 3]
+    edge = alpha_edge(alpha) & (alpha > 0.02)  # a fully transparent pixel shows nothing
+    if not edge.any():
+        return 0.0
+    rgb = pixels[..., :3][edge]
+    excess = rgb[:, 1] - np.maximum(rgb[:, 0], rgb[:, 2])
+    return float((excess > FRINGE_EXCESS).mean())
+
+
+def toy_metrics(result, object_colour: str, background_colour: str) -> dict[str, float]:
+    """Metrics where the truth is known: the scene is made of palette colours (see toy/scenes.py)."""
+    from .toy.scenes import classify_colours, palette_names
+
+    names = palette_names()
+    inside = np.asarray(result.mask, dtype=np.float32) / 255.0 > 0.5
+    outside = ~inside
+    alpha = np.asarray(result.foreground, dtype=np.float32)[..., 3] / 255.0
+
+    on_green = classify_colours(np.asarray(result.foreground_on_green))
+    drawn_object = on_green != names.index("green")
+    opaque = alpha > 0.5
+    union = (drawn_object | opaque).sum()
+    iou = float((drawn_object & opaque).sum() / union) if union else 1.0
+
+    background = classify_colours(np.asarray(result.background))
+    object_index = names.index(object_colour)
+    leakage = float((background[inside] == object_index).mean()) if inside.any() else 0.0
+
+    composite = classify_colours(np.asarray(result.composite))
+    return {
+        "alpha_iou": iou,
+        "leakage": leakage,
+        "object_colour_in_composite": float((composite[inside] == object_index).mean()) if inside.any() else 0.0,
+        "background_colour_in_composite": float(
+            (composite[outside] == names.index(background_colour)).mean()) if outside.any() else 0.0,
+        "fringe": fringe_fraction(result.foreground),
+    }
