@@ -134,7 +134,7 @@ def background_image(colour: str, kind: str, rng: np.random.Generator, size: int
         return image
     partner = partner_colour(colour)
     t = np.arange(size)
-    period = int(rng.integers(8, 17))
+    period = int(rng.integers(16, 33))  # bands of 8-16 px: wide enough for an 8x VAE
     if kind == "striped":
         on = ((t // (period // 2)) % 2 == 1)
         vertical = rng.random() < 0.5

@@ -1,0 +1,379 @@
+"""Train the toy SDXL-architecture model on procedural scenes, from scratch, on a CPU.
+
+    python -m taue_engine.toy.train --work runs/toy --vae-minutes 12 --unet-minutes 90
+    python -m taue_engine.toy.train --work runs/toy --resume --unet-minutes 30      # go on where it stopped
+    python -m taue_engine.toy.train --work runs/toy --export taue_engine/toy/model    # write the pipeline folder
+
+Stages: data (seeded scenes and captions), VAE (then its latent is rotated so that key green lies on the paper's
+green latent [0, 1, 1, 0], and scaled to unit variance), caption embeddings (frozen random CLIP encoders, computed
+once), UNet (epsilon prediction on SDXL's noise schedule, 10% caption dropout as zero embeddings, EMA), export as
+a diffusers SDXL folder that `TAUEPipeline.from_pretrained` loads like any checkpoint. Every stage checkpoints to
+the work folder and resumes; the loss log is `<work>/loss.jsonl`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..models.tiny import SDXL_SCHEDULER_CONFIG, VOCABULARY, sdxl_euler_scheduler
+from ..models.tokenizer import load_word_tokenizer, read_word_list
+from .scenes import KEY_GREEN, SIZE, make_scene
+
+GREEN_LATENT = (0.0, 1.0, 1.0, 0.0)
+TEXT_HIDDEN, TEXT_HIDDEN_2, TIME_EMBED_DIM = 64, 96, 32
+KINDS = ("scene", "scene_comma", "object_on_green", "object_anywhere", "background")
+KIND_WEIGHTS = (0.25, 0.2, 0.25, 0.1, 0.2)
+
+
+# ---------------------------------------------------------------------------------------------------- data
+def make_dataset(count: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """`count` images (uint8, N x 64 x 64 x 3) with captions, in the proportions of KIND_WEIGHTS."""
+    rng = np.random.default_rng(seed)
+    kinds = rng.choice(len(KINDS), size=count, p=KIND_WEIGHTS)
+    images = np.empty((count, SIZE, SIZE, 3), np.uint8)
+    captions = []
+    for i in tqdm(range(count), desc="scenes", unit="img", mininterval=2):
+        kind = KINDS[kinds[i]]
+        scene = make_scene(seed * 1_000_003 + i, green_background_rate=0.1 if kind == "object_anywhere" else 0.0)
+        if kind == "scene":
+            images[i], caption = scene.image, scene.scene_prompt
+        elif kind == "scene_comma":
+            images[i], caption = scene.image, f"{scene.object_prompt}, {scene.background_prompt}"
+        elif kind == "object_on_green":
+            images[i], caption = scene.object_on_green, f"{scene.object_prompt} on a green background"
+        elif kind == "object_anywhere":
+            images[i], caption = scene.image, scene.object_prompt
+        else:
+            images[i], caption = scene.background, scene.background_prompt
+        captions.append(caption)
+    return images, captions
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+# ---------------------------------------------------------------------------------------------------- models
+def build_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(16, 32, 64, 64), layers_per_block=1,
+        latent_channels=4, norm_num_groups=16, sample_size=SIZE, force_upcast=True,
+    )
+
+
+def build_unet():
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=SIZE // 8, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(48, 96, 160),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4, 5), transformer_layers_per_block=1,
+        cross_attention_dim=TEXT_HIDDEN + TEXT_HIDDEN_2, use_linear_projection=True,
+        addition_embed_type="text_time", addition_time_embed_dim=TIME_EMBED_DIM,
+        projection_class_embeddings_input_dim=TEXT_HIDDEN_2 + 6 * TIME_EMBED_DIM, norm_num_groups=16,
+    )
+
+
+def build_text_encoders(tokenizer_dir: Path, seed: int):
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer = load_word_tokenizer(read_word_list(VOCABULARY), tokenizer_dir)
+
+    def config(hidden):
+        return CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                              num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=77,
+                              projection_dim=hidden, hidden_act="gelu", bos_token_id=tokenizer.bos_token_id,
+                              eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id)
+
+    torch.manual_seed(seed + 2)
+    text_encoder = CLIPTextModel(config(TEXT_HIDDEN)).eval()
+    torch.manual_seed(seed + 3)
+    text_encoder_2 = CLIPTextModelWithProjection(config(TEXT_HIDDEN_2)).eval()
+    return tokenizer, text_encoder, text_encoder_2
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+class Log:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def write(self, **record) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"time": round(time.time(), 1), **record}) + "\n")
+
+
+def save_checkpoint(path: Path, **state) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def psnr_of(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = F.mse_loss((a.clamp(-1, 1) + 1) / 2, (b.clamp(-1, 1) + 1) / 2).item()
+    return 10 * math.log10(1 / max(mse, 1e-10))
+
+
+# ---------------------------------------------------------------------------------------------------- stages
+def train_vae(work: Path, images: np.ndarray, minutes: float, log: Log, batch: int = 16, seed: int = 0):
+    path = work / "vae.pt"
+    vae = build_vae()
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
+    step, spent = 0, 0.0
+    if path.exists():
+        state = torch.load(path, weights_only=False)
+        vae.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, spent = state["step"], state["seconds"]
+        set_rng_state(state["rng"])
+    else:
+        torch.manual_seed(seed)
+    data = to_tensor(images)
+    held_out = data[-256:]
+    vae.train()
+    bar = tqdm(desc="VAE", unit="step", initial=step, mininterval=2)
+    start, last_save = time.time() - spent, time.time()
+    while time.time() - start < minutes * 60:
+        x = data[torch.randint(0, len(data) - 256, (batch,))]
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample()).sample
+        loss = F.mse_loss(recon, x) + 1e-6 * posterior.kl().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        bar.update(1)
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            log.write(stage="vae", step=step, loss=loss.item())
+        if time.time() - last_save > 300:
+            save_checkpoint(path, model=vae.state_dict(), optimizer=optimizer.state_dict(), step=step,
+                            seconds=time.time() - start, rng=rng_state())
+            last_save = time.time()
+    bar.close()
+    vae.eval()
+    with torch.no_grad():
+        recon = vae.decode(vae.encode(held_out).latent_dist.mode()).sample
+    quality = psnr_of(recon, held_out)
+    log.write(stage="vae", step=step, held_out_psnr=quality)
+    print(f"VAE: {step} steps, held-out PSNR {quality:.1f} dB")
+    save_checkpoint(path, model=vae.state_dict(), optimizer=optimizer.state_dict(), step=step,
+                    seconds=time.time() - start, rng=rng_state())
+    return vae
+
+
+@torch.no_grad()
+def align_green(vae, images: np.ndarray) -> dict:
+    """Rotate the latent space so that key green lies along GREEN_LATENT, and scale it to unit variance.
+
+    The rotation is folded into quant_conv (mean half) and post_quant_conv, so decoding the rotated latent gives the
+    same image: the VAE is unchanged, only its coordinates move. Then the paper's green injection on channels 1 and
+    2 pushes this VAE's latents towards key green, as it does for SDXL's.
+    """
+    sample = to_tensor(images[:2048])
+    means = torch.cat([vae.encode(sample[i : i + 256]).latent_dist.mean for i in range(0, len(sample), 256)])
+    green = to_tensor(np.broadcast_to(np.array(KEY_GREEN, np.uint8), (1, SIZE, SIZE, 3)).copy())
+    green_mean = vae.encode(green).latent_dist.mean.mean(dim=(0, 2, 3))
+    overall = means.mean(dim=(0, 2, 3))
+    direction = F.normalize(green_mean - overall, dim=0)
+    target = F.normalize(torch.tensor(GREEN_LATENT), dim=0)
+    v = direction - target
+    rotation = torch.eye(4) - 2 * torch.outer(v, v) / v.dot(v) if v.norm() > 1e-6 else torch.eye(4)
+    q = vae.quant_conv
+    q.weight[:4] = torch.einsum("ij,jkab->ikab", rotation, q.weight[:4])
+    q.bias[:4] = rotation @ q.bias[:4]
+    p = vae.post_quant_conv
+    p.weight.copy_(torch.einsum("ojab,jk->okab", p.weight, rotation.T))
+    rotated = torch.einsum("ij,bjhw->bihw", rotation, means)
+    scaling = float(1.0 / rotated.std())
+    vae.register_to_config(scaling_factor=scaling)
+    green_latent = (rotation @ (green_mean - overall)) * scaling
+    return {"scaling_factor": scaling, "green_direction_after": green_latent.tolist()}
+
+
+@torch.no_grad()
+def encode_latents(vae, images: np.ndarray) -> torch.Tensor:
+    data = to_tensor(images)
+    out = [vae.encode(data[i : i + 256]).latent_dist.mean for i in tqdm(range(0, len(data), 256), desc="latents")]
+    return torch.cat(out) * vae.config.scaling_factor
+
+
+@torch.no_grad()
+def encode_captions(tokenizer, text_encoder, text_encoder_2, captions: list[str]):
+    """Per unique caption: SDXL's prompt embeddings (penultimate states of both encoders) and pooled embedding."""
+    unique = sorted(set(captions))
+    embeds, pooled = [], []
+    for i in range(0, len(unique), 256):
+        ids = tokenizer(unique[i : i + 256], padding="max_length", max_length=77, truncation=True,
+                        return_tensors="pt").input_ids
+        one = text_encoder(ids, output_hidden_states=True).hidden_states[-2]
+        two = text_encoder_2(ids, output_hidden_states=True)
+        embeds.append(torch.cat([one, two.hidden_states[-2]], dim=-1))
+        pooled.append(two.text_embeds)
+    index = {c: i for i, c in enumerate(unique)}
+    return torch.cat(embeds), torch.cat(pooled), torch.tensor([index[c] for c in captions])
+
+
+def train_unet(work: Path, latents, embeds, pooled, caption_ids, minutes: float, log: Log, batch: int = 64,
+               lr: float = 5e-4, seed: int = 0):
+    path = work / "unet.pt"
+    unet = build_unet()
+    ema = build_unet()
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=1e-2)
+    step, spent = 0, 0.0
+    if path.exists():
+        state = torch.load(path, weights_only=False)
+        unet.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, spent = state["step"], state["seconds"]
+        set_rng_state(state["rng"])
+    else:
+        torch.manual_seed(seed)
+        ema.load_state_dict(unet.state_dict())
+    ema.requires_grad_(False)
+    betas = torch.linspace(SDXL_SCHEDULER_CONFIG["beta_start"] ** 0.5, SDXL_SCHEDULER_CONFIG["beta_end"] ** 0.5,
+                           1000) ** 2
+    alphas_cumprod = torch.cumprod(1 - betas, 0)
+    time_ids = torch.tensor([[SIZE, SIZE, 0, 0, SIZE, SIZE]], dtype=torch.float32)
+    unet.train()
+    bar = tqdm(desc="UNet", unit="step", initial=step, mininterval=2)
+    start, last_save, running = time.time() - spent, time.time(), None
+    while time.time() - start < minutes * 60:
+        idx = torch.randint(0, len(latents), (batch,))
+        x0 = latents[idx]
+        cond, cond_pooled = embeds[caption_ids[idx]], pooled[caption_ids[idx]]
+        drop = torch.rand(batch) < 0.1  # caption dropout: the zero embeddings SDXL feeds as unconditional
+        cond = torch.where(drop[:, None, None], torch.zeros_like(cond), cond)
+        cond_pooled = torch.where(drop[:, None], torch.zeros_like(cond_pooled), cond_pooled)
+        t = torch.randint(0, 1000, (batch,))
+        noise = torch.randn_like(x0)
+        a = alphas_cumprod[t].view(-1, 1, 1, 1)
+        noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        pred = unet(noisy, t, encoder_hidden_states=cond,
+                    added_cond_kwargs={"text_embeds": cond_pooled, "time_ids": time_ids.repeat(batch, 1)}).sample
+        loss = F.mse_loss(pred, noise)
+        for group in optimizer.param_groups:
+            group["lr"] = lr * min(1.0, (step + 1) / 300)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        decay = min(0.999, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), unet.parameters()):
+                e.lerp_(p, 1 - decay)
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        bar.update(1)
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{running:.4f}")
+            log.write(stage="unet", step=step, loss=running)
+        if time.time() - last_save > 300:
+            save_checkpoint(path, model=unet.state_dict(), ema=ema.state_dict(), optimizer=optimizer.state_dict(),
+                            step=step, seconds=time.time() - start, rng=rng_state())
+            last_save = time.time()
+    bar.close()
+    save_checkpoint(path, model=unet.state_dict(), ema=ema.state_dict(), optimizer=optimizer.state_dict(),
+                    step=step, seconds=time.time() - start, rng=rng_state())
+    print(f"UNet: {step} steps, loss {running}")
+    return ema.eval(), step
+
+
+def export(work: Path, out: Path, seed: int) -> Path:
+    """Write the toy pipeline (EMA UNet, aligned VAE, frozen text encoders) as a diffusers SDXL folder."""
+    from diffusers import StableDiffusionXLPipeline
+
+    vae = build_vae()
+    vae.load_state_dict(torch.load(work / "vae_aligned.pt", weights_only=False)["model"])
+    vae.register_to_config(scaling_factor=json.loads((work / "alignment.json").read_text())["scaling_factor"])
+    unet = build_unet()
+    unet.load_state_dict(torch.load(work / "unet.pt", weights_only=False)["ema"])
+    tokenizer, text_encoder, text_encoder_2 = build_text_encoders(work / "tokenizer", seed)
+    pipe = StableDiffusionXLPipeline(vae=vae.eval(), unet=unet.eval(), text_encoder=text_encoder,
+                                     text_encoder_2=text_encoder_2, tokenizer=tokenizer, tokenizer_2=tokenizer,
+                                     scheduler=sdxl_euler_scheduler(), force_zeros_for_empty_prompt=True)
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)  # an old tokenizer.json would win over the new vocabulary
+    pipe.save_pretrained(out)
+    info = {"unet_steps": torch.load(work / "unet.pt", weights_only=False)["step"],
+            **json.loads((work / "alignment.json").read_text())}
+    (out / "training.json").write_text(json.dumps(info, indent=2))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("runs/toy"), help="checkpoints, caches and logs")
+    parser.add_argument("--images", type=int, default=24000)
+    parser.add_argument("--vae-minutes", type=float, default=12.0)
+    parser.add_argument("--unet-minutes", type=float, default=90.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="go on from the checkpoints in --work")
+    parser.add_argument("--export", type=Path, default=None, help="only write the pipeline folder here")
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count() or 2)
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.export:
+        print(export(args.work, args.export, args.seed))
+        return
+    if not args.resume and any(args.work.glob("*.pt")):
+        raise SystemExit(f"{args.work} holds checkpoints: pass --resume to go on, or choose another --work")
+    log = Log(args.work / "loss.jsonl")
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    images, captions = make_dataset(args.images, args.seed)
+    aligned = args.work / "vae_aligned.pt"
+    if aligned.exists():
+        vae = build_vae()
+        vae.load_state_dict(torch.load(aligned, weights_only=False)["model"])
+        alignment = json.loads((args.work / "alignment.json").read_text())
+        vae.register_to_config(scaling_factor=alignment["scaling_factor"])
+        vae.eval()
+    else:
+        vae = train_vae(args.work, images, args.vae_minutes, log, seed=args.seed).eval()
+        alignment = align_green(vae, images)
+        (args.work / "alignment.json").write_text(json.dumps(alignment, indent=2))
+        torch.save({"model": vae.state_dict()}, aligned)
+        print("green alignment:", alignment)
+    cache = args.work / "cache.pt"
+    if cache.exists():
+        latents, embeds, pooled, caption_ids = torch.load(cache, weights_only=False)
+    else:
+        latents = encode_latents(vae, images)
+        tokenizer, te1, te2 = build_text_encoders(args.work / "tokenizer", args.seed)
+        embeds, pooled, caption_ids = encode_captions(tokenizer, te1, te2, captions)
+        torch.save((latents, embeds, pooled, caption_ids), cache)
+    print(f"latents {tuple(latents.shape)} std {latents.std():.3f}; {len(embeds)} distinct captions")
+    train_unet(args.work, latents, embeds, pooled, caption_ids, args.unet_minutes, log, seed=args.seed)
+
+
+if __name__ == "__main__":
+    main()
