@@ -55,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--vae-tiling", action="store_true", help="decode in tiles (small GPUs)")
     gen.add_argument("--out", default="taue-out", metavar="DIR", help="output folder (default: taue-out)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    bed = commands.add_parser("testbed", help="score TAUE on the toy prompt set (where the truth is known)")
+    bed.add_argument("--model", default=DEFAULT_MODEL, metavar="M", help=f"default: {DEFAULT_MODEL}")
+    bed.add_argument("--pairs", default="56", metavar="N", help="how many prompt pairs of the fixed set (default 56)")
+    bed.add_argument("--steps", default=None, metavar="N", help="denoising steps per phase (default 50)")
+    bed.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any TAUEConfig field")
+    bed.add_argument("--no-plain", action="store_true", help="skip the plain generations (prompt adherence)")
+    bed.add_argument("--check", action="store_true", help="exit 1 when a bar is missed")
+    bed.add_argument("--out", default="taue-testbed", metavar="DIR", help="report folder (default: taue-testbed)")
     return parser
 
 
@@ -167,11 +176,42 @@ def generate(args) -> int:
     return 0
 
 
+def testbed(args) -> int:
+    from .models.loading import ModelLoadError, check_model_exists
+
+    config = _config(args)
+    pairs = _int("--pairs", args.pairs, 1, 1000)
+    try:
+        check_model_exists(args.model)
+    except ModelLoadError as error:
+        raise UsageError(f"--model: {error}") from None
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    from .pipeline import TAUEPipeline
+    from .testbed import check_bars, format_table, prompt_set, run_testbed, summarize, write_report
+
+    pipe = TAUEPipeline.from_pretrained(args.model)
+    pipe.set_progress_bar_config(disable=True)
+    chosen = prompt_set()[:pairs] if pairs <= 56 else prompt_set(pairs)
+    rows, results = run_testbed(pipe, chosen, config, plain=not args.no_plain,
+                                on_pair=lambda i, p: print(f"[{i + 1}/{len(chosen)}] {p.foreground_prompt} | "
+                                                           f"{p.background_prompt}", file=sys.stderr))
+    summary = summarize(rows)
+    paths = write_report(Path(args.out), rows, summary, results)
+    print(format_table(summary))
+    failures = check_bars(summary)
+    print("bars: all met" if not failures else "bars missed: " + "; ".join(failures))
+    print(f"report: {paths['rows']}  contact sheet: {paths['sheet']}")
+    return 1 if failures and args.check else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command == "generate":
             return generate(args)
+        if args.command == "testbed":
+            return testbed(args)
     except UsageError as error:
         print(f"taue: error: {error}", file=sys.stderr)
         return EXIT_USAGE

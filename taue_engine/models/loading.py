@@ -12,7 +12,8 @@ from typing import Any, Callable
 import torch
 
 DEFAULT_HUB_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
-BUILTIN_MODELS = ("tiny-random",)
+BUILTIN_MODELS = ("toy", "tiny-random")
+TOY_MODEL_DIR = Path(__file__).resolve().parents[1] / "toy" / "model"
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 
 
@@ -68,6 +69,11 @@ def describe_model_kind(model: str) -> str:
 
 def check_model_exists(model: str) -> None:
     """Fail fast (before any heavy import) when a model given as a path does not exist."""
+    if model == "toy" and not (TOY_MODEL_DIR / "model_index.json").is_file():
+        raise ModelLoadError(
+            f"the toy model is not in this installation ({TOY_MODEL_DIR}): train it with "
+            "`python -m taue_engine.toy.train` and export it there, or use tiny-random"
+        )
     kind = describe_model_kind(model)
     if kind == "missing_path":
         raise ModelLoadError(
@@ -97,6 +103,8 @@ def load_components(
     """Build a pipeline from any supported model source, through the given constructors of its class."""
     check_model_exists(model)
     kind = describe_model_kind(model)
+    if model == "toy":
+        model, kind = str(TOY_MODEL_DIR), "folder"
     if kind == "builtin":
         from .tiny import build_tiny_random_components
 

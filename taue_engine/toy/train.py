@@ -314,6 +314,7 @@ def export(work: Path, out: Path, seed: int) -> Path:
     vae.register_to_config(scaling_factor=json.loads((work / "alignment.json").read_text())["scaling_factor"])
     unet = build_unet()
     unet.load_state_dict(torch.load(work / "unet.pt", weights_only=False)["ema"])
+    unet.to(torch.float16)  # stored in half precision to stay under 30 MB; loads as float32 on the CPU
     tokenizer, text_encoder, text_encoder_2 = build_text_encoders(work / "tokenizer", seed)
     pipe = StableDiffusionXLPipeline(vae=vae.eval(), unet=unet.eval(), text_encoder=text_encoder,
                                      text_encoder_2=text_encoder_2, tokenizer=tokenizer, tokenizer_2=tokenizer,
