@@ -1,7 +1,7 @@
 """Train the toy SDXL-architecture model on procedural scenes, from scratch, on a CPU.
 
     python -m taue_engine.toy.train --work runs/toy --vae-minutes 12 --unet-minutes 90
-    python -m taue_engine.toy.train --work runs/toy --resume --unet-minutes 30      # go on where it stopped
+    python -m taue_engine.toy.train --work runs/toy --resume --unet-minutes 120     # go on to 120 minutes in all
     python -m taue_engine.toy.train --work runs/toy --export taue_engine/toy/model    # write the pipeline folder
 
 Stages: data (seeded scenes and captions), VAE (then its latent is rotated so that key green lies on the paper's
@@ -324,7 +324,8 @@ def export(work: Path, out: Path, seed: int) -> Path:
 
         shutil.rmtree(out)  # an old tokenizer.json would win over the new vocabulary
     pipe.save_pretrained(out)
-    info = {"unet_steps": torch.load(work / "unet.pt", weights_only=False)["step"],
+    unet_state = torch.load(work / "unet.pt", weights_only=False)
+    info = {"unet_steps": unet_state["step"], "unet_minutes": round(unet_state["seconds"] / 60, 1),
             **json.loads((work / "alignment.json").read_text())}
     (out / "training.json").write_text(json.dumps(info, indent=2))
     return out
@@ -334,8 +335,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("runs/toy"), help="checkpoints, caches and logs")
     parser.add_argument("--images", type=int, default=24000)
-    parser.add_argument("--vae-minutes", type=float, default=12.0)
-    parser.add_argument("--unet-minutes", type=float, default=90.0)
+    parser.add_argument("--vae-minutes", type=float, default=10.0, help="total VAE training time")
+    parser.add_argument("--unet-minutes", type=float, default=62.0,
+                        help="total UNet training time (a resumed run goes on until it is reached)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="go on from the checkpoints in --work")
     parser.add_argument("--export", type=Path, default=None, help="only write the pipeline folder here")

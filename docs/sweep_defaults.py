@@ -1,0 +1,64 @@
+"""Sweep the method's UNKNOWN hyperparameters on the toy testbed and write docs/sweeps.md.
+
+    python docs/sweep_defaults.py [--pairs 24] [--model toy]
+
+One parameter at a time around the defaults in TAUEConfig; each row is one testbed run on the same pairs.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+
+from taue_engine import TAUEConfig, TAUEPipeline  # noqa: E402
+from taue_engine.testbed import prompt_set, run_testbed, summarize  # noqa: E402
+
+SWEEPS = {
+    "green_alpha": (0.1, 0.22, 0.4, 0.6),
+    "tau_bg": (0.3, 0.4, 0.5, 0.6),
+    "tau_attention": (0.1, 0.2, 0.3, 0.4),
+    "mask_blur_sigma": (0.0, 0.5, 1.0),
+    "transplant_noise": (0.0, 0.5, 1.0),
+    "highpass_strength": (0.0, 0.1, 0.2, 0.4),
+}
+COLUMNS = ("alpha_iou", "leakage", "psnr_fg", "ssim_fg", "psnr_bg", "ssim_bg", "object_colour_in_composite",
+           "background_colour_in_composite", "fringe")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="toy")
+    parser.add_argument("--pairs", type=int, default=24)
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("sweeps.md"))
+    parser.add_argument("--only", nargs="*", default=None, help="parameters to sweep (default: all)")
+    args = parser.parse_args()
+    pipe = TAUEPipeline.from_pretrained(args.model)
+    pipe.set_progress_bar_config(disable=True)
+    pairs = prompt_set()[: args.pairs]
+    base = TAUEConfig()
+    lines = [f"# Sweeps of the UNKNOWN hyperparameters on the toy testbed ({args.pairs} pairs, model {args.model})",
+             "", "Means over the pairs; one parameter varied at a time, the others at their defaults.", ""]
+    for name, values in SWEEPS.items():
+        if args.only and name not in args.only:
+            continue
+        lines += [f"## {name} (default {getattr(base, name)})", "",
+                  "| value | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+        for value in values:
+            started = time.perf_counter()
+            rows, _ = run_testbed(pipe, pairs, base.replace(**{name: value}), plain=False)
+            summary = summarize(rows)
+            cells = [f"{summary[c]['mean']:.3f}" if c in summary else "-" for c in COLUMNS]
+            lines.append(f"| {value} | " + " | ".join(cells) + " |")
+            print(f"{name}={value}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        lines.append("")
+        args.out.write_text("\n".join(lines))
+    print(args.out)
+
+
+if __name__ == "__main__":
+    main()
