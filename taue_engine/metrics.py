@@ -106,8 +106,10 @@ def toy_metrics(result, object_colour: str, background_colour: str) -> dict[str,
     outside = ~inside
     alpha = np.asarray(result.foreground, dtype=np.float32)[..., 3] / 255.0
 
+    # the object as drawn: pixels of the requested colour in the foreground-on-green image (not merely non-green,
+    # or an image that forgot its green backdrop would score an all-opaque alpha as perfect)
     on_green = classify_colours(np.asarray(result.foreground_on_green))
-    drawn_object = on_green != names.index("green")
+    drawn_object = on_green == names.index(object_colour)
     opaque = alpha > 0.5
     union = (drawn_object | opaque).sum()
     iou = float((drawn_object & opaque).sum() / union) if union else 1.0

@@ -72,6 +72,14 @@ def test_ideal_layers_score_perfectly():
     assert toy["object_colour_in_composite"] > 0.95 and toy["background_colour_in_composite"] > 0.95
 
 
+def test_alpha_iou_needs_the_object_not_just_an_opaque_layer():
+    scene = make_scene(5, shape="star", colour="red", background_colour="white", background_kind="solid")
+    result = _result_from_scene(scene)
+    result.foreground_on_green = Image.fromarray(scene.image)  # the backdrop came out white, not green
+    result.foreground = Image.fromarray(np.dstack([scene.image, np.full((64, 64), 255, np.uint8)]), "RGBA")
+    assert toy_metrics(result, "red", "white")["alpha_iou"] < 0.4
+
+
 def test_metrics_catch_leakage_and_fringe():
     scene = make_scene(11, shape="circle", colour="red", background_colour="blue", background_kind="solid")
     ghost = scene.image.copy()  # the object left in the background layer
