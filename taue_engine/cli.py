@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .config import LayoutBox, TAUEConfig, field_names
 
-DEFAULT_MODEL = "tiny-random"
+DEFAULT_MODEL = "toy"
 EXIT_USAGE, EXIT_FAILURE, EXIT_CANCELLED = 2, 1, 130
 
 # TAUEConfig fields that have a flag of their own; other fields are set with --set FIELD=VALUE.
@@ -80,7 +80,8 @@ def _int(flag: str, text: str | None, low: int, high: int, multiple: int = 1) ->
     return value
 
 
-def _config(args) -> TAUEConfig:
+def _config(args, base: TAUEConfig | None = None) -> TAUEConfig:
+    """The config of the flags (--steps, --set) on top of `base` (the model's defaults)."""
     changes = {}
     steps = _int("--steps", args.steps, 2, 1000)
     if steps is not None:
@@ -95,7 +96,7 @@ def _config(args) -> TAUEConfig:
         except json.JSONDecodeError:
             changes[name] = raw
     try:
-        return TAUEConfig(**changes)
+        return (base or TAUEConfig()).replace(**changes)
     except (ValueError, TypeError) as error:
         field = next((n for n in changes if str(error).startswith(n)), None)
         flag = FIELD_FLAGS.get(field, f"--set {field}") if field else "--set"
@@ -162,6 +163,7 @@ def generate(args) -> int:
         raise UsageError(str(error)) from None
     pipe.set_progress_bar_config(disable=args.quiet, desc="TAUE (foreground, composite, background)",
                                  unit="step", leave=True)
+    request["config"] = _config(args, pipe.default_config)
     try:
         result = pipe(**request)
     except ValueError as error:
@@ -192,6 +194,7 @@ def testbed(args) -> int:
 
     pipe = TAUEPipeline.from_pretrained(args.model)
     pipe.set_progress_bar_config(disable=True)
+    config = _config(args, pipe.default_config)
     chosen = prompt_set()[:pairs] if pairs <= 56 else prompt_set(pairs)
     rows, results = run_testbed(pipe, chosen, config, plain=not args.no_plain,
                                 on_pair=lambda i, p: print(f"[{i + 1}/{len(chosen)}] {p.foreground_prompt} | "

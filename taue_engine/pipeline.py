@@ -32,7 +32,7 @@ from .config import LayoutBox, TAUEConfig
 from .green import dithered_mask, inject_green, layout_probability
 from .keying import foreground_rgba
 from .masks import object_mask, resize_mask
-from .models.loading import DEFAULT_HUB_MODEL, choose_device_and_dtype, load_components
+from .models.loading import DEFAULT_HUB_MODEL, choose_device_and_dtype, load_components, model_default_config
 from .transplant import HeldRegion, highpass
 
 PHASES = ("foreground", "composite", "background")
@@ -101,6 +101,8 @@ class TAUEPipeline(StableDiffusionXLPipeline):
     """Layered generation (foreground RGBA, background, composite) with TAUE on any SDXL checkpoint."""
 
     model_name: str = "unknown"
+    default_config: TAUEConfig = TAUEConfig()
+    """The settings used when a call passes no config: the paper's, or a model folder's own `taue_config.json`."""
 
     @classmethod
     def from_pretrained(
@@ -140,6 +142,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         if type(pipe) is not cls:
             pipe = cls(**pipe.components)
         pipe.model_name = model
+        pipe.default_config = model_default_config(model)
         if cpu_offload:
             pipe.enable_model_cpu_offload(device=device)
         else:
@@ -265,7 +268,8 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             layout: where the object goes, (cx, cy, w, h) in 0..1; default: centred, TKG-DM's Gaussian.
             seed: one seed for all three phases: same seed, same pictures.
             width, height: multiples of 8; default the model's native size (1024 for SDXL).
-            config: every hyperparameter of the method (`TAUEConfig()`: the paper's defaults).
+            config: every hyperparameter of the method; default `self.default_config` (the paper's values, or
+                those a model folder ships in `taue_config.json`).
             progress_callback: called after every denoising step with a `TAUEProgress`; returning False (or
                 raising `TAUECancelled`) stops the job within that step.
             callback_on_step_end: diffusers-style `fn(pipe, step, timestep, callback_kwargs)`, called after the
@@ -276,7 +280,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             ValueError: an argument or config value is out of range (the message names it).
             TAUECancelled: the progress callback stopped the job.
         """
-        config = config or TAUEConfig()
+        config = config or self.default_config
         default_size = self.unet.config.sample_size * self.vae_scale_factor
         width = default_size if width is None else width
         height = default_size if height is None else height

@@ -132,6 +132,29 @@ def load_components(
         raise
 
 
+MODEL_CONFIG_FILE = "taue_config.json"
+
+
+def model_default_config(model: str):
+    """The TAUEConfig a model folder recommends (`taue_config.json`: field overrides), else the paper's defaults.
+
+    A model whose latent space or training differs from SDXL's (the toy model) can ship the settings that the
+    testbed chose for it; SDXL checkpoints carry none and get the paper's values.
+    """
+    import json
+
+    from ..config import TAUEConfig
+
+    folder = TOY_MODEL_DIR if model == "toy" else Path(os.path.expanduser(model))
+    path = folder / MODEL_CONFIG_FILE
+    if not folder.is_dir() or not path.is_file():
+        return TAUEConfig()
+    try:
+        return TAUEConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError) as error:
+        raise ModelLoadError(f"{path} holds invalid settings: {error}") from None
+
+
 def _variant(path: str, torch_dtype: torch.dtype) -> dict[str, str]:
     """Use the fp16 weight files of a local folder when they exist and we run in float16."""
     if torch_dtype == torch.float16 and os.path.isdir(path):

@@ -319,11 +319,15 @@ def export(work: Path, out: Path, seed: int) -> Path:
     pipe = StableDiffusionXLPipeline(vae=vae.eval(), unet=unet.eval(), text_encoder=text_encoder,
                                      text_encoder_2=text_encoder_2, tokenizer=tokenizer, tokenizer_2=tokenizer,
                                      scheduler=sdxl_euler_scheduler(), force_zeros_for_empty_prompt=True)
+    settings = out / "taue_config.json"  # chosen with the testbed, not by training: kept across exports
+    kept = settings.read_text() if settings.is_file() else None
     if out.exists():
         import shutil
 
         shutil.rmtree(out)  # an old tokenizer.json would win over the new vocabulary
     pipe.save_pretrained(out)
+    if kept is not None:
+        settings.write_text(kept)
     unet_state = torch.load(work / "unet.pt", weights_only=False)
     info = {"unet_steps": unet_state["step"], "unet_minutes": round(unet_state["seconds"] / 60, 1),
             **json.loads((work / "alignment.json").read_text())}

@@ -1,0 +1,45 @@
+"""The embedded toy model: loads by name like any SDXL folder, follows prompts, and carries its own settings."""
+
+import numpy as np
+import pytest
+
+from taue_engine import TAUEConfig, TAUEPipeline
+from taue_engine.toy.scenes import classify_colours, palette_names
+
+
+@pytest.fixture(scope="module")
+def toy():
+    pipe = TAUEPipeline.from_pretrained("toy", device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_toy_is_an_sdxl_folder_with_its_own_settings(toy):
+    assert toy.unet.config.addition_embed_type == "text_time"
+    assert toy.unet.config.sample_size * toy.vae_scale_factor == 64
+    assert toy.default_config == TAUEConfig(green_alpha=0.5)
+    assert toy.default_config.green_latent == (0.0, 1.0, 1.0, 0.0)
+
+
+@pytest.mark.parametrize("colour, background, seed", [("red", "blue", 1), ("yellow", "purple", 2),
+                                                       ("white", "black", 3)])
+def test_plain_generation_follows_the_prompt(toy, colour, background, seed):
+    import torch
+    from diffusers import StableDiffusionXLPipeline
+
+    image = StableDiffusionXLPipeline.__call__(
+        toy, prompt=f"a {colour} circle on a {background} background", num_inference_steps=30, guidance_scale=5.0,
+        generator=torch.Generator("cpu").manual_seed(seed)).images[0]
+    labels = classify_colours(np.asarray(image))
+    names = palette_names()
+    assert (labels == names.index(colour)).mean() > 0.02
+    assert (labels == names.index(background)).mean() > 0.3
+
+
+def test_toy_foreground_comes_out_on_green(toy):
+    result = toy("a red square", "a blue background", seed=4, config=toy.default_config.replace(
+        num_inference_steps=30))
+    labels = classify_colours(np.asarray(result.foreground_on_green))
+    assert (labels == palette_names().index("green")).mean() > 0.4
+    alpha = np.asarray(result.foreground)[..., 3]
+    assert 0.03 < (alpha > 127).mean() < 0.6  # an object, not the whole frame
