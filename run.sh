@@ -35,7 +35,7 @@ case "${1:-}" in
     setup
     shift
     "$VENV/bin/taue" generate \
-      --foreground "a red vintage bicycle" --background "a cobblestone street at dusk" \
+      --foreground "a red star" --background "a blue striped background" \
       --seed 1 --out taue-out "$@"
     ;;
   test)

@@ -19,7 +19,7 @@ class _Saved:
 
 def main() -> None:
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "taue-out")
-    out = Path(__file__).with_name("tiny-random-demo.png")
+    out = Path(__file__).with_name("demo.png")
     contact_sheet([_Saved(folder)], tile=192).save(out)
     print(out)
 
