@@ -40,9 +40,12 @@ def main() -> None:
     pipe = TAUEPipeline.from_pretrained(args.model)
     pipe.set_progress_bar_config(disable=True)
     pairs = prompt_set()[: args.pairs]
-    base = TAUEConfig()
+    base = pipe.default_config  # the model's own settings (the toy ships green_alpha 0.5), else the paper's
+    paper = TAUEConfig().to_dict()
+    own = {k: v for k, v in base.to_dict().items() if v != paper[k]} or "the paper defaults"
     lines = [f"# Sweeps of the UNKNOWN hyperparameters on the toy testbed ({args.pairs} pairs, model {args.model})",
-             "", "Means over the pairs; one parameter varied at a time, the others at their defaults.", ""]
+             "", "Means over the pairs (`python docs/sweep_defaults.py`); one parameter varied at a time, the others at",
+             f"the model's settings ({own}).", ""]
     for name, values in SWEEPS.items():
         if args.only and name not in args.only:
             continue

@@ -197,7 +197,7 @@ def testbed(args) -> int:
     config = _config(args, pipe.default_config)
     chosen = prompt_set()[:pairs] if pairs <= 56 else prompt_set(pairs)
     rows, results = run_testbed(pipe, chosen, config, plain=not args.no_plain,
-                                on_pair=lambda i, p: print(f"[{i + 1}/{len(chosen)}] {p.foreground_prompt} | "
+                                on_pair=lambda i, p: print(f"[{i + 1}/{len(chosen)}] {p.object_prompt} | "
                                                            f"{p.background_prompt}", file=sys.stderr))
     summary = summarize(rows)
     paths = write_report(Path(args.out), rows, summary, results)

@@ -17,28 +17,18 @@ import numpy as np
 
 from .config import TAUEConfig
 from .metrics import layer_fidelity, toy_metrics
-from .toy.scenes import BACKGROUNDS, COLOURS, SHAPES, background_prompt, classify_colours, object_prompt, palette_names
+from .toy.scenes import BACKGROUNDS, COLOURS, SHAPES, PromptWords, classify_colours, palette_names
 
 
 @dataclass(frozen=True)
-class Pair:
+class Pair(PromptWords):
+    """One testbed case: the object and background it asks for, and the seed."""
+
     shape: str
     colour: str
     background_colour: str
     background_kind: str
     seed: int
-
-    @property
-    def foreground_prompt(self) -> str:
-        return object_prompt(self.colour, self.shape)
-
-    @property
-    def background_prompt(self) -> str:
-        return background_prompt(self.background_colour, self.background_kind)
-
-    @property
-    def scene_prompt(self) -> str:
-        return f"{self.foreground_prompt} on {self.background_prompt}"
 
 
 def prompt_set(count: int = 56) -> list[Pair]:
@@ -92,8 +82,8 @@ def run_testbed(pipe, pairs: list[Pair], config: TAUEConfig, plain: bool = True,
         if on_pair:
             on_pair(index, pair)
         started = time.perf_counter()
-        result = pipe(pair.foreground_prompt, pair.background_prompt, seed=pair.seed, config=config)
-        row = {"pair": index, "foreground": pair.foreground_prompt, "background": pair.background_prompt,
+        result = pipe(pair.object_prompt, pair.background_prompt, seed=pair.seed, config=config)
+        row = {"pair": index, "foreground": pair.object_prompt, "background": pair.background_prompt,
                **layer_fidelity(result), **toy_metrics(result, pair.colour, pair.background_colour)}
         if plain:
             row.update(plain_adherence(pipe, pair, config.num_inference_steps, config.guidance_composite))

@@ -31,14 +31,9 @@ PARTNER_MIX = {"white": ("black", 0.35), "black": ("white", 0.35)}
 SUPERSAMPLE = 4
 
 
-@dataclass
-class Scene:
-    """One sample and its truth (images are uint8 HxWx3, masks float HxW in 0..1)."""
+class PromptWords:
+    """The prompts of a scene, from its shape and colours (scenes and testbed pairs share them)."""
 
-    image: np.ndarray  # object over background
-    object_on_green: np.ndarray  # object over key green
-    background: np.ndarray  # the background alone
-    mask: np.ndarray  # object coverage (anti-aliased)
     shape: str
     colour: str
     background_colour: str
@@ -55,6 +50,20 @@ class Scene:
     @property
     def scene_prompt(self) -> str:
         return f"{self.object_prompt} on {self.background_prompt}"
+
+
+@dataclass
+class Scene(PromptWords):
+    """One sample and its truth (images are uint8 HxWx3, masks float HxW in 0..1)."""
+
+    image: np.ndarray  # object over background
+    object_on_green: np.ndarray  # object over key green
+    background: np.ndarray  # the background alone
+    mask: np.ndarray  # object coverage (anti-aliased)
+    shape: str
+    colour: str
+    background_colour: str
+    background_kind: str
 
 
 def _article(word: str) -> str:

@@ -158,6 +158,11 @@ def train_vae(work: Path, images: np.ndarray, minutes: float, log: Log, batch: i
     vae.train()
     bar = tqdm(desc="VAE", unit="step", initial=step, mininterval=2)
     start, last_save = time.time() - spent, time.time()
+
+    def save() -> None:
+        save_checkpoint(path, model=vae.state_dict(), optimizer=optimizer.state_dict(), step=step,
+                        seconds=time.time() - start, rng=rng_state())
+
     while time.time() - start < minutes * 60:
         x = data[torch.randint(0, len(data) - 256, (batch,))]
         posterior = vae.encode(x).latent_dist
@@ -172,8 +177,7 @@ def train_vae(work: Path, images: np.ndarray, minutes: float, log: Log, batch: i
             bar.set_postfix(loss=f"{loss.item():.4f}")
             log.write(stage="vae", step=step, loss=loss.item())
         if time.time() - last_save > 300:
-            save_checkpoint(path, model=vae.state_dict(), optimizer=optimizer.state_dict(), step=step,
-                            seconds=time.time() - start, rng=rng_state())
+            save()
             last_save = time.time()
     bar.close()
     vae.eval()
@@ -182,8 +186,7 @@ def train_vae(work: Path, images: np.ndarray, minutes: float, log: Log, batch: i
     quality = psnr_of(recon, held_out)
     log.write(stage="vae", step=step, held_out_psnr=quality)
     print(f"VAE: {step} steps, held-out PSNR {quality:.1f} dB")
-    save_checkpoint(path, model=vae.state_dict(), optimizer=optimizer.state_dict(), step=step,
-                    seconds=time.time() - start, rng=rng_state())
+    save()
     return vae
 
 
@@ -264,6 +267,11 @@ def train_unet(work: Path, latents, embeds, pooled, caption_ids, minutes: float,
     unet.train()
     bar = tqdm(desc="UNet", unit="step", initial=step, mininterval=2)
     start, last_save, running = time.time() - spent, time.time(), None
+
+    def save() -> None:
+        save_checkpoint(path, model=unet.state_dict(), ema=ema.state_dict(), optimizer=optimizer.state_dict(),
+                        step=step, seconds=time.time() - start, rng=rng_state())
+
     while time.time() - start < minutes * 60:
         idx = torch.randint(0, len(latents), (batch,))
         x0 = latents[idx]
@@ -295,12 +303,10 @@ def train_unet(work: Path, latents, embeds, pooled, caption_ids, minutes: float,
             bar.set_postfix(loss=f"{running:.4f}")
             log.write(stage="unet", step=step, loss=running)
         if time.time() - last_save > 300:
-            save_checkpoint(path, model=unet.state_dict(), ema=ema.state_dict(), optimizer=optimizer.state_dict(),
-                            step=step, seconds=time.time() - start, rng=rng_state())
+            save()
             last_save = time.time()
     bar.close()
-    save_checkpoint(path, model=unet.state_dict(), ema=ema.state_dict(), optimizer=optimizer.state_dict(),
-                    step=step, seconds=time.time() - start, rng=rng_state())
+    save()
     print(f"UNet: {step} steps, loss {running}")
     return ema.eval(), step
 
