@@ -139,14 +139,24 @@ def check_arguments(args) -> dict:
     }
 
 
+def _quiet_libraries() -> None:
+    """No log lines or loading bars from diffusers/transformers between our own progress bar and the result."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+
+
 def generate(args) -> int:
     request = check_arguments(args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out must be a folder (got the file {str(out)!r})")
 
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no library chatter between the bar and the result
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    _quiet_libraries()
     from .models.loading import ModelLoadError
     from .pipeline import TAUECancelled, TAUEPipeline
 
@@ -187,8 +197,7 @@ def testbed(args) -> int:
         check_model_exists(args.model)
     except ModelLoadError as error:
         raise UsageError(f"--model: {error}") from None
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    _quiet_libraries()
     from .pipeline import TAUEPipeline
     from .testbed import check_bars, format_table, prompt_set, run_testbed, summarize, write_report
 
