@@ -43,3 +43,31 @@ def test_toy_foreground_comes_out_on_green(toy):
     assert (labels == palette_names().index("green")).mean() > 0.4
     alpha = np.asarray(result.foreground)[..., 3]
     assert 0.03 < (alpha > 127).mean() < 0.6  # an object, not the whole frame
+
+
+def test_training_script_trains_resumes_and_exports_a_loadable_model(tmp_path):
+    """Seconds of training: the point is the machinery (stages, green alignment, resume, export, loading)."""
+    import json
+    import subprocess
+    import sys
+
+    work, out = tmp_path / "work", tmp_path / "model"
+    command = [sys.executable, "-m", "taue_engine.toy.train", "--work", str(work), "--images", "300",
+               "--vae-minutes", "0.03", "--unet-minutes", "0.03"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert refused.returncode != 0 and "--resume" in refused.stderr  # never overwrites checkpoints silently
+    resumed = subprocess.run(command[:-1] + ["0.06", "--resume"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    alignment = json.loads((work / "alignment.json").read_text())
+    g = alignment["green_direction_after"]
+    assert abs(g[0]) < 1e-4 and abs(g[3]) < 1e-4 and g[1] == pytest.approx(g[2], rel=1e-4) and g[1] > 0
+    exported = subprocess.run([sys.executable, "-m", "taue_engine.toy.train", "--work", str(work), "--export",
+                               str(out)], capture_output=True, text=True, timeout=600)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    pipe = TAUEPipeline.from_pretrained(str(out), device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    result = pipe("a red star", "a blue background", seed=0, config=TAUEConfig(num_inference_steps=4))
+    assert result.composite.size == (64, 64)
+    assert json.loads((out / "training.json").read_text())["unet_steps"] > 0

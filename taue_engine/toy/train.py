@@ -124,6 +124,16 @@ def save_checkpoint(path: Path, **state) -> None:
     os.replace(tmp, path)
 
 
+def load_checkpoint(path: Path, optimizer, **modules) -> tuple[int, float]:
+    """Restore `modules` (by checkpoint key), the optimizer and the RNGs; returns (step, seconds spent)."""
+    state = torch.load(path, weights_only=False)
+    for key, module in modules.items():
+        module.load_state_dict(state[key])
+    optimizer.load_state_dict(state["optimizer"])
+    set_rng_state(state["rng"])
+    return state["step"], state["seconds"]
+
+
 def rng_state() -> dict:
     return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
 
@@ -142,17 +152,10 @@ def psnr_of(a: torch.Tensor, b: torch.Tensor) -> float:
 # ---------------------------------------------------------------------------------------------------- stages
 def train_vae(work: Path, images: np.ndarray, minutes: float, log: Log, batch: int = 16, seed: int = 0):
     path = work / "vae.pt"
+    torch.manual_seed(seed)  # seeded initial weights; a resumed run restores its RNGs below
     vae = build_vae()
     optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
-    step, spent = 0, 0.0
-    if path.exists():
-        state = torch.load(path, weights_only=False)
-        vae.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, spent = state["step"], state["seconds"]
-        set_rng_state(state["rng"])
-    else:
-        torch.manual_seed(seed)
+    step, spent = load_checkpoint(path, optimizer, model=vae) if path.exists() else (0, 0.0)
     data = to_tensor(images)
     held_out = data[-256:]
     vae.train()
@@ -245,20 +248,12 @@ def encode_captions(tokenizer, text_encoder, text_encoder_2, captions: list[str]
 def train_unet(work: Path, latents, embeds, pooled, caption_ids, minutes: float, log: Log, batch: int = 64,
                lr: float = 5e-4, seed: int = 0):
     path = work / "unet.pt"
+    torch.manual_seed(seed + 1)  # seeded initial weights; a resumed run restores its RNGs below
     unet = build_unet()
     ema = build_unet()
+    ema.load_state_dict(unet.state_dict())
     optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=1e-2)
-    step, spent = 0, 0.0
-    if path.exists():
-        state = torch.load(path, weights_only=False)
-        unet.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, spent = state["step"], state["seconds"]
-        set_rng_state(state["rng"])
-    else:
-        torch.manual_seed(seed)
-        ema.load_state_dict(unet.state_dict())
+    step, spent = load_checkpoint(path, optimizer, model=unet, ema=ema) if path.exists() else (0, 0.0)
     ema.requires_grad_(False)
     betas = torch.linspace(SDXL_SCHEDULER_CONFIG["beta_start"] ** 0.5, SDXL_SCHEDULER_CONFIG["beta_end"] ** 0.5,
                            1000) ** 2
