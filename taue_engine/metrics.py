@@ -99,31 +99,24 @@ def fringe_fraction(foreground_rgba) -> float:
 
 def toy_metrics(result, object_colour: str, background_colour: str) -> dict[str, float]:
     """Metrics where the truth is known: the scene is made of palette colours (see toy/scenes.py)."""
-    from .toy.scenes import classify_colours, palette_names
+    from .toy.scenes import classify_colours, label_fraction, palette_names
 
-    names = palette_names()
     inside = np.asarray(result.mask, dtype=np.float32) / 255.0 > 0.5
-    outside = ~inside
     alpha = np.asarray(result.foreground, dtype=np.float32)[..., 3] / 255.0
 
     # the object as drawn: pixels of the requested colour in the foreground-on-green image (not merely non-green,
     # or an image that forgot its green backdrop would score an all-opaque alpha as perfect)
     on_green = classify_colours(np.asarray(result.foreground_on_green))
-    drawn_object = on_green == names.index(object_colour)
+    drawn_object = on_green == palette_names().index(object_colour)
     opaque = alpha > 0.5
     union = (drawn_object | opaque).sum()
     iou = float((drawn_object & opaque).sum() / union) if union else 1.0
 
-    background = classify_colours(np.asarray(result.background))
-    object_index = names.index(object_colour)
-    leakage = float((background[inside] == object_index).mean()) if inside.any() else 0.0
-
     composite = classify_colours(np.asarray(result.composite))
     return {
         "alpha_iou": iou,
-        "leakage": leakage,
-        "object_colour_in_composite": float((composite[inside] == object_index).mean()) if inside.any() else 0.0,
-        "background_colour_in_composite": float(
-            (composite[outside] == names.index(background_colour)).mean()) if outside.any() else 0.0,
+        "leakage": label_fraction(classify_colours(np.asarray(result.background)), object_colour, inside),
+        "object_colour_in_composite": label_fraction(composite, object_colour, inside),
+        "background_colour_in_composite": label_fraction(composite, background_colour, ~inside),
         "fringe": fringe_fraction(result.foreground),
     }

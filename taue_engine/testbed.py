@@ -17,7 +17,7 @@ import numpy as np
 
 from .config import TAUEConfig
 from .metrics import layer_fidelity, toy_metrics
-from .toy.scenes import BACKGROUNDS, COLOURS, SHAPES, PromptWords, classify_colours, palette_names
+from .toy.scenes import BACKGROUNDS, COLOURS, SHAPES, PromptWords, classify_colours, label_fraction
 
 
 @dataclass(frozen=True)
@@ -66,11 +66,10 @@ def plain_adherence(pipe, pair: Pair, steps: int, guidance: float) -> dict[str, 
         pipe, prompt=pair.scene_prompt, num_inference_steps=steps, guidance_scale=guidance,
         generator=torch.Generator("cpu").manual_seed(pair.seed)).images[0]
     labels = classify_colours(np.asarray(image))
-    names = palette_names()
     return {
-        "plain_object_colour_present": float((labels == names.index(pair.colour)).mean() >= OBJECT_PRESENT_FRACTION),
+        "plain_object_colour_present": float(label_fraction(labels, pair.colour) >= OBJECT_PRESENT_FRACTION),
         "plain_background_right": float(
-            (labels == names.index(pair.background_colour)).mean() >= BACKGROUND_RIGHT_FRACTION),
+            label_fraction(labels, pair.background_colour) >= BACKGROUND_RIGHT_FRACTION),
     }
 
 

@@ -204,13 +204,16 @@ def palette_names(include_green: bool = True) -> list[str]:
     return list(COLOURS) + (["green"] if include_green else [])
 
 
-def colour_fraction(rgb: np.ndarray, colour: str, where: np.ndarray | None = None) -> float:
-    """Fraction of pixels (optionally only where `where` is true) whose nearest palette colour is `colour`."""
-    names = palette_names()
-    labels = classify_colours(rgb)
-    hit = labels == names.index(colour)
+def label_fraction(labels: np.ndarray, colour: str, where: np.ndarray | None = None) -> float:
+    """Fraction of classified pixels (optionally only where `where` is true) that are `colour`; 0 on no pixels."""
+    hit = labels == palette_names().index(colour)
     if where is not None:
         if not where.any():
             return 0.0
-        return float(hit[where].mean())
+        hit = hit[where]
     return float(hit.mean())
+
+
+def colour_fraction(rgb: np.ndarray, colour: str, where: np.ndarray | None = None) -> float:
+    """Fraction of pixels (optionally only where `where` is true) whose nearest palette colour is `colour`."""
+    return label_fraction(classify_colours(rgb), colour, where)
