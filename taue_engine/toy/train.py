@@ -306,18 +306,25 @@ def train_unet(work: Path, latents, embeds, pooled, caption_ids, minutes: float,
     return ema.eval(), step
 
 
+def load_aligned_vae(work: Path):
+    """The trained VAE after `align_green` (rotated coordinates, unit-variance scaling), in eval mode."""
+    vae = build_vae()
+    vae.load_state_dict(torch.load(work / "vae_aligned.pt", weights_only=False)["model"])
+    vae.register_to_config(scaling_factor=json.loads((work / "alignment.json").read_text())["scaling_factor"])
+    return vae.eval()
+
+
 def export(work: Path, out: Path, seed: int) -> Path:
     """Write the toy pipeline (EMA UNet, aligned VAE, frozen text encoders) as a diffusers SDXL folder."""
     from diffusers import StableDiffusionXLPipeline
 
-    vae = build_vae()
-    vae.load_state_dict(torch.load(work / "vae_aligned.pt", weights_only=False)["model"])
-    vae.register_to_config(scaling_factor=json.loads((work / "alignment.json").read_text())["scaling_factor"])
+    vae = load_aligned_vae(work)
+    unet_state = torch.load(work / "unet.pt", weights_only=False)
     unet = build_unet()
-    unet.load_state_dict(torch.load(work / "unet.pt", weights_only=False)["ema"])
+    unet.load_state_dict(unet_state["ema"])
     unet.to(torch.float16)  # stored in half precision to stay under 30 MB; loads as float32 on the CPU
     tokenizer, text_encoder, text_encoder_2 = build_text_encoders(work / "tokenizer", seed)
-    pipe = StableDiffusionXLPipeline(vae=vae.eval(), unet=unet.eval(), text_encoder=text_encoder,
+    pipe = StableDiffusionXLPipeline(vae=vae, unet=unet.eval(), text_encoder=text_encoder,
                                      text_encoder_2=text_encoder_2, tokenizer=tokenizer, tokenizer_2=tokenizer,
                                      scheduler=sdxl_euler_scheduler(), force_zeros_for_empty_prompt=True)
     settings = out / "taue_config.json"  # chosen with the testbed, not by training: kept across exports
@@ -329,7 +336,6 @@ def export(work: Path, out: Path, seed: int) -> Path:
     pipe.save_pretrained(out)
     if kept is not None:
         settings.write_text(kept)
-    unet_state = torch.load(work / "unet.pt", weights_only=False)
     info = {"unet_steps": unet_state["step"], "unet_minutes": round(unet_state["seconds"] / 60, 1),
             **json.loads((work / "alignment.json").read_text())}
     (out / "training.json").write_text(json.dumps(info, indent=2))
@@ -360,11 +366,7 @@ def main() -> None:
     images, captions = make_dataset(args.images, args.seed)
     aligned = args.work / "vae_aligned.pt"
     if aligned.exists():
-        vae = build_vae()
-        vae.load_state_dict(torch.load(aligned, weights_only=False)["model"])
-        alignment = json.loads((args.work / "alignment.json").read_text())
-        vae.register_to_config(scaling_factor=alignment["scaling_factor"])
-        vae.eval()
+        vae = load_aligned_vae(args.work)
     else:
         vae = train_vae(args.work, images, args.vae_minutes, log, seed=args.seed).eval()
         alignment = align_green(vae, images)
