@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import LayoutBox, TAUEConfig, field_names
+from .config import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, LayoutBox, TAUEConfig, field_names
 
 DEFAULT_MODEL = "toy"
 EXIT_USAGE, EXIT_FAILURE, EXIT_CANCELLED = 2, 1, 130
@@ -112,8 +112,8 @@ def check_arguments(args) -> dict:
             raise UsageError(f"{flag} must not be empty")
     config = _config(args)
     seed = _int("--seed", args.seed, 0, 2**63 - 1)
-    width = _int("--width", args.width, 64, 4096, multiple=8)
-    height = _int("--height", args.height, 64, 4096, multiple=8)
+    width = _int("--width", args.width, MIN_SIZE, MAX_SIZE, multiple=SIZE_MULTIPLE)
+    height = _int("--height", args.height, MIN_SIZE, MAX_SIZE, multiple=SIZE_MULTIPLE)
     layout = None
     if args.layout is not None:
         try:

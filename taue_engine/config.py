@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 SHEAR_BLOCKS = ("down", "mid", "up")
+MIN_SIZE, MAX_SIZE, SIZE_MULTIPLE = 64, 4096, 8  # image width and height, in pixels
 SCHEDULERS = ("euler_discrete", "keep")
 
 

@@ -28,7 +28,7 @@ from .attention import (
     cross_attention_layers,
     install_processors,
 )
-from .config import LayoutBox, TAUEConfig
+from .config import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, LayoutBox, TAUEConfig
 from .green import dithered_mask, inject_green, layout_probability
 from .keying import foreground_rgba
 from .masks import object_mask, resize_mask
@@ -37,7 +37,6 @@ from .transplant import HeldRegion, highpass
 
 PHASES = ("foreground", "composite", "background")
 STOP_WORDS = {"a", "an", "the", "of", "on", "in", "with", "and", "at", "by", ",", ".", "!", "?", "-", "'s"}
-MIN_SIZE, MAX_SIZE = 64, 4096
 
 
 class TAUECancelled(RuntimeError):
@@ -202,8 +201,10 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
             raise ValueError(f"seed must be a whole number in 0..2^63-1 (got {seed!r})")
         for name, value in (("width", width), ("height", height)):
-            if isinstance(value, bool) or not isinstance(value, int) or value % 8 or not MIN_SIZE <= value <= MAX_SIZE:
-                raise ValueError(f"{name} must be a multiple of 8 in {MIN_SIZE}..{MAX_SIZE} (got {value!r})")
+            if (isinstance(value, bool) or not isinstance(value, int) or value % SIZE_MULTIPLE
+                    or not MIN_SIZE <= value <= MAX_SIZE):
+                raise ValueError(
+                    f"{name} must be a multiple of {SIZE_MULTIPLE} in {MIN_SIZE}..{MAX_SIZE} (got {value!r})")
         if layout is None or isinstance(layout, LayoutBox):
             return layout
         if isinstance(layout, dict):

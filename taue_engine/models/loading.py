@@ -67,11 +67,17 @@ def describe_model_kind(model: str) -> str:
     return "hub"
 
 
+def builtin_folder(model: str) -> Path | None:
+    """The folder a built-in name stands for (the trained toy model), or None."""
+    return TOY_MODEL_DIR if model == "toy" else None
+
+
 def check_model_exists(model: str) -> None:
     """Fail fast (before any heavy import) when a model given as a path does not exist."""
-    if model == "toy" and not (TOY_MODEL_DIR / "model_index.json").is_file():
+    folder = builtin_folder(model)
+    if folder is not None and not (folder / "model_index.json").is_file():
         raise ModelLoadError(
-            f"the toy model is not in this installation ({TOY_MODEL_DIR}): train it with "
+            f"the toy model is not in this installation ({folder}): train it with "
             "`python -m taue_engine.toy.train` and export it there, or use tiny-random"
         )
     kind = describe_model_kind(model)
@@ -103,8 +109,9 @@ def load_components(
     """Build a pipeline from any supported model source, through the given constructors of its class."""
     check_model_exists(model)
     kind = describe_model_kind(model)
-    if model == "toy":
-        model, kind = str(TOY_MODEL_DIR), "folder"
+    folder = builtin_folder(model)
+    if folder is not None:
+        model, kind = str(folder), "folder"
     if kind == "builtin":
         from .tiny import build_tiny_random_components
 
@@ -124,7 +131,7 @@ def load_components(
         )
     except ModelLoadError:
         raise
-    except (OSError, ValueError, EnvironmentError) as error:
+    except (OSError, ValueError) as error:
         raise ModelLoadError(_explain(model, kind, error)) from error
     except Exception as error:  # network layers raise many types; the user needs one clear message
         if _is_network_error(error):
@@ -145,7 +152,7 @@ def model_default_config(model: str):
 
     from ..config import TAUEConfig
 
-    folder = TOY_MODEL_DIR if model == "toy" else Path(os.path.expanduser(model))
+    folder = builtin_folder(model) or Path(os.path.expanduser(model))
     path = folder / MODEL_CONFIG_FILE
     if not folder.is_dir() or not path.is_file():
         return TAUEConfig()
