@@ -16,7 +16,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
 from taue_engine import TAUEConfig, TAUEPipeline  # noqa: E402
-from taue_engine.testbed import prompt_set, run_testbed, summarize  # noqa: E402
+from taue_engine.testbed import choose_pairs, run_testbed, summarize  # noqa: E402
 
 SWEEPS = {
     "green_alpha": (0.1, 0.22, 0.4, 0.6),
@@ -39,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     pipe = TAUEPipeline.from_pretrained(args.model)
     pipe.set_progress_bar_config(disable=True)
-    pairs = prompt_set()[: args.pairs]
+    pairs = choose_pairs(args.pairs)
     base = pipe.default_config  # the model's own settings (the toy ships green_alpha 0.5), else the paper's
     paper = TAUEConfig().to_dict()
     own = {k: v for k, v in base.to_dict().items() if v != paper[k]} or "the paper defaults"

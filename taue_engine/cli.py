@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bed = commands.add_parser("testbed", help="score TAUE on the toy prompt set (where the truth is known)")
     bed.add_argument("--model", default=DEFAULT_MODEL, metavar="M", help=f"default: {DEFAULT_MODEL}")
-    bed.add_argument("--pairs", default="56", metavar="N", help="how many prompt pairs of the fixed set (default 56)")
+    bed.add_argument("--pairs", default="56", metavar="N", help="how many pairs, spread evenly over the fixed set of 56 (default: all 56)")
     bed.add_argument("--steps", default=None, metavar="N", help="denoising steps per phase (default 50)")
     bed.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any TAUEConfig field")
     bed.add_argument("--no-plain", action="store_true", help="skip the plain generations (prompt adherence)")
@@ -199,12 +199,12 @@ def testbed(args) -> int:
         raise UsageError(f"--model: {error}") from None
     _quiet_libraries()
     from .pipeline import TAUEPipeline
-    from .testbed import check_bars, format_table, prompt_set, run_testbed, summarize, write_report
+    from .testbed import check_bars, choose_pairs, format_table, run_testbed, summarize, write_report
 
     pipe = TAUEPipeline.from_pretrained(args.model)
     pipe.set_progress_bar_config(disable=True)
     config = _config(args, pipe.default_config)
-    chosen = prompt_set()[:pairs] if pairs <= 56 else prompt_set(pairs)
+    chosen = choose_pairs(pairs)
     rows, results = run_testbed(pipe, chosen, config, plain=not args.no_plain,
                                 on_pair=lambda i, p: print(f"[{i + 1}/{len(chosen)}] {p.object_prompt} | "
                                                            f"{p.background_prompt}", file=sys.stderr))

@@ -66,8 +66,11 @@ class TAUEConfig:
     guidance_background: float = 5.0
     """PAPER: guidance of phase 3 (background). Allowed: 0..50."""
     crop_ratio: float = 0.5
-    """PAPER: r_crop; the seedling is cut at step floor(steps * (1 - r_crop)). Allowed: open interval (0, 1),
-    and it must leave at least one step on each side of the cut."""
+    """PAPER: r_crop, the fraction of the denoising done before the seedling is cut. The paper cuts at timestep
+    t_crop = T (1 - r_crop), and timesteps count down from T, so the cut comes after floor(steps * r_crop) steps
+    (its ablation agrees: PSNR_fg rises with r_crop, 21.12 / 23.82 / 24.33 dB at 0.25 / 0.5 / 0.75, as a later cut
+    holds a more finished object). Higher favours fidelity to the foreground, lower harmonisation. Allowed: open
+    interval (0, 1), and it must leave at least one step on each side of the cut."""
 
     # --- phase 1: green latent injection (TKG-DM) ---
     green_latent: tuple[float, ...] = (0.0, 1.0, 1.0, 0.0)
@@ -163,8 +166,8 @@ class TAUEConfig:
         if not 1 <= t_crop <= self.num_inference_steps - 1:
             raise ValueError(
                 f"crop_ratio {self.crop_ratio} cuts at step {t_crop} of {self.num_inference_steps}: it must leave at "
-                f"least one step on each side; choose crop_ratio in ({1 / self.num_inference_steps:.3f}, "
-                f"{1 - 1 / self.num_inference_steps:.3f}) or more steps"
+                f"least one step on each side; choose crop_ratio in [{1 / self.num_inference_steps:.3f}, 1) or "
+                f"more steps"
             )
         if not isinstance(self.green_latent, tuple) or len(self.green_latent) == 0:
             raise ValueError("green_latent must be a list of numbers, one per latent channel (e.g. [0, 1, 1, 0])")
@@ -212,7 +215,7 @@ class TAUEConfig:
     @property
     def crop_step(self) -> int:
         """t_crop as a step index: the seedling is the latent after this many steps."""
-        return int(math.floor(self.num_inference_steps * (1.0 - self.crop_ratio) + 1e-9))
+        return int(math.floor(self.num_inference_steps * self.crop_ratio + 1e-9))
 
     def replace(self, **changes: Any) -> "TAUEConfig":
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})

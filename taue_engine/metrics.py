@@ -57,22 +57,27 @@ def ssim(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float
 
 
 def layer_fidelity(result) -> dict[str, float]:
-    """The paper's PSNR_fg/bg and SSIM_fg/bg of a TAUEResult (object mask: result.mask above one half).
+    """The paper's PSNR_fg/bg and SSIM_fg/bg of a TAUEResult.
 
-    For SSIM, whose window looks across the mask's edge, the layer is pasted into the composite inside its region
+    The foreground layer is compared with the composite where the layer shows the object (alpha above one half):
+    its colour under transparent pixels is never seen, so it has nothing to match. The background layer is compared
+    with the composite outside m_obj (result.mask above one half), the region it takes from the composite; inside,
+    the composite shows the object and the background layer by design does not.
+    For SSIM, whose window looks across the region's edge, the layer is pasted into the composite inside its region
     first, so that only differences inside the region count.
     """
-    inside = np.asarray(result.mask, dtype=np.float32) / 255.0 > 0.5
+    opaque = np.asarray(result.foreground, dtype=np.float32)[..., 3] / 255.0 > 0.5
+    hole = np.asarray(result.mask, dtype=np.float32) / 255.0 > 0.5
     composite = _float(result.composite)
     foreground = _float(result.foreground)
     background = _float(result.background)
-    pasted_fg = np.where(inside[..., None], foreground, composite)
-    pasted_bg = np.where(inside[..., None], composite, background)
+    pasted_fg = np.where(opaque[..., None], foreground, composite)
+    pasted_bg = np.where(hole[..., None], composite, background)
     return {
-        "psnr_fg": psnr(foreground, composite, inside),
-        "ssim_fg": ssim(pasted_fg, composite, inside),
-        "psnr_bg": psnr(background, composite, ~inside),
-        "ssim_bg": ssim(pasted_bg, composite, ~inside),
+        "psnr_fg": psnr(foreground, composite, opaque),
+        "ssim_fg": ssim(pasted_fg, composite, opaque),
+        "psnr_bg": psnr(background, composite, ~hole),
+        "ssim_bg": ssim(pasted_bg, composite, ~hole),
     }
 
 

@@ -20,6 +20,9 @@ from .metrics import layer_fidelity, toy_metrics
 from .toy.scenes import BACKGROUNDS, COLOURS, SHAPES, PromptWords, classify_colours, label_fraction
 
 
+FIXED_SET = 56  # pairs in the standard set: 8 of each shape-colour round, every background kind 14 times
+
+
 @dataclass(frozen=True)
 class Pair(PromptWords):
     """One testbed case: the object and background it asks for, and the seed."""
@@ -31,7 +34,7 @@ class Pair(PromptWords):
     seed: int
 
 
-def prompt_set(count: int = 56) -> list[Pair]:
+def prompt_set(count: int = FIXED_SET) -> list[Pair]:
     """A fixed, seeded set covering every shape, colour, background colour and background kind."""
     pairs = []
     for i in range(count):
@@ -41,6 +44,19 @@ def prompt_set(count: int = 56) -> list[Pair]:
         pairs.append(Pair(SHAPES[i % len(SHAPES)], colour, background, BACKGROUNDS[i % len(BACKGROUNDS)],
                           seed=1000 + i))
     return pairs
+
+
+def choose_pairs(count: int = FIXED_SET) -> list[Pair]:
+    """`count` pairs of the fixed set, spread over it so that a reduced run still sees every shape, colour and
+    background kind (a stride prime to the set's cycles of 6 shapes, 7 colours and 4 kinds); more than the fixed
+    set extends it."""
+    if count >= FIXED_SET:
+        return prompt_set(count)
+    stride = max(1, FIXED_SET // count)
+    while math.gcd(stride, 2 * 2 * 2 * 3 * 7) != 1:
+        stride += 1
+    pairs = prompt_set(FIXED_SET)
+    return [pairs[(i * stride) % FIXED_SET] for i in range(count)]
 
 
 # bars of issue 3, measured on the committed toy model: (metric, direction, threshold)

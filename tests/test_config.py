@@ -10,6 +10,8 @@ def test_defaults_are_the_papers():
     assert c.scheduler == "euler_discrete"
     assert (c.guidance_foreground, c.guidance_composite, c.guidance_background) == (7.5, 5.0, 5.0)
     assert c.crop_ratio == 0.5 and c.crop_step == 25
+    # r_crop is the fraction denoised before the cut (the paper's t_crop = T (1 - r) counts timesteps down)
+    assert c.replace(crop_ratio=0.75).crop_step == 37 and c.replace(crop_ratio=0.25).crop_step == 12
     assert c.green_latent == (0.0, 1.0, 1.0, 0.0)
     assert c.highpass is True
 
@@ -30,7 +32,7 @@ def test_every_field_is_documented():
         ({"num_inference_steps": 2.5}, "num_inference_steps"),
         ({"crop_ratio": 1.0}, "crop_ratio"),
         ({"crop_ratio": 0.0}, "crop_ratio"),
-        ({"crop_ratio": 0.999}, "crop_ratio"),
+        ({"crop_ratio": 0.001}, "crop_ratio"),
         ({"guidance_foreground": -1}, "guidance_foreground"),
         ({"green_alpha": 1.5}, "green_alpha"),
         ({"green_latent": (0, 0, 0, 0)}, "green_latent"),

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from taue_engine.cli import main
-from taue_engine.testbed import BARS, check_bars, format_table, prompt_set, run_testbed, summarize
+from taue_engine.testbed import BARS, check_bars, choose_pairs, format_table, prompt_set, run_testbed, summarize
 from taue_engine.toy.scenes import BACKGROUNDS, COLOURS, SHAPES
 
 
@@ -19,6 +19,17 @@ def test_prompt_set_covers_every_shape_colour_and_background():
     assert all(p.colour != p.background_colour for p in pairs)
     assert prompt_set()[:8] == prompt_set(8)  # the reduced set is the start of the full one
     assert pairs[0].scene_prompt == "a red circle on a orange background".replace("a orange", "an orange")
+
+
+def test_reduced_sets_still_cover_every_shape_colour_and_kind():
+    for count in (6, 7, 8, 12):
+        pairs = choose_pairs(count)
+        assert len({p.seed for p in pairs}) == count
+        assert len({p.shape for p in pairs}) == min(count, len(SHAPES))
+        assert len({p.colour for p in pairs}) == min(count, len(COLOURS))
+        assert len({p.background_kind for p in pairs}) == min(count, len(BACKGROUNDS))
+        assert set(pairs) <= set(prompt_set())
+    assert choose_pairs(56) == prompt_set() and len(choose_pairs(60)) == 60
 
 
 def test_summary_and_bars():

@@ -72,6 +72,19 @@ def test_ideal_layers_score_perfectly():
     assert toy["object_colour_in_composite"] > 0.95 and toy["background_colour_in_composite"] > 0.95
 
 
+def test_foreground_fidelity_compares_only_where_the_layer_is_opaque():
+    scene = make_scene(11, shape="star", colour="red", background_colour="blue", background_kind="solid")
+    result = _result_from_scene(scene)
+    before = layer_fidelity(result)["psnr_fg"]
+    rgba = np.asarray(result.foreground).copy()
+    rgba[rgba[..., 3] == 0, :3] = KEY_GREEN  # colour under transparent pixels is never seen
+    result.foreground = Image.fromarray(rgba, "RGBA")
+    assert layer_fidelity(result)["psnr_fg"] == pytest.approx(before)
+    result.composite = Image.fromarray(scene.background)  # a composite that lost the object
+    lost = layer_fidelity(result)
+    assert lost["psnr_fg"] < 10 and lost["ssim_fg"] < 0.9
+
+
 def test_alpha_iou_needs_the_object_not_just_an_opaque_layer():
     scene = make_scene(5, shape="star", colour="red", background_colour="white", background_kind="solid")
     result = _result_from_scene(scene)
