@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--cpu-offload", action="store_true", help="keep idle sub-models on the CPU (small GPUs)")
     gen.add_argument("--vae-tiling", action="store_true", help="decode in tiles (small GPUs)")
     gen.add_argument("--out", default="taue-out", metavar="DIR", help="output folder (default: taue-out)")
+    gen.add_argument("--psd", action=argparse.BooleanOptionalAction, default=True,
+                     help="also write result.psd: a layer group, the foreground's alpha as a layer mask (default: on)")
+    gen.add_argument("--ora", action=argparse.BooleanOptionalAction, default=True,
+                     help="also write result.ora (OpenRaster, opens in Krita and GIMP) (default: on)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
 
     bed = commands.add_parser("testbed", help="score TAUE on the toy prompt set (where the truth is known)")
@@ -181,7 +185,7 @@ def generate(args) -> int:
     except TAUECancelled as error:
         print(f"taue: {error}", file=sys.stderr)
         return EXIT_CANCELLED
-    written = result.save(out)
+    written = result.save(out, psd=args.psd, ora=args.ora)
     if not args.quiet:
         for name, path in written.items():
             print(f"{name:>20}: {path}")

@@ -257,3 +257,19 @@ def _int_in(name: str, value: Any, low: int, high: int) -> None:
 def _bool(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be true or false (got {value!r})")
+
+
+def field_docs() -> dict[str, str]:
+    """Each field's docstring (the string literal under it in TAUEConfig), for generated documentation (OpenAPI)."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(TAUEConfig)))
+    body = tree.body[0].body
+    docs = {}
+    for node, following in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(following, ast.Expr)
+                and isinstance(following.value, ast.Constant) and isinstance(following.value.value, str)):
+            docs[node.target.id] = " ".join(following.value.value.split())
+    return docs

@@ -78,8 +78,9 @@ class TAUEResult:
         "mask": "mask.png",
     }
 
-    def save(self, directory: str | Path) -> dict[str, Path]:
-        """Write the five PNG layers and taue.json into `directory`; returns the paths written."""
+    def save(self, directory: str | Path, psd: bool = True, ora: bool = True) -> dict[str, Path]:
+        """Write the five PNG layers, taue.json and (by default) the layered result.psd and result.ora into
+        `directory`; returns the paths written."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         written = {}
@@ -90,6 +91,15 @@ class TAUEResult:
         path = directory / "taue.json"
         path.write_text(json.dumps(self.metadata, indent=2, sort_keys=True), encoding="utf-8")
         written["metadata"] = path
+        layers = (self.foreground, self.background, self.composite, self.mask, self.metadata)
+        if psd:
+            from .psd import write_psd
+
+            written["psd"] = write_psd(directory / "result.psd", *layers)
+        if ora:
+            from .ora import write_ora
+
+            written["ora"] = write_ora(directory / "result.ora", *layers)
         return written
 
 

@@ -1,0 +1,152 @@
+"""API v1: the blueprint that plug-ins and scripts speak (documented at /api/v1/openapi.json)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request, send_file, url_for
+
+from . import __version__
+from .errors import APIError
+from .jobs import DOCUMENTS, LAYERS, SUCCEEDED, Job, JobManager
+from .openapi import openapi_document
+from .validation import parse_json_body, parse_job_request
+
+api = Blueprint("api_v1", __name__, url_prefix="/api/v1")
+
+
+def manager() -> JobManager:
+    return current_app.extensions["taue"]["jobs"]
+
+
+def job_urls(job: Job) -> dict:
+    urls = {"self": url_for("api_v1.get_job", job_id=job.id), "cancel": url_for("api_v1.cancel_job", job_id=job.id)}
+    if job.state == SUCCEEDED:
+        urls["layers"] = {name: url_for("api_v1.get_layer", job_id=job.id, name=name) for name in LAYERS}
+        urls["psd"] = url_for("api_v1.get_document", job_id=job.id, filename="result.psd")
+        urls["ora"] = url_for("api_v1.get_document", job_id=job.id, filename="result.ora")
+        urls["metadata"] = url_for("api_v1.get_document", job_id=job.id, filename="result.json")
+    return urls
+
+
+def job_view(job: Job) -> dict:
+    return {
+        "id": job.id,
+        "state": job.state,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "queue_position": manager().queue_position(job),
+        "progress": job.progress,
+        "cancel_requested": job.cancel_requested,
+        "error": {"message": job.error} if job.error else None,
+        "timings": job.timings,
+        "request": job.request,
+        "urls": job_urls(job),
+    }
+
+
+def _query_int(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise APIError(400, f"{name} must be a whole number in {low}..{high} (got {raw[:20]!r})", field=name)
+    return int(raw)
+
+
+@api.get("/health")
+def health():
+    engine = current_app.extensions["taue"]["engine"]
+    return jsonify({"version": __version__, **engine.info(), "queue_length": manager().queue_length(),
+                    "running": manager().running})
+
+
+@api.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_document(current_app.extensions["taue"]["config"], _base_config()))
+
+
+def _base_config():
+    from taue_engine.config import TAUEConfig
+
+    pipe = current_app.extensions["taue"]["engine"].pipe
+    return getattr(pipe, "default_config", None) or TAUEConfig()
+
+
+@api.post("/jobs")
+def submit_job():
+    engine = current_app.extensions["taue"]["engine"]
+    if request.mimetype != "application/json":
+        raise APIError(415, "send the job as JSON with 'Content-Type: application/json'",
+                       code="unsupported_media_type")
+    body = parse_json_body(request.get_data(cache=False))
+    if engine.state == "error":
+        raise APIError(503, f"the model failed to load: {engine.error}", code="model_error")
+    if not engine.ready:
+        raise APIError(503, "the model is still loading: try again in a few seconds (GET /api/v1/health says "
+                       "when it is ready)", code="loading")
+    parsed = parse_job_request(body, current_app.extensions["taue"]["config"], _base_config())
+    job = manager().submit(parsed["request"], parsed["config"])
+    response = jsonify(job_view(job))
+    response.status_code = 202
+    response.headers["Location"] = url_for("api_v1.get_job", job_id=job.id)
+    return response
+
+
+@api.get("/jobs")
+def list_jobs():
+    config = current_app.extensions["taue"]["config"]
+    limit = _query_int("limit", config.page_size, 1, config.max_page_size)
+    offset = _query_int("offset", 0, 0, 10**9)
+    jobs, total = manager().page(offset, limit)
+    following = offset + limit
+    return jsonify({"jobs": [job_view(job) for job in jobs], "total": total, "offset": offset, "limit": limit,
+                    "next": url_for("api_v1.list_jobs", offset=following, limit=limit) if following < total
+                    else None})
+
+
+@api.get("/jobs/<job_id>")
+def get_job(job_id: str):
+    return jsonify(job_view(manager().get(job_id)))
+
+
+@api.post("/jobs/<job_id>/cancel")
+def cancel_job(job_id: str):
+    job = manager().cancel(job_id)
+    response = jsonify(job_view(job))
+    response.status_code = 200 if job.finished else 202  # 202: a running job stops within one step
+    return response
+
+
+@api.delete("/jobs/<job_id>")
+def delete_job(job_id: str):
+    manager().delete(job_id)
+    return "", 204
+
+
+def _finished_file(job_id: str, filename: str):
+    jobs = manager()
+    job = jobs.get(job_id)
+    if job.state != SUCCEEDED:
+        raise APIError(409 if not job.finished else 404,
+                       f"job {job.id} is {job.state}: results exist only for succeeded jobs", code="no_result")
+    path = jobs.result_path(job, filename)
+    if not path.is_file():
+        raise APIError(404, f"job {job.id} has no {filename} (deleted from disk?)", code="not_found")
+    return path
+
+
+@api.get("/jobs/<job_id>/layers/<name>.png")
+def get_layer(job_id: str, name: str):
+    if name not in LAYERS:
+        raise APIError(404, f"no layer {name[:40]!r}: layers are {', '.join(LAYERS)}", field="name")
+    return send_file(_finished_file(job_id, LAYERS[name]), mimetype="image/png", max_age=0)
+
+
+@api.get("/jobs/<job_id>/<any('result.psd', 'result.ora', 'result.json'):filename>")
+def get_document(job_id: str, filename: str):
+    stored = {"result.psd": DOCUMENTS["psd"], "result.ora": DOCUMENTS["ora"], "result.json": DOCUMENTS["metadata"]}
+    mimetypes = {"result.psd": "image/vnd.adobe.photoshop", "result.ora": "image/openraster",
+                 "result.json": "application/json"}
+    path = _finished_file(job_id, stored[filename])
+    return send_file(path, mimetype=mimetypes[filename], max_age=0,
+                     as_attachment=filename != "result.json", download_name=f"taue-{job_id[:8]}-{filename}")

@@ -1,0 +1,89 @@
+"""`taue-server`: serve TAUE on this machine with waitress (Windows, macOS, Linux).
+
+    taue-server                                  # the embedded toy model on http://127.0.0.1:7860
+    taue-server --model stabilityai/stable-diffusion-xl-base-1.0 --data-dir ~/taue-jobs
+    taue-server --host 0.0.0.0 --token <secret>  # other machines may connect, with the token
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="taue-server", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="toy", metavar="M",
+                        help="hub id, diffusers folder, .safetensors file, toy or tiny-random (default: toy)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--data-dir", default="taue-server-data", metavar="DIR",
+                        help="where jobs and their results are kept (default: ./taue-server-data)")
+    parser.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' (needed off loopback)")
+    parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    parser.add_argument("--dtype", default=None, help="float16, bfloat16 or float32")
+    parser.add_argument("--max-size", type=int, default=2048, help="largest width/height a job may ask for")
+    parser.add_argument("--threads", type=int, default=8, help="HTTP threads (the model runs on one worker)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from taue_engine.models.loading import ModelLoadError, check_model_exists
+
+    from .config import ServerConfig
+
+    try:
+        check_model_exists(args.model)
+        config = ServerConfig(data_dir=Path(args.data_dir), model=args.model, host=args.host, port=args.port,
+                              token=args.token, device=args.device, dtype=args.dtype, max_size=args.max_size)
+    except (ModelLoadError, ValueError) as error:
+        print(f"taue-server: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        config.jobs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(f"taue-server: error: --data-dir {args.data_dir}: {error.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+
+    import waitress
+
+    from .app import create_app
+
+    app = create_app(config)
+    engine = app.extensions["taue"]["engine"]
+    print(f"taue-server: loading {args.model}; serving http://{args.host}:{args.port}/api/v1 "
+          f"(jobs in {config.jobs_dir})", file=sys.stderr)
+    _report_loading(engine)
+    waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="taue-server",
+                   # above the app's own limit, so an oversized body gets the API's JSON 413, not waitress's page
+                   max_request_body_size=16 * config.max_body_bytes)
+    return 0
+
+
+def _report_loading(engine) -> None:
+    """Print when the model is ready, or why it failed, without holding up the server (it answers meanwhile)."""
+    import threading
+
+    def watch() -> None:
+        started = time.monotonic()
+        while engine.state == "loading":
+            time.sleep(0.2)
+        if engine.state == "ready":
+            info = engine.info()
+            print(f"taue-server: model ready in {time.monotonic() - started:.1f} s on {info['device']} "
+                  f"({info['dtype']})", file=sys.stderr)
+        else:
+            print(f"taue-server: error: the model failed to load: {engine.error}", file=sys.stderr)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""The server's settings: where jobs live, who may connect, and the limits every request is checked against."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from taue_engine.config import MAX_SIZE, MIN_SIZE
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+@dataclass
+class ServerConfig:
+    data_dir: Path = field(default_factory=lambda: Path("taue-server-data"))
+    """Every job gets a folder under <data_dir>/jobs: its request, its state and its result files."""
+    model: str = "toy"
+    """What to load when no engine is injected: the engine's names, folders and files (default: the toy)."""
+    host: str = "127.0.0.1"
+    port: int = 7860
+    token: str | None = None
+    """When set, every request except /health must carry `Authorization: Bearer <token>`."""
+    device: str | None = None
+    dtype: str | None = None
+    max_body_bytes: int = 64 * 1024
+    max_prompt_chars: int = 2000
+    min_size: int = MIN_SIZE
+    max_size: int = 2048
+    """Largest width/height a request may ask for (the engine allows up to 4096; SDXL is trained at 1024)."""
+    max_steps: int = 200
+    max_queue: int = 1000
+    """Queued jobs beyond this are refused (409), so a runaway client cannot fill the disk."""
+    page_size: int = 20
+    max_page_size: int = 100
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be in 1..65535 (got {self.port})")
+        if self.token is not None and len(self.token) < 8:
+            raise ValueError("token must be at least 8 characters")
+        if not self.is_loopback and not self.token:
+            raise ValueError(
+                f"binding to {self.host} lets other machines connect: pass --token <secret> (clients send it as "
+                f"'Authorization: Bearer <secret>'), or bind to 127.0.0.1")
+        if not MIN_SIZE <= self.min_size <= self.max_size <= MAX_SIZE:
+            raise ValueError(f"size limits must satisfy {MIN_SIZE} <= min_size <= max_size <= {MAX_SIZE}")
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host in LOOPBACK_NAMES:
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"

@@ -1,0 +1,310 @@
+"""Jobs: a folder per job on disk, a FIFO queue, and one worker thread that owns the pipeline.
+
+The disk is the record: `job.json` (the validated request and settings, written once), `state.json` (rewritten
+atomically on every change of state) and `result/` (the layers, renamed into place only when complete). A restart
+reads the folders back: finished jobs are served again, queued ones are queued again, and a job that was running
+is marked failed with a message saying so. A job that raises, out-of-memory included, is recorded as failed and
+the worker goes on with the next.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from taue_engine.config import TAUEConfig
+
+from .config import ServerConfig
+from .engine import Engine
+from .errors import APIError
+from .validation import check_job_id, engine_arguments
+
+log = logging.getLogger("taue.server")
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
+FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+RESULT_DIR = "result"
+LAYERS = {"foreground": "foreground.png", "foreground_on_green": "foreground_on_green.png",
+          "background": "background.png", "composite": "composite.png", "mask": "mask.png"}
+DOCUMENTS = {"psd": "result.psd", "ora": "result.ora", "metadata": "taue.json"}
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@dataclass
+class Job:
+    id: str
+    created_at: str
+    request: dict
+    settings: dict  # the full TAUEConfig the job runs with
+    state: str = QUEUED
+    started_at: str | None = None
+    finished_at: str | None = None
+    error: str | None = None
+    progress: dict | None = None
+    timings: dict = field(default_factory=dict)
+    cancel_requested: bool = False
+    created_monotonic: float = field(default_factory=time.monotonic)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+    def state_record(self) -> dict:
+        return {"state": self.state, "started_at": self.started_at, "finished_at": self.finished_at,
+                "error": self.error, "progress": self.progress, "timings": self.timings}
+
+
+class JobManager:
+    """Submit, list, cancel and delete jobs; one worker thread runs them in order on the engine."""
+
+    def __init__(self, config: ServerConfig, engine: Engine):
+        self.config = config
+        self.engine = engine
+        self.dir = config.jobs_dir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.Condition()
+        self.jobs: dict[str, Job] = {}
+        self.queue: deque[str] = deque()
+        self.running: str | None = None
+        self._stop = False
+        self._recover()
+        self.worker = threading.Thread(target=self._work, name="taue-worker", daemon=True)
+        self.worker.start()
+
+    # ------------------------------------------------------------------ disk
+    def folder(self, job_id: str) -> Path:
+        return self.dir / check_job_id(job_id)
+
+    def result_path(self, job: Job, filename: str) -> Path:
+        return self.folder(job.id) / RESULT_DIR / filename
+
+    def _save_state(self, job: Job) -> None:
+        write_json(self.folder(job.id) / "state.json", job.state_record())
+
+    def _recover(self) -> None:
+        restarted = now()
+        found = []
+        for path in self.dir.iterdir():
+            if not path.is_dir() or not path.name.isascii() or len(path.name) != 32:
+                continue
+            try:
+                check_job_id(path.name)
+                record = json.loads((path / "job.json").read_text(encoding="utf-8"))
+                state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+                job = Job(id=path.name, created_at=record["created_at"], request=record["request"],
+                          settings=record["settings"], state=state["state"], started_at=state.get("started_at"),
+                          finished_at=state.get("finished_at"), error=state.get("error"),
+                          progress=state.get("progress"), timings=state.get("timings") or {})
+            except (OSError, ValueError, KeyError, APIError) as error:
+                log.warning("skipping unreadable job folder %s: %s", path.name, error)
+                continue
+            if job.state == RUNNING:
+                job.state, job.finished_at = FAILED, restarted
+                job.error = (f"the server stopped while this job was running (restarted at {restarted}); "
+                             "submit it again")
+                self._save_state(job)
+            found.append(job)
+        for job in sorted(found, key=lambda j: j.created_at):
+            self.jobs[job.id] = job
+            if job.state == QUEUED:
+                self.queue.append(job.id)
+        if found:
+            log.info("found %d jobs in %s (%d queued again)", len(found), self.dir, len(self.queue))
+
+    # ------------------------------------------------------------------ API operations
+    def submit(self, request: dict, config: TAUEConfig) -> Job:
+        with self.lock:
+            if len(self.queue) >= self.config.max_queue:
+                raise APIError(409, f"the queue is full ({self.config.max_queue} jobs): wait for some to finish",
+                               code="queue_full")
+            job = Job(id=uuid.uuid4().hex, created_at=now(), request=request, settings=config.to_dict())
+            folder = self.folder(job.id)
+            folder.mkdir()
+            write_json(folder / "job.json", {"id": job.id, "created_at": job.created_at, "request": job.request,
+                                             "settings": job.settings})
+            self._save_state(job)
+            self.jobs[job.id] = job
+            self.queue.append(job.id)
+            self.lock.notify_all()
+            return job
+
+    def get(self, job_id: str) -> Job:
+        check_job_id(job_id)
+        with self.lock:
+            job = self.jobs.get(job_id)
+        if job is None:
+            raise APIError(404, f"no job {job_id}: it was never submitted here, or it was deleted", field="id")
+        return job
+
+    def page(self, offset: int, limit: int) -> tuple[list[Job], int]:
+        with self.lock:
+            jobs = sorted(self.jobs.values(), key=lambda j: (j.created_at, j.created_monotonic), reverse=True)
+        return jobs[offset : offset + limit], len(jobs)
+
+    def queue_position(self, job: Job) -> int | None:
+        """1 = next to run; None when not queued."""
+        with self.lock:
+            try:
+                return self.queue.index(job.id) + 1
+            except ValueError:
+                return None
+
+    def queue_length(self) -> int:
+        with self.lock:
+            return len(self.queue)
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        with self.lock:
+            if job.finished:
+                raise APIError(409, f"job {job.id} has already {job.state}: nothing to cancel", code="finished")
+            if job.state == QUEUED:
+                self.queue.remove(job.id)
+                job.state, job.finished_at = CANCELLED, now()
+                job.error = "cancelled before it started"
+                self._save_state(job)
+            else:
+                job.cancel_requested = True  # the worker stops it within one denoising step
+        return job
+
+    def delete(self, job_id: str) -> None:
+        job = self.get(job_id)
+        with self.lock:
+            if not job.finished:
+                raise APIError(409, f"job {job.id} is {job.state}: cancel it first (POST .../cancel), then delete it",
+                               code="not_finished")
+            del self.jobs[job.id]
+            folder = self.folder(job.id)
+            trash = folder.with_name(f".deleted-{job.id}")
+            os.replace(folder, trash)  # vanishes at once for readers, even if the removal below is slow
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """For tests and shutdown: wait until nothing is queued or running."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while self.queue or self.running:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.lock.wait(left)
+        return True
+
+    def stop(self) -> None:
+        with self.lock:
+            self._stop = True
+            self.lock.notify_all()
+
+    # ------------------------------------------------------------------ the worker
+    def _next(self) -> Job | None:
+        with self.lock:
+            while not self._stop and (not self.queue or not self.engine.ready):
+                self.lock.wait(0.5)
+            if self._stop:
+                return None
+            job = self.jobs[self.queue.popleft()]
+            job.state, job.started_at = RUNNING, now()
+            job.progress = {"phase": None, "step": 0, "phase_steps": job.request["steps"], "overall_step": 0,
+                            "overall_total": 3 * job.request["steps"], "fraction": 0.0}
+            self.running = job.id
+            self._save_state(job)
+            return job
+
+    def _work(self) -> None:
+        while True:
+            job = self._next()
+            if job is None:
+                return
+            try:
+                self._run(job)
+            except Exception:  # never let the worker die: the next job must run
+                log.exception("job %s: unexpected failure in the worker", job.id)
+                job.state, job.error = FAILED, "the server failed while finishing this job; see its log"
+            finally:
+                with self.lock:
+                    if not job.finished:
+                        job.state = FAILED
+                    job.finished_at = job.finished_at or now()
+                    self.running = None
+                    try:
+                        self._save_state(job)
+                    except OSError:
+                        log.exception("job %s: could not write its state", job.id)
+                    self.lock.notify_all()
+
+    def _run(self, job: Job) -> None:
+        from taue_engine.pipeline import TAUECancelled
+
+        started = time.perf_counter()
+        config = TAUEConfig.from_dict(job.settings)
+
+        def progress(tick) -> bool:
+            job.progress = {"phase": tick.phase, "step": tick.step, "phase_steps": tick.phase_steps,
+                            "overall_step": tick.overall_step, "overall_total": tick.overall_total,
+                            "fraction": round(tick.fraction, 4)}
+            return not job.cancel_requested
+
+        folder = self.folder(job.id)
+        try:
+            result = self.engine.pipe(**engine_arguments(job.request, config), progress_callback=progress)
+            partial = folder / f".{RESULT_DIR}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            result.save(partial)
+            os.replace(partial, folder / RESULT_DIR)
+            job.timings = {**result.metadata.get("timings_s", {}), "run_s": round(time.perf_counter() - started, 4)}
+            job.request = {**job.request, "seed": result.metadata["seed"]}
+            job.state, job.error = SUCCEEDED, None
+            log.info("job %s succeeded in %.1f s", job.id, time.perf_counter() - started)
+        except TAUECancelled as error:
+            job.state, job.error = CANCELLED, str(error)
+            log.info("job %s cancelled", job.id)
+        except Exception as error:  # noqa: BLE001 - a failed job is recorded, the server goes on
+            job.state, job.error = FAILED, describe_failure(error)
+            log.exception("job %s failed", job.id)
+            free_accelerator_memory()
+        finally:
+            job.finished_at = now()
+
+
+def describe_failure(error: Exception) -> str:
+    """A message a person can act on."""
+    name = type(error).__name__
+    if "OutOfMemory" in name or "out of memory" in str(error).lower():
+        return ("out of GPU memory: ask for a smaller width/height, or start the server with --cpu-offload; "
+                "the server is still running")
+    if isinstance(error, ValueError):
+        return f"the engine refused the request: {error}"
+    return f"{name}: {error}"
+
+
+def free_accelerator_memory() -> None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # noqa: BLE001 - best effort
+        pass
+
+
+def job_record(job: Job) -> dict[str, Any]:
+    return {"id": job.id, "created_at": job.created_at, **job.state_record(), "request": job.request}

@@ -1,0 +1,67 @@
+"""A real taue-server in this process (waitress on a free loopback port) for tests, benchmarks and plug-in checks."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from .app import create_app
+from .config import ServerConfig
+
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+class LiveServer:
+    def __init__(self, app, server, thread):
+        self.app, self._server, self._thread = app, server, thread
+        self.url = f"http://127.0.0.1:{server.effective_port}"
+        self.api = self.url + "/api/v1"
+        self.session = requests.Session()
+
+    @property
+    def jobs(self):
+        return self.app.extensions["taue"]["jobs"]
+
+    def submit(self, **body) -> dict:
+        response = self.session.post(self.api + "/jobs", json=body, timeout=30)
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    def job(self, job_id: str) -> dict:
+        return self.session.get(f"{self.api}/jobs/{job_id}", timeout=30).json()
+
+    def wait(self, job_id: str, timeout: float = 120, states=FINISHED) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.job(job_id)
+            if job["state"] in states:
+                return job
+            time.sleep(0.02)
+        raise AssertionError(f"job {job_id} did not reach {states} in {timeout} s: {job}")
+
+    def get(self, path: str, **kwargs):
+        return self.session.get(self.url + path, timeout=30, **kwargs)
+
+
+@contextmanager
+def live_server(data_dir: Path, engine, **settings):
+    """Serve create_app(ServerConfig(data_dir, **settings), engine) on 127.0.0.1 (a free port) until the block
+    ends; the worker is stopped too."""
+    import waitress
+
+    app = create_app(ServerConfig(data_dir=data_dir, **settings), engine=engine)
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=8)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    live = LiveServer(app, server, thread)
+    try:
+        yield live
+    finally:
+        live.jobs.stop()
+        server.close()
+        thread.join(timeout=10)
+        live.jobs.worker.join(timeout=30)

@@ -1,0 +1,113 @@
+"""The OpenAPI 3 document of API v1, built from the same limits and fields the validation uses."""
+
+from __future__ import annotations
+
+from taue_engine.config import TAUEConfig
+
+from . import __version__
+from .config import ServerConfig
+from .jobs import LAYERS
+from .validation import JOB_ID, job_request_schema
+
+JOB_STATES = ["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+def _error(description: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _json(description: str, ref: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+def openapi_document(limits: ServerConfig, base_config: TAUEConfig) -> dict:
+    job_id = {"name": "job_id", "in": "path", "required": True,
+              "schema": {"type": "string", "pattern": JOB_ID.pattern}}
+    not_found, auth = _error("no such job (or a malformed id)"), _error("missing or wrong token")
+    job = _json("the job", "Job")
+    paths = {
+        "/health": {"get": {"summary": "Server, model and queue state (no token needed)", "security": [],
+                            "responses": {"200": _json("state", "Health")}}},
+        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"},
+                                                                            "401": auth}}},
+        "/jobs": {
+            "post": {"summary": "Submit a job: foreground, background and composite layers from one seed",
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": {"$ref": "#/components/schemas/JobRequest"}}}},
+                     "responses": {"202": _json("queued", "Job"), "400": _error("invalid field (named in field)"),
+                                   "401": auth, "409": _error("queue full"), "413": _error("body too large"),
+                                   "415": _error("not JSON"), "503": _error("model loading or failed to load")}},
+            "get": {"summary": "Jobs, newest first",
+                    "parameters": [{"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                                   {"name": "limit", "in": "query", "schema": {
+                                       "type": "integer", "minimum": 1, "maximum": limits.max_page_size}}],
+                    "responses": {"200": _json("a page of jobs", "JobPage"), "400": _error("bad paging"),
+                                  "401": auth}},
+        },
+        "/jobs/{job_id}": {
+            "get": {"summary": "State, queue position, progress, error, timings, result URLs", "parameters": [job_id],
+                    "responses": {"200": job, "401": auth, "404": not_found}},
+            "delete": {"summary": "Delete a finished job and its files", "parameters": [job_id],
+                       "responses": {"204": {"description": "deleted"}, "401": auth, "404": not_found,
+                                     "409": _error("not finished: cancel it first")}},
+        },
+        "/jobs/{job_id}/cancel": {"post": {
+            "summary": "Remove a queued job, or stop a running one within one denoising step",
+            "parameters": [job_id],
+            "responses": {"200": _json("cancelled (was queued)", "Job"), "202": _json("stopping (running)", "Job"),
+                          "401": auth, "404": not_found, "409": _error("already finished")}}},
+        "/jobs/{job_id}/layers/{name}.png": {"get": {
+            "summary": "One layer as PNG (the foreground is RGBA)",
+            "parameters": [job_id, {"name": "name", "in": "path", "required": True,
+                                    "schema": {"type": "string", "enum": list(LAYERS)}}],
+            "responses": {"200": {"description": "PNG", "content": {"image/png": {}}}, "401": auth,
+                          "404": not_found, "409": _error("not finished yet")}}},
+    }
+    for filename, mimetype, summary in (
+            ("result.psd", "image/vnd.adobe.photoshop", "Layered PSD: a group, the foreground's alpha as a mask"),
+            ("result.ora", "image/openraster", "Layered OpenRaster (Krita, GIMP)"),
+            ("result.json", "application/json", "The result's metadata: prompts, seed, settings, timings")):
+        paths[f"/jobs/{{job_id}}/{filename}"] = {"get": {
+            "summary": summary, "parameters": [job_id],
+            "responses": {"200": {"description": filename, "content": {mimetype: {}}}, "401": auth,
+                          "404": not_found, "409": _error("not finished yet")}}}
+    nullable_string = {"type": "string", "nullable": True}
+    schemas = {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": nullable_string}}}},
+        "Health": {"type": "object", "properties": {
+            "version": {"type": "string"}, "model": nullable_string, "device": nullable_string,
+            "dtype": nullable_string, "state": {"type": "string", "enum": ["loading", "ready", "error"]},
+            "error": nullable_string, "queue_length": {"type": "integer"}, "running": nullable_string}},
+        "JobRequest": job_request_schema(limits, base_config),
+        "Progress": {"type": "object", "nullable": True, "properties": {
+            "phase": {"type": "string", "nullable": True, "enum": ["foreground", "composite", "background", None]},
+            "step": {"type": "integer"}, "phase_steps": {"type": "integer"}, "overall_step": {"type": "integer"},
+            "overall_total": {"type": "integer"}, "fraction": {"type": "number", "minimum": 0, "maximum": 1}}},
+        "Job": {"type": "object", "required": ["id", "state", "urls"], "properties": {
+            "id": {"type": "string"}, "state": {"type": "string", "enum": JOB_STATES},
+            "created_at": {"type": "string"}, "started_at": nullable_string, "finished_at": nullable_string,
+            "queue_position": {"type": "integer", "nullable": True, "description": "1 = next; null if not queued"},
+            "progress": {"$ref": "#/components/schemas/Progress"}, "cancel_requested": {"type": "boolean"},
+            "error": {"type": "object", "nullable": True, "properties": {"message": {"type": "string"}}},
+            "timings": {"type": "object"}, "request": {"type": "object"}, "urls": {"type": "object"}}},
+        "JobPage": {"type": "object", "properties": {
+            "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}, "total": {"type": "integer"},
+            "offset": {"type": "integer"}, "limit": {"type": "integer"}, "next": nullable_string}},
+    }
+    document = {
+        "openapi": "3.0.3",
+        "info": {"title": "TAUE Layers server", "version": __version__,
+                 "description": "Layered generation (foreground RGBA, background, composite) with TAUE. Jobs run "
+                                "one at a time in submission order; poll GET /jobs/{job_id} for progress."},
+        "servers": [{"url": "/api/v1"}],
+        "paths": paths,
+        "components": {"schemas": schemas,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }
+    if limits.token:
+        document["security"] = [{"bearer": []}]
+    return document
