@@ -36,7 +36,7 @@ case "${1:-}" in
     shift
     "$VENV/bin/taue" generate \
       --foreground "a red star" --background "a blue striped background" \
-      --seed 1 --out taue-out "$@"
+      --seed 2 --out taue-out "$@"
     ;;
   test)
     setup

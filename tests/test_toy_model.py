@@ -17,7 +17,7 @@ def toy():
 def test_toy_is_an_sdxl_folder_with_its_own_settings(toy):
     assert toy.unet.config.addition_embed_type == "text_time"
     assert toy.unet.config.sample_size * toy.vae_scale_factor == 64
-    assert toy.default_config == TAUEConfig(green_alpha=0.5)
+    assert toy.default_config == TAUEConfig(green_alpha=0.7, attention_resolutions=(1, 2))
     assert toy.default_config.green_latent == (0.0, 1.0, 1.0, 0.0)
 
 
@@ -53,7 +53,7 @@ def test_training_script_trains_resumes_and_exports_a_loadable_model(tmp_path):
 
     work, out = tmp_path / "work", tmp_path / "model"
     command = [sys.executable, "-m", "taue_engine.toy.train", "--work", str(work), "--images", "300",
-               "--vae-minutes", "0.03", "--unet-minutes", "0.03"]
+               "--vae-minutes", "0.03", "--unet-minutes", "0.03", "--decoder-minutes", "0.03"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     refused = subprocess.run(command, capture_output=True, text=True, timeout=600)
@@ -70,4 +70,5 @@ def test_training_script_trains_resumes_and_exports_a_loadable_model(tmp_path):
     pipe.set_progress_bar_config(disable=True)
     result = pipe("a red star", "a blue background", seed=0, config=TAUEConfig(num_inference_steps=4))
     assert result.composite.size == (64, 64)
-    assert json.loads((out / "training.json").read_text())["unet_steps"] > 0
+    info = json.loads((out / "training.json").read_text())
+    assert info["unet_steps"] > 0 and info["decoder_steps"] > 0
