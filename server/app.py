@@ -18,14 +18,14 @@ log = logging.getLogger("taue.server")
 
 def create_app(config: ServerConfig | None = None, engine=None) -> Flask:
     """Build the server. `engine`: a TAUEPipeline to serve (tests inject one); when None, `config.model` is
-    loaded on a background thread and the server answers 'loading' meanwhile."""
+    loaded by the job worker's thread and the server answers 'loading' meanwhile."""
     config = config or ServerConfig()
     app = Flask("taue_server")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
     holder = Engine(engine)
     if engine is None:
-        holder.load_in_background(config.model, device=config.device, dtype=config.dtype)
+        holder.prepare(config.model, device=config.device, dtype=config.dtype)
     jobs = JobManager(config, holder)
     app.extensions["taue"] = {"config": config, "engine": holder, "jobs": jobs}
 

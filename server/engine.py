@@ -1,4 +1,4 @@
-"""The engine the server owns: a TAUEPipeline, injected or loaded in the background at start-up.
+"""The engine the server owns: a TAUEPipeline, injected or loaded by the job worker at start-up.
 
 While the model loads, the server already answers (/health says `loading`, new jobs get 503), so a plug-in can
 show what is happening instead of a connection error.
@@ -7,7 +7,6 @@ show what is happening instead of a connection error.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 log = logging.getLogger("taue.server")
@@ -20,7 +19,7 @@ class Engine:
         self.state = READY if pipe is not None else LOADING
         self.error: str | None = None
         self.model = getattr(pipe, "model_name", None)
-        self._thread: threading.Thread | None = None
+        self._options: dict[str, Any] = {}
 
     @property
     def ready(self) -> bool:
@@ -34,27 +33,26 @@ class Engine:
             dtype = str(pipe.unet.dtype).replace("torch.", "")
         return {"model": self.model, "device": device, "dtype": dtype, "state": self.state, "error": self.error}
 
-    def load_in_background(self, model: str, **options: Any) -> threading.Thread:
-        """Load `model` on a thread; the state goes loading -> ready, or error with a message saying what to do."""
-        self.model = model
+    def prepare(self, model: str, **options: Any) -> None:
+        """Name the model to load; the job worker loads it on its own thread (`load`), so that one thread does all
+        the torch work: torch's CPU thread pools are per calling thread, and two of them compete for the cores
+        (measured: jobs 2-3x slower when the model was loaded or used on another thread)."""
+        self.model, self._options = model, options
 
-        def load() -> None:
-            from taue_engine.models.loading import ModelLoadError
-            from taue_engine.pipeline import TAUEPipeline
+    def load(self) -> None:
+        """Load the prepared model; the state goes loading -> ready, or error with a message saying what to do."""
+        from taue_engine.models.loading import ModelLoadError
+        from taue_engine.pipeline import TAUEPipeline
 
-            try:
-                log.info("loading model %s ...", model)
-                pipe = TAUEPipeline.from_pretrained(model, **options)
-                pipe.set_progress_bar_config(disable=True)
-                self.pipe, self.state = pipe, READY
-                log.info("model %s ready on %s", model, self.info()["device"])
-            except ModelLoadError as error:
-                self.state, self.error = ERROR, str(error)
-                log.error("cannot load the model: %s", error)
-            except Exception as error:  # noqa: BLE001 - reported through /health, the server stays up
-                self.state, self.error = ERROR, f"{type(error).__name__}: {error}"
-                log.exception("cannot load the model")
-
-        self._thread = threading.Thread(target=load, name="taue-model-loader", daemon=True)
-        self._thread.start()
-        return self._thread
+        try:
+            log.info("loading model %s ...", self.model)
+            pipe = TAUEPipeline.from_pretrained(self.model, **self._options)
+            pipe.set_progress_bar_config(disable=True)
+            self.pipe, self.state = pipe, READY
+            log.info("model %s ready on %s", self.model, self.info()["device"])
+        except ModelLoadError as error:
+            self.state, self.error = ERROR, str(error)
+            log.error("cannot load the model: %s", error)
+        except Exception as error:  # noqa: BLE001 - reported through /health, the server stays up
+            self.state, self.error = ERROR, f"{type(error).__name__}: {error}"
+            log.exception("cannot load the model")

@@ -209,10 +209,22 @@ class JobManager:
                 self.lock.wait(left)
         return True
 
-    def stop(self) -> None:
+    def stop(self, cancel: bool = False, timeout: float = 60) -> None:
+        """Stop the worker after the job it is running; with `cancel`, cancel that job and every queued one first
+        (they are recorded as cancelled). Waits for the worker up to `timeout` seconds."""
         with self.lock:
+            if cancel:
+                for job_id in list(self.queue):
+                    job = self.jobs[job_id]
+                    job.state, job.finished_at, job.error = CANCELLED, now(), "cancelled: the server stopped"
+                    self._save_state(job)
+                self.queue.clear()
+                if self.running:
+                    self.jobs[self.running].cancel_requested = True
             self._stop = True
             self.lock.notify_all()
+        if threading.current_thread() is not self.worker:
+            self.worker.join(timeout)
 
     # ------------------------------------------------------------------ the worker
     def _next(self) -> Job | None:
@@ -230,6 +242,8 @@ class JobManager:
             return job
 
     def _work(self) -> None:
+        if self.engine.state == "loading":
+            self.engine.load()  # on this thread: the one that will run every job
         while True:
             job = self._next()
             if job is None:

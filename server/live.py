@@ -55,13 +55,22 @@ def live_server(data_dir: Path, engine, **settings):
 
     app = create_app(ServerConfig(data_dir=data_dir, **settings), engine=engine)
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=8)
-    thread = threading.Thread(target=server.run, daemon=True)
+    closing = threading.Event()
+
+    def serve() -> None:
+        try:
+            server.run()
+        except (OSError, ValueError):  # the socket closed under the loop at shutdown
+            if not closing.is_set():
+                raise
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     live = LiveServer(app, server, thread)
     try:
         yield live
     finally:
-        live.jobs.stop()
+        live.jobs.stop(cancel=True)  # no job of this server may go on using a shared pipeline
+        closing.set()
         server.close()
         thread.join(timeout=10)
-        live.jobs.worker.join(timeout=30)
