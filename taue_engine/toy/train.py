@@ -147,6 +147,19 @@ def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
 
 
+def after_step(stage: str, step: int, loss: float, bar, log: "Log", save, last_save: float) -> float:
+    """The bookkeeping every training stage shares: the bar, the loss log every 50 steps, a checkpoint every 5
+    minutes; returns the time of the last checkpoint."""
+    bar.update(1)
+    if step % 50 == 0:
+        bar.set_postfix(loss=f"{loss:.4f}")
+        log.write(stage=stage, step=step, loss=loss)
+    if time.time() - last_save > 300:
+        save()
+        return time.time()
+    return last_save
+
+
 def psnr_of(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = F.mse_loss((a.clamp(-1, 1) + 1) / 2, (b.clamp(-1, 1) + 1) / 2).item()
     return 10 * math.log10(1 / max(mse, 1e-10))
@@ -207,13 +220,7 @@ def train_vae(work: Path, images: np.ndarray, minutes: float, log: Log, batch: i
         loss.backward()
         optimizer.step()
         step += 1
-        bar.update(1)
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-            log.write(stage="vae", step=step, loss=loss.item())
-        if time.time() - last_save > 300:
-            save()
-            last_save = time.time()
+        last_save = after_step("vae", step, loss.item(), bar, log, save, last_save)
     bar.close()
     vae.eval()
     with torch.no_grad():
@@ -325,13 +332,7 @@ def train_unet(work: Path, latents, embeds, pooled, caption_ids, minutes: float,
             for e, p in zip(ema.parameters(), unet.parameters()):
                 e.lerp_(p, 1 - decay)
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        bar.update(1)
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{running:.4f}")
-            log.write(stage="unet", step=step, loss=running)
-        if time.time() - last_save > 300:
-            save()
-            last_save = time.time()
+        last_save = after_step("unet", step, running, bar, log, save, last_save)
     bar.close()
     save()
     print(f"UNet: {step} steps, loss {running}")
@@ -385,13 +386,7 @@ def train_local_decoder(work: Path, images: np.ndarray, minutes: float, log: Log
         loss.backward()
         optimizer.step()
         step += 1
-        bar.update(1)
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-            log.write(stage="decoder", step=step, loss=loss.item())
-        if time.time() - last_save > 300:
-            save()
-            last_save = time.time()
+        last_save = after_step("decoder", step, loss.item(), bar, log, save, last_save)
     bar.close()
     save()
     print(f"decoder: {step} steps, loss {loss.item() if step else float('nan'):.4f}")
