@@ -19,7 +19,7 @@ from taue_engine import TAUEConfig, TAUEPipeline  # noqa: E402
 from taue_engine.testbed import choose_pairs, run_testbed, summarize  # noqa: E402
 
 SWEEPS = {
-    "green_alpha": (0.1, 0.22, 0.4, 0.6),
+    "green_alpha": (0.4, 0.5, 0.6, 0.7, 0.8),
     "tau_bg": (0.3, 0.4, 0.5, 0.6),
     "tau_attention": (0.1, 0.2, 0.3, 0.4),
     "mask_blur_sigma": (0.0, 0.5, 1.0),
