@@ -20,14 +20,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from taue_engine.config import TAUEConfig
 
 from .config import ServerConfig
 from .engine import Engine
 from .errors import APIError
-from .validation import check_job_id, engine_arguments
+from .validation import JOB_ID, check_job_id, engine_arguments
 
 log = logging.getLogger("taue.server")
 
@@ -104,17 +103,16 @@ class JobManager:
         restarted = now()
         found = []
         for path in self.dir.iterdir():
-            if not path.is_dir() or not path.name.isascii() or len(path.name) != 32:
-                continue
+            if not path.is_dir() or not JOB_ID.match(path.name):
+                continue  # not a job folder (e.g. one being deleted)
             try:
-                check_job_id(path.name)
                 record = json.loads((path / "job.json").read_text(encoding="utf-8"))
                 state = json.loads((path / "state.json").read_text(encoding="utf-8"))
                 job = Job(id=path.name, created_at=record["created_at"], request=record["request"],
                           settings=record["settings"], state=state["state"], started_at=state.get("started_at"),
                           finished_at=state.get("finished_at"), error=state.get("error"),
                           progress=state.get("progress"), timings=state.get("timings") or {})
-            except (OSError, ValueError, KeyError, APIError) as error:
+            except (OSError, ValueError, KeyError) as error:
                 log.warning("skipping unreadable job folder %s: %s", path.name, error)
                 continue
             if job.state == RUNNING:
@@ -285,7 +283,6 @@ class JobManager:
             result.save(partial)
             os.replace(partial, folder / RESULT_DIR)
             job.timings = {**result.metadata.get("timings_s", {}), "run_s": round(time.perf_counter() - started, 4)}
-            job.request = {**job.request, "seed": result.metadata["seed"]}
             job.state, job.error = SUCCEEDED, None
             log.info("job %s succeeded in %.1f s", job.id, time.perf_counter() - started)
         except TAUECancelled as error:
@@ -319,6 +316,3 @@ def free_accelerator_memory() -> None:
     except Exception:  # noqa: BLE001 - best effort
         pass
 
-
-def job_record(job: Job) -> dict[str, Any]:
-    return {"id": job.id, "created_at": job.created_at, **job.state_record(), "request": job.request}

@@ -11,14 +11,14 @@ import requests
 
 from .app import create_app
 from .config import ServerConfig
+from .jobs import FINISHED
 
-FINISHED = ("succeeded", "failed", "cancelled")
 
 
 class LiveServer:
-    def __init__(self, app, server, thread):
-        self.app, self._server, self._thread = app, server, thread
-        self.url = f"http://127.0.0.1:{server.effective_port}"
+    def __init__(self, app, port: int):
+        self.app = app
+        self.url = f"http://127.0.0.1:{port}"
         self.api = self.url + "/api/v1"
         self.session = requests.Session()
 
@@ -66,7 +66,7 @@ def live_server(data_dir: Path, engine, **settings):
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    live = LiveServer(app, server, thread)
+    live = LiveServer(app, server.effective_port)
     try:
         yield live
     finally:

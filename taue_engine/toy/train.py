@@ -147,17 +147,39 @@ def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
 
 
-def after_step(stage: str, step: int, loss: float, bar, log: "Log", save, last_save: float) -> float:
-    """The bookkeeping every training stage shares: the bar, the loss log every 50 steps, a checkpoint every 5
-    minutes; returns the time of the last checkpoint."""
-    bar.update(1)
-    if step % 50 == 0:
-        bar.set_postfix(loss=f"{loss:.4f}")
-        log.write(stage=stage, step=step, loss=loss)
-    if time.time() - last_save > 300:
-        save()
-        return time.time()
-    return last_save
+class Stage:
+    """What every training stage shares: its checkpoint (modules, optimizer, step, time spent, RNGs, restored on
+    resume), its time budget (total minutes, earlier runs included), the bar, the loss log every 50 steps and a
+    checkpoint every 5 minutes."""
+
+    def __init__(self, name: str, title: str, path: Path, log: "Log", minutes: float, optimizer, **modules):
+        self.name, self.path, self.log, self.minutes = name, path, log, minutes
+        self.optimizer, self.modules = optimizer, modules
+        self.step, spent = load_checkpoint(path, optimizer, **modules) if path.exists() else (0, 0.0)
+        self.start, self.last_save, self.loss = time.time() - spent, time.time(), None
+        self.bar = tqdm(desc=title, unit="step", initial=self.step, mininterval=2)
+
+    def running(self) -> bool:
+        return time.time() - self.start < self.minutes * 60
+
+    def step_done(self, loss: float) -> None:
+        self.step, self.loss = self.step + 1, loss
+        self.bar.update(1)
+        if self.step % 50 == 0:
+            self.bar.set_postfix(loss=f"{loss:.4f}")
+            self.log.write(stage=self.name, step=self.step, loss=loss)
+        if time.time() - self.last_save > 300:
+            self.save()
+            self.last_save = time.time()
+
+    def save(self) -> None:
+        save_checkpoint(self.path, **{key: module.state_dict() for key, module in self.modules.items()},
+                        optimizer=self.optimizer.state_dict(), step=self.step, seconds=time.time() - self.start,
+                        rng=rng_state())
+
+    def close(self) -> None:
+        self.bar.close()
+        self.save()
 
 
 def psnr_of(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -200,18 +222,11 @@ def train_vae(work: Path, images: np.ndarray, minutes: float, log: Log, batch: i
     torch.manual_seed(seed)  # seeded initial weights; a resumed run restores its RNGs below
     vae = build_vae()
     optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
-    step, spent = load_checkpoint(path, optimizer, model=vae) if path.exists() else (0, 0.0)
+    stage = Stage("vae", "VAE", path, log, minutes, optimizer, model=vae)
     data = to_tensor(images)
     held_out = data[-256:]
     vae.train()
-    bar = tqdm(desc="VAE", unit="step", initial=step, mininterval=2)
-    start, last_save = time.time() - spent, time.time()
-
-    def save() -> None:
-        save_checkpoint(path, model=vae.state_dict(), optimizer=optimizer.state_dict(), step=step,
-                        seconds=time.time() - start, rng=rng_state())
-
-    while time.time() - start < minutes * 60:
+    while stage.running():
         x = data[torch.randint(0, len(data) - 256, (batch,))]
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample()).sample
@@ -219,16 +234,14 @@ def train_vae(work: Path, images: np.ndarray, minutes: float, log: Log, batch: i
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        step += 1
-        last_save = after_step("vae", step, loss.item(), bar, log, save, last_save)
-    bar.close()
+        stage.step_done(loss.item())
+    stage.close()
     vae.eval()
     with torch.no_grad():
         recon = vae.decode(vae.encode(held_out).latent_dist.mode()).sample
     quality = psnr_of(recon, held_out)
-    log.write(stage="vae", step=step, held_out_psnr=quality)
-    print(f"VAE: {step} steps, held-out PSNR {quality:.1f} dB")
-    save()
+    log.write(stage="vae", step=stage.step, held_out_psnr=quality)
+    print(f"VAE: {stage.step} steps, held-out PSNR {quality:.1f} dB")
     return vae
 
 
@@ -292,21 +305,14 @@ def train_unet(work: Path, latents, embeds, pooled, caption_ids, minutes: float,
     ema = build_unet()
     ema.load_state_dict(unet.state_dict())
     optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=1e-2)
-    step, spent = load_checkpoint(path, optimizer, model=unet, ema=ema) if path.exists() else (0, 0.0)
+    stage = Stage("unet", "UNet", path, log, minutes, optimizer, model=unet, ema=ema)
     ema.requires_grad_(False)
     betas = torch.linspace(SDXL_SCHEDULER_CONFIG["beta_start"] ** 0.5, SDXL_SCHEDULER_CONFIG["beta_end"] ** 0.5,
                            1000) ** 2
     alphas_cumprod = torch.cumprod(1 - betas, 0)
     time_ids = torch.tensor([[SIZE, SIZE, 0, 0, SIZE, SIZE]], dtype=torch.float32)
     unet.train()
-    bar = tqdm(desc="UNet", unit="step", initial=step, mininterval=2)
-    start, last_save, running = time.time() - spent, time.time(), None
-
-    def save() -> None:
-        save_checkpoint(path, model=unet.state_dict(), ema=ema.state_dict(), optimizer=optimizer.state_dict(),
-                        step=step, seconds=time.time() - start, rng=rng_state())
-
-    while time.time() - start < minutes * 60:
+    while stage.running():
         idx = torch.randint(0, len(latents), (batch,))
         x0 = latents[idx]
         cond, cond_pooled = embeds[caption_ids[idx]], pooled[caption_ids[idx]]
@@ -321,22 +327,21 @@ def train_unet(work: Path, latents, embeds, pooled, caption_ids, minutes: float,
                     added_cond_kwargs={"text_embeds": cond_pooled, "time_ids": time_ids.repeat(batch, 1)}).sample
         loss = F.mse_loss(pred, noise)
         for group in optimizer.param_groups:
-            group["lr"] = lr * min(1.0, (step + 1) / 300)
+            group["lr"] = lr * min(1.0, (stage.step + 1) / 300)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         optimizer.step()
-        step += 1
+        step = stage.step + 1
         decay = min(0.999, (1 + step) / (10 + step))
         with torch.no_grad():
             for e, p in zip(ema.parameters(), unet.parameters()):
                 e.lerp_(p, 1 - decay)
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        last_save = after_step("unet", step, running, bar, log, save, last_save)
-    bar.close()
-    save()
-    print(f"UNet: {step} steps, loss {running}")
-    return ema.eval(), step
+        running = loss.item() if stage.loss is None else 0.98 * stage.loss + 0.02 * loss.item()
+        stage.step_done(running)  # the loss logged is the running mean
+    stage.close()
+    print(f"UNet: {stage.step} steps, loss {stage.loss}")
+    return ema.eval(), stage.step
 
 
 def paste_blobs(batch: int, height: int, width: int) -> torch.Tensor:
@@ -359,19 +364,12 @@ def train_local_decoder(work: Path, images: np.ndarray, minutes: float, log: Log
     params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
     optimizer = torch.optim.AdamW(params, lr=3e-4, weight_decay=0.0)
     torch.manual_seed(seed + 4)
-    step, spent = load_checkpoint(path, optimizer, model=vae) if path.exists() else (0, 0.0)
+    stage = Stage("decoder", "decoder", path, log, minutes, optimizer, model=vae)
     data = to_tensor(images)
     vae.train()
     vae.encoder.requires_grad_(False)
     vae.quant_conv.requires_grad_(False)
-    bar = tqdm(desc="decoder", unit="step", initial=step, mininterval=2)
-    start, last_save = time.time() - spent, time.time()
-
-    def save() -> None:
-        save_checkpoint(path, model=vae.state_dict(), optimizer=optimizer.state_dict(), step=step,
-                        seconds=time.time() - start, rng=rng_state())
-
-    while time.time() - start < minutes * 60:
+    while stage.running():
         x = data[torch.randint(0, len(data) - 256, (batch,))]
         with torch.no_grad():
             latent = vae.encode(x).latent_dist.mean
@@ -385,11 +383,9 @@ def train_local_decoder(work: Path, images: np.ndarray, minutes: float, log: Log
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        step += 1
-        last_save = after_step("decoder", step, loss.item(), bar, log, save, last_save)
-    bar.close()
-    save()
-    print(f"decoder: {step} steps, loss {loss.item() if step else float('nan'):.4f}")
+        stage.step_done(loss.item())
+    stage.close()
+    print(f"decoder: {stage.step} steps, last loss {stage.loss}")
 
 
 def load_aligned_vae(work: Path, local_decoder: bool = False):
