@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 
+from taue_engine.config import SIZE_MULTIPLE
+
 from . import __version__
 from .errors import APIError
 from .jobs import DOCUMENTS, LAYERS, SUCCEEDED, Job, JobManager
@@ -56,8 +58,11 @@ def _query_int(name: str, default: int, low: int, high: int) -> int:
 @api.get("/health")
 def health():
     engine = current_app.extensions["taue"]["engine"]
+    config = current_app.extensions["taue"]["config"]
+    limits = {"min_size": config.min_size, "max_size": config.max_size, "size_multiple": SIZE_MULTIPLE,
+              "max_steps": config.max_steps, "max_prompt_chars": config.max_prompt_chars}
     return jsonify({"version": __version__, **engine.info(), "queue_length": manager().queue_length(),
-                    "running": manager().running})
+                    "running": manager().running, "limits": limits})
 
 
 @api.get("/openapi.json")

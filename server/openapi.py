@@ -81,7 +81,10 @@ def openapi_document(limits: ServerConfig, base_config: TAUEConfig) -> dict:
         "Health": {"type": "object", "properties": {
             "version": {"type": "string"}, "model": nullable_string, "device": nullable_string,
             "dtype": nullable_string, "state": {"type": "string", "enum": ["loading", "ready", "error"]},
-            "error": nullable_string, "queue_length": {"type": "integer"}, "running": nullable_string}},
+            "error": nullable_string, "queue_length": {"type": "integer"}, "running": nullable_string,
+            "limits": {"type": "object", "description": "what a job request may ask for", "properties": {
+                name: {"type": "integer"} for name in
+                ("min_size", "max_size", "size_multiple", "max_steps", "max_prompt_chars")}}}},
         "JobRequest": job_request_schema(limits, base_config),
         "Progress": {"type": "object", "nullable": True, "properties": {
             "phase": {"type": "string", "nullable": True, "enum": ["foreground", "composite", "background", None]},

@@ -1,0 +1,169 @@
+"""The "TAUE Layers" docker: widgets only. What the buttons do lives in panel.Panel."""
+
+from __future__ import annotations
+
+from krita import DockWidget, Krita
+from PyQt5.QtCore import QTimer
+from PyQt5.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QProgressBar,
+                             QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from .krita_host import KritaHost
+from .panel import SEED_MAX, Form, Panel, View
+
+DOCKER_ID = "taue_layers_docker"
+POLL_MS = 100
+LIGHTS = {True: "color: #2e9d44", False: "color: #c0392b", None: "color: #888888"}
+
+
+class TAUEDocker(DockWidget, View):
+    def __init__(self):
+        super().__init__()
+        self.setWindowTitle("TAUE Layers")
+        self.panel = Panel(KritaHost(Krita.instance()), self)
+        self._build()
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self.panel.poll)
+        self.timer.start(POLL_MS)
+        self.panel.check_connection()
+
+    # ------------------------------------------------------------------ widgets
+    def _build(self) -> None:
+        root = QWidget(self)
+        layout = QVBoxLayout(root)
+
+        connection = QFormLayout()
+        self.url = QLineEdit(self.panel.url)
+        self.token = QLineEdit(self.panel.token)
+        self.token.setEchoMode(QLineEdit.Password)
+        self.token.setPlaceholderText("only for a server started with --token")
+        connect = QPushButton("Connect")
+        connect.clicked.connect(lambda: self.panel.save_connection(self.url.text(), self.token.text()))
+        self.light = QLabel("\u25cf Not checked yet")
+        self.light.setWordWrap(True)
+        self.light.setStyleSheet(LIGHTS[None])
+        connection.addRow("Server", self.url)
+        connection.addRow("Token", self.token)
+        connection.addRow(connect, self.light)
+        layout.addLayout(connection)
+
+        form = QFormLayout()
+        self.foreground = QLineEdit()
+        self.foreground.setPlaceholderText("a red vintage bicycle")
+        self.background = QLineEdit()
+        self.background.setPlaceholderText("a cobblestone street at dusk")
+        self.composite = QLineEdit()
+        self.composite.setPlaceholderText("optional: the whole scene")
+        self.negative = QLineEdit()
+        self.negative.setPlaceholderText("optional")
+        form.addRow("Foreground", self.foreground)
+        form.addRow("Background", self.background)
+        form.addRow("Composite", self.composite)
+        form.addRow("Negative", self.negative)
+
+        seed_row = QHBoxLayout()
+        self.random_seed = QCheckBox("Random")
+        self.random_seed.setChecked(True)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, SEED_MAX)
+        self.seed.setEnabled(False)
+        self.random_seed.toggled.connect(lambda on: self.seed.setEnabled(not on))
+        self.last_seed = QLabel("")
+        seed_row.addWidget(self.random_seed)
+        seed_row.addWidget(self.seed)
+        seed_row.addWidget(self.last_seed)
+        form.addRow("Seed", seed_row)
+
+        self.steps = QSpinBox()
+        self.steps.setRange(2, 200)
+        self.steps.setValue(Form.steps)
+        form.addRow("Steps", self.steps)
+
+        size_row = QHBoxLayout()
+        self.document_size = QCheckBox("Document's")
+        self.document_size.setChecked(True)
+        self.width_box, self.height_box = QSpinBox(), QSpinBox()
+        for box in (self.width_box, self.height_box):
+            box.setRange(64, 2048)
+            box.setSingleStep(8)
+            box.setValue(1024)
+            box.setEnabled(False)
+        self.document_size.toggled.connect(
+            lambda on: [box.setEnabled(not on) for box in (self.width_box, self.height_box)])
+        size_row.addWidget(self.document_size)
+        size_row.addWidget(self.width_box)
+        size_row.addWidget(QLabel("x"))
+        size_row.addWidget(self.height_box)
+        form.addRow("Size", size_row)
+
+        self.use_selection = QCheckBox("Place the object in the selection")
+        self.use_selection.setChecked(True)
+        form.addRow("", self.use_selection)
+        layout.addLayout(form)
+
+        self.generate_button = QPushButton("Generate")
+        self.generate_button.clicked.connect(self._generate_or_cancel)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat("Ready")
+        self.progress.setTextVisible(True)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        layout.addWidget(self.generate_button)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.message)
+
+        layout.addWidget(QLabel("This session's results"))
+        self.history = QListWidget()
+        layout.addWidget(self.history)
+        buttons = QHBoxLayout()
+        insert = QPushButton("Insert")
+        insert.clicked.connect(lambda: self.panel.insert_again(self.history.currentRow()))
+        open_psd = QPushButton("Open PSD")
+        open_psd.clicked.connect(lambda: self.panel.open_psd(self.history.currentRow()))
+        buttons.addWidget(insert)
+        buttons.addWidget(open_psd)
+        layout.addLayout(buttons)
+        layout.addStretch(1)
+        self.setWidget(root)
+
+    def form(self) -> Form:
+        return Form(foreground=self.foreground.text(), background=self.background.text(),
+                    composite=self.composite.text(), negative=self.negative.text(),
+                    random_seed=self.random_seed.isChecked(), seed=self.seed.value(), steps=self.steps.value(),
+                    use_document_size=self.document_size.isChecked(), width=self.width_box.value(),
+                    height=self.height_box.value(), use_selection=self.use_selection.isChecked())
+
+    def _generate_or_cancel(self) -> None:
+        if self.panel.running:
+            self.panel.cancel()
+        else:
+            self.panel.generate(self.form())
+
+    # ------------------------------------------------------------------ View
+    def show_connection(self, ok: bool, text: str) -> None:
+        self.light.setText("\u25cf " + text)
+        self.light.setStyleSheet(LIGHTS[ok])
+
+    def show_progress(self, fraction: float, text: str) -> None:
+        self.progress.setValue(int(round(fraction * 1000)))
+        self.progress.setFormat(text)
+
+    def set_running(self, running: bool) -> None:
+        self.generate_button.setText("Cancel" if running else "Generate")
+
+    def show_message(self, kind: str, text: str) -> None:
+        self.message.setStyleSheet("color: #c0392b" if kind == "error" else "")
+        self.message.setText(text)
+
+    def show_seed(self, seed: int) -> None:
+        self.last_seed.setText(f"last: {seed}")
+        if self.random_seed.isChecked():
+            self.seed.setValue(seed)  # untick Random to generate with it again
+
+    def show_history(self, labels: list) -> None:
+        self.history.clear()
+        self.history.addItems(labels)
+        self.history.setCurrentRow(0)
+
+    def canvasChanged(self, canvas) -> None:  # noqa: N802 (Krita's name)
+        pass

@@ -1,0 +1,254 @@
+"""What the docker does, without Qt: generate, follow, cancel, insert, remember; every failure becomes a message.
+
+The docker (docker.py) only draws widgets and forwards clicks here; a Qt timer calls `poll()` on the UI thread,
+which applies what the worker threads reported. Server calls run on worker threads, so the UI never waits for
+the network; Krita's API is only called from `poll()` and the click handlers, on the UI thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import sys
+import threading
+import traceback
+from dataclasses import dataclass
+
+from .taue_client import Client, JobResult, JobRun, TAUEError, build_request, group_name, round_size
+from .taue_client.api import DEFAULT_URL
+from .taue_client.layers import MAX_SIZE, MIN_SIZE, layout_from_selection
+
+HISTORY_LENGTH = 10
+SEED_MAX = 2**31 - 1
+
+
+def shown_errors(action):
+    """A panel action whose failures become a message in the panel: a slot that raised would bring up Krita's
+    traceback dialog."""
+    def wrapper(self, *args, **kwargs):
+        try:
+            return action(self, *args, **kwargs)
+        except TAUEError as error:
+            self.view.show_message("error", error.message)
+        except Exception as error:
+            traceback.print_exc(file=sys.stderr)
+            self.view.show_message("error", f"Unexpected error: {error}. The panel goes on; please report this.")
+    wrapper.__name__, wrapper.__doc__ = action.__name__, action.__doc__
+    return wrapper
+
+
+@dataclass
+class Form:
+    """The panel's fields as the artist left them."""
+
+    foreground: str = ""
+    background: str = ""
+    composite: str = ""
+    negative: str = ""
+    random_seed: bool = True
+    seed: int = 0
+    steps: int = 30
+    use_document_size: bool = True
+    width: int = 1024
+    height: int = 1024
+    use_selection: bool = True
+
+
+class View:
+    """What the panel tells the docker to show (the docker overrides these; tests record them)."""
+
+    def show_connection(self, ok: bool, text: str) -> None: ...
+    def show_progress(self, fraction: float, text: str) -> None: ...
+    def set_running(self, running: bool) -> None: ...
+    def show_message(self, kind: str, text: str) -> None: ...
+    def show_seed(self, seed: int) -> None: ...
+    def show_history(self, labels: list) -> None: ...
+
+
+class Panel:
+    """The docker's logic. `host` is the Krita adapter (krita_host.KritaHost) or a stand-in with its methods."""
+
+    def __init__(self, host, view: View, client_factory=Client):
+        self.host = host
+        self.view = view
+        self.client_factory = client_factory
+        self.events: queue.Queue = queue.Queue()
+        self.run: JobRun | None = None
+        self.target_document = None
+        self.history: list[JobResult] = []
+        self.limits = {"min_size": MIN_SIZE, "max_size": MAX_SIZE}
+
+    # ------------------------------------------------------------------ settings
+    @property
+    def url(self) -> str:
+        return self.host.read_setting("url", DEFAULT_URL)
+
+    @property
+    def token(self) -> str:
+        return self.host.read_setting("token", "")
+
+    @shown_errors
+    def save_connection(self, url: str, token: str) -> None:
+        self.host.write_setting("url", url.strip())
+        self.host.write_setting("token", token.strip())
+        self.check_connection()
+
+    def _client(self) -> Client:
+        return self.client_factory(self.url, self.token)
+
+    # ------------------------------------------------------------------ actions (UI thread)
+    @shown_errors
+    def check_connection(self) -> None:
+        """Ask /health on a worker thread; the light turns green, or says what is wrong and what to do."""
+        self._start(self._health_work)
+
+    @shown_errors
+    def generate(self, form: Form) -> None:
+        if self.running:
+            self.view.show_message("info", "A job is running: wait for it, or cancel it first.")
+            return
+        document = self.host.active_document()
+        request = self._request(form, document)
+        client = self._client()
+        self.target_document = document
+        self.run = JobRun(client, request, layer_keys=(), documents=("psd",))  # krita_host inserts the PSD
+        self.view.set_running(True)
+        self.view.show_progress(0.0, "Sending")
+        self.view.show_message("info", "")
+        self._start(self._job_work, self.run)
+
+    @shown_errors
+    def cancel(self) -> None:
+        if self.run is not None:
+            self.run.cancel()
+            self.view.show_progress(0.0, "Cancelling")
+
+    @shown_errors
+    def insert_again(self, index: int) -> None:
+        """Insert an earlier result of this session into the active document (a new one when none is open)."""
+        if not 0 <= index < len(self.history):
+            self.view.show_message("error", "Choose a result in the history first.")
+            return
+        self._insert(self.history[index], self.host.active_document())
+
+    @shown_errors
+    def open_psd(self, index: int) -> None:
+        """Open an earlier result's PSD as a new document."""
+        if not 0 <= index < len(self.history):
+            self.view.show_message("error", "Choose a result in the history first.")
+            return
+        result = self.history[index]
+        self.host.open_psd(result.documents["psd"], group_name(result.metadata))
+
+    @property
+    def running(self) -> bool:
+        return self.run is not None
+
+    # ------------------------------------------------------------------ the UI thread's timer
+    def poll(self) -> None:
+        """Apply what the worker threads reported. Called by a Qt timer on the UI thread."""
+        while True:
+            try:
+                kind, payload = self.events.get_nowait()
+            except queue.Empty:
+                return
+            self._apply(kind, payload)
+
+    @shown_errors
+    def _apply(self, kind: str, payload) -> None:
+        if kind == "health":
+            self.limits.update(payload.get("limits") or {})
+            if payload.get("state") == "ready":
+                self.view.show_connection(True, f"Connected: {payload.get('model')} on {payload.get('device')}")
+            elif payload.get("state") == "loading":
+                self.view.show_connection(False, "The server is loading its model: wait a moment")
+            else:
+                self.view.show_connection(False, f"The server cannot run jobs: {payload.get('error')}")
+        elif kind == "connection_error":
+            self.view.show_connection(False, payload.message)
+        elif kind == "progress":
+            self.view.show_progress(*payload)
+        elif kind == "done":
+            self._finish()
+            self.history.insert(0, payload)
+            del self.history[HISTORY_LENGTH:]
+            self.view.show_history([self._label(result) for result in self.history])
+            self.view.show_seed(int(payload.metadata.get("seed", payload.job["request"]["seed"])))
+            self.view.show_progress(1.0, "Done")
+            document = self.target_document
+            if document is not None and not self.host.is_open(document):
+                self.view.show_message("error", "The document was closed while the job ran. The result is in the "
+                                                "history: select it and choose Insert to add it to an open document.")
+                return
+            self._insert(payload, document)
+        elif kind == "job_error":
+            self._finish()
+            self.view.show_progress(0.0, "Cancelled" if payload.kind == "cancelled" else "Failed")
+            self.view.show_message("info" if payload.kind == "cancelled" else "error", payload.message)
+        elif kind == "error":
+            self.view.show_message("error", payload.message)
+
+    # ------------------------------------------------------------------ helpers
+    def _request(self, form: Form, document) -> dict:
+        if form.use_document_size and document is not None:
+            doc_w, doc_h = self.host.document_size(document)
+            size = round_size(doc_w, doc_h, self.limits["min_size"], self.limits["max_size"])
+        else:
+            size = (form.width, form.height)
+            if size != round_size(*size, self.limits["min_size"], self.limits["max_size"]):
+                raise TAUEError("settings", f"Width and height must be multiples of 8 in {self.limits['min_size']}.."
+                                            f"{self.limits['max_size']} (got {size[0]}x{size[1]}).", "size")
+        layout = None
+        if form.use_selection and document is not None:
+            box = self.host.selection_box(document)
+            if box is not None:
+                layout = layout_from_selection(*box, *self.host.document_size(document))
+        seed = random.randint(0, SEED_MAX) if form.random_seed else form.seed
+        return build_request(form.foreground, form.background, composite=form.composite, negative=form.negative,
+                             seed=seed, steps=form.steps, size=size, layout=layout)
+
+    def _insert(self, result: JobResult, document) -> None:
+        if document is None:
+            document = self.host.new_document(*result.size, group_name(result.metadata))
+        name = self.host.insert(document, result)
+        self.view.show_message("info", f"Added the layer group '{name}'.")
+
+    def _finish(self) -> None:
+        self.run = None
+        self.view.set_running(False)
+
+    @staticmethod
+    def _label(result: JobResult) -> str:
+        return group_name(result.metadata).replace("TAUE: ", "", 1)
+
+    def _start(self, work, *args) -> None:
+        threading.Thread(target=self._guarded, args=(work, *args), daemon=True).start()
+
+    def _guarded(self, work, *args) -> None:
+        try:
+            work(*args)
+        except Exception as error:  # reported on the UI thread, never raised on a worker thread
+            traceback.print_exc(file=sys.stderr)
+            self.events.put(("error", TAUEError("protocol", f"Unexpected error: {error}. Please report this.")))
+
+    # ------------------------------------------------------------------ worker threads
+    def _health_work(self) -> None:
+        try:
+            client = self._client()
+            health = client.health()
+            client.jobs(limit=1)  # /health answers without the token; this checks it
+            self.events.put(("health", health))
+        except TAUEError as error:
+            self.events.put(("connection_error", error))
+
+    def _job_work(self, run: JobRun) -> None:
+        try:
+            result = run.run(lambda fraction, text: self.events.put(("progress", (fraction, text))))
+        except TAUEError as error:
+            self.events.put(("job_error", error))
+        except Exception:
+            self.events.put(("job_error", TAUEError("protocol", "Unexpected error while following the job: "
+                                                                "see Krita's log, and please report this.")))
+            raise
+        else:
+            self.events.put(("done", result))

@@ -1,0 +1,18 @@
+"""The one client of the TAUE server that every editor plug-in embeds.
+
+Standard library only (Krita's and GIMP's Python have nothing else), relative imports only (it is packaged into each
+plug-in as a sub-package), no host API: the plug-ins add their host adapter on top.
+
+- `api`: the HTTP API v1 (`Client`), errors a designer can act on (`TAUEError`)
+- `jobs`: submit, follow, cancel and fetch one job from a worker thread (`JobRun`)
+- `layers`: the layer stack of a result (names, order, visibility), group names, size and selection rules
+"""
+
+from .api import DEFAULT_URL, Client, TAUEError
+from .jobs import JobResult, JobRun, describe_progress
+from .layers import EDITOR_STACK, STACK, LayerSpec, build_request, group_name, layout_from_selection, round_size
+
+__all__ = [
+    "DEFAULT_URL", "Client", "TAUEError", "JobResult", "JobRun", "describe_progress", "EDITOR_STACK", "STACK",
+    "LayerSpec", "build_request", "group_name", "layout_from_selection", "round_size",
+]

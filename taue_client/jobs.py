@@ -1,0 +1,124 @@
+"""One job from submission to layers: submit, follow the progress, cancel on request, fetch the results.
+
+`JobRun.run` blocks (it polls the server), so a plug-in runs it on a worker thread and calls `cancel()` from its
+UI thread; progress arrives through a callback. The host adapter then turns `JobResult.layers` into layers.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .api import Client, TAUEError
+from .layers import EDITOR_STACK
+
+FINISHED = ("succeeded", "failed", "cancelled")
+EDITOR_KEYS = tuple(spec.key for spec in EDITOR_STACK)
+PHASE_NAMES = {"foreground": "Foreground", "composite": "Composite", "background": "Background"}
+
+
+@dataclass
+class JobResult:
+    """A succeeded job: its description, its metadata (result.json), and the files a host asked for."""
+
+    job: dict
+    metadata: dict
+    layers: dict = field(default_factory=dict)  # layer key (foreground, background, composite) -> PNG bytes
+    documents: dict = field(default_factory=dict)  # 'psd' / 'ora' -> the layered document's bytes
+
+    @property
+    def id(self) -> str:
+        return self.job["id"]
+
+    @property
+    def size(self) -> tuple:
+        return (int(self.metadata.get("width") or self.job["request"]["width"]),
+                int(self.metadata.get("height") or self.job["request"]["height"]))
+
+
+def describe_progress(job: dict) -> tuple[float, str]:
+    """(fraction 0..1, a short text for a progress bar) of a job as the server reports it."""
+    state = job.get("state")
+    progress = job.get("progress") or {}
+    fraction = float(progress.get("fraction") or 0.0)
+    if state == "queued":
+        position = job.get("queue_position")
+        return 0.0, "Waiting: next in line" if position == 1 else f"Waiting: {(position or 1) - 1} jobs ahead"
+    if state == "running":
+        phase = progress.get("phase")
+        if phase is None:
+            return fraction, "Starting"
+        return fraction, f"{PHASE_NAMES.get(phase, phase)} {progress.get('step', 0)}/{progress.get('phase_steps', '?')}"
+    if state == "succeeded":
+        return 1.0, "Done"
+    return fraction, (state or "unknown").capitalize()
+
+
+class JobRun:
+    """Submit one request and follow it to its layers. Thread-safe `cancel()`; `run()` on a worker thread."""
+
+    def __init__(self, client: Client, request: dict, poll_interval: float = 0.25,
+                 layer_keys: tuple = EDITOR_KEYS, documents: tuple = ()):
+        self.client = client
+        self.request = request
+        self.poll_interval = poll_interval
+        self.layer_keys = layer_keys
+        self.documents = documents
+        self.job_id: str | None = None
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask for the job to stop: a queued job is removed, a running one stops within one denoising step."""
+        self._cancel.set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    def run(self, on_progress: Callable[[float, str], None] | None = None) -> JobResult:
+        """Block until the job is done; raises TAUEError (kind 'cancelled', 'failed', ...) otherwise."""
+        report = on_progress or (lambda fraction, text: None)
+        if self._cancel.is_set():
+            raise TAUEError("cancelled", "Cancelled before the job was sent: nothing was made.")
+        report(0.0, "Sending")
+        job = self.client.submit(self.request)
+        self.job_id = job["id"]
+        cancel_sent = False
+        while job["state"] not in FINISHED:
+            if self._cancel.is_set() and not cancel_sent:
+                job, cancel_sent = self.client.cancel(self.job_id), True
+                report(*_cancelling(job))
+                continue
+            report(*describe_progress(job))
+            self._cancel.wait(self.poll_interval)
+            job = self.client.job(self.job_id)
+        if job["state"] == "cancelled":
+            raise TAUEError("cancelled", "The job was cancelled: nothing was added.")
+        if job["state"] == "failed":
+            message = (job.get("error") or {}).get("message") or "no message"
+            raise TAUEError("failed", f"The job failed on the server: {message}. Change the settings it names, or "
+                                      "see the server's log; the server goes on with the next job.")
+        report(1.0, "Downloading layers")
+        return fetch_result(self.client, job, self.layer_keys, self.documents)
+
+
+def _cancelling(job: dict) -> tuple[float, str]:
+    fraction, _ = describe_progress(job)
+    return fraction, "Cancelling"
+
+
+def fetch_result(client: Client, job: dict, layer_keys: tuple = EDITOR_KEYS, documents: tuple = ()) -> JobResult:
+    """Download a succeeded job's metadata, the PNGs of `layer_keys` and the `documents` ('psd', 'ora')."""
+    urls = job.get("urls") or {}
+    if job.get("state") != "succeeded" or "layers" not in urls:
+        raise TAUEError("missing", f"Job {job.get('id')} is {job.get('state')}: only a finished job has layers.")
+    try:
+        metadata = json.loads(client.download(urls["metadata"]).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise TAUEError("protocol", "The job's result.json is not valid JSON: is the server's disk full?") from None
+    layers = {key: client.download(urls["layers"][key]) for key in layer_keys}
+    files = {name: client.download(urls[name]) for name in documents}
+    return JobResult(job=job, metadata=metadata, layers=layers, documents=files)
+

@@ -1,0 +1,97 @@
+"""What a result looks like in a layered document, and the rules that turn an editor's state into a request.
+
+The layer stack is described once, here: the PSD and OpenRaster writers of the engine and both editor plug-ins
+build it from `STACK`, so names, order and visibility agree everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .api import TAUEError
+
+GROUP_NAME_LIMIT = 120  # characters; editors show long names badly and PSD caps them at 255
+SIZE_MULTIPLE = 8
+MIN_SIZE, MAX_SIZE = 64, 2048  # the server's default limits (its /health reports its own)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    name: str  # the layer's name in the document
+    key: str  # the result's layer (server: layers/<key>.png)
+    visible: bool
+    alpha_as_mask: bool = False  # the alpha becomes an editable layer / transparency mask
+
+
+# bottom to top
+STACK = (
+    LayerSpec("Background", "background", True),
+    LayerSpec("Foreground", "foreground", True, alpha_as_mask=True),
+    LayerSpec("Composite", "composite", False),
+    LayerSpec("Object mask", "mask", False),
+)
+# what the plug-ins insert: in an editor the foreground's own mask already selects the object, so the object mask
+# layer stays in the files (PSD, ORA) for other tools
+EDITOR_STACK = STACK[:3]
+
+
+def group_name(metadata: dict) -> str:
+    """'TAUE: <foreground> / <background> (seed N)', shortened to GROUP_NAME_LIMIT characters."""
+    prompts = metadata.get("prompts") or {}
+    name = f"TAUE: {prompts.get('foreground', '?')} / {prompts.get('background', '?')} (seed {metadata.get('seed')})"
+    if len(name) > GROUP_NAME_LIMIT:
+        name = name[: GROUP_NAME_LIMIT - 1] + "\u2026"
+    return name
+
+
+def round_size(width: int, height: int, low: int = MIN_SIZE, high: int = MAX_SIZE) -> tuple:
+    """A document's size as a generation size: scaled (aspect kept) into low..high, rounded to multiples of 8.
+
+    The layers are scaled back to the document's size when they are inserted.
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"a size must be positive (got {width}x{height})")
+    scale = min(1.0, high / max(width, height))
+    scale = max(scale, low / min(width, height))
+    def fit(v):
+        return min(high, max(low, int(round(v * scale / SIZE_MULTIPLE)) * SIZE_MULTIPLE))
+    return fit(width), fit(height)
+
+
+def layout_from_selection(x: int, y: int, w: int, h: int, width: int, height: int) -> dict | None:
+    """A selection's bounds (pixels) as the request's layout box {cx, cy, w, h} (fractions of the image), or
+    None when there is no usable selection (empty, or the whole image)."""
+    x0, y0 = max(0, x), max(0, y)
+    x1, y1 = min(width, x + w), min(height, y + h)
+    if width <= 0 or height <= 0 or x1 - x0 < 1 or y1 - y0 < 1:
+        return None
+    if (x0, y0, x1, y1) == (0, 0, width, height):
+        return None
+    box = {"cx": (x0 + x1) / 2 / width, "cy": (y0 + y1) / 2 / height, "w": (x1 - x0) / width,
+           "h": (y1 - y0) / height}
+    return {key: round(value, 4) for key, value in box.items()}
+
+
+def build_request(foreground: str, background: str, *, composite: str = "", negative: str = "",
+                  seed: int | None = None, steps: int | None = None, size: tuple | None = None,
+                  layout: dict | None = None) -> dict:
+    """The JSON body of POST /api/v1/jobs from a form's values; empty optional fields are left out."""
+    foreground, background = (foreground or "").strip(), (background or "").strip()
+    if not foreground:
+        raise TAUEError("settings", "Describe the foreground object (e.g. 'a red vintage bicycle').", "foreground")
+    if not background:
+        raise TAUEError("settings", "Describe the background (e.g. 'a cobblestone street at dusk').", "background")
+    request = {"foreground_prompt": foreground, "background_prompt": background}
+    if (composite or "").strip():
+        request["composite_prompt"] = composite.strip()
+    if (negative or "").strip():
+        request["negative_prompt"] = negative.strip()
+    if seed is not None:
+        request["seed"] = int(seed)
+    if steps is not None:
+        request["steps"] = int(steps)
+    if size is not None:
+        request["width"], request["height"] = int(size[0]), int(size[1])
+    if layout is not None:
+        request["layout"] = dict(layout)
+    return request

@@ -1,0 +1,120 @@
+"""Run inside real Krita by `kritarunner -s taue_krita_e2e -f main` (tests/test_krita_e2e.py starts it).
+
+Drives the plug-in's own panel logic (taue_layers.panel.Panel with the real KritaHost) against a real taue-server:
+a document with a rectangular selection, Generate, wait with the UI thread's poll, and the result inserted. Then it
+reads the document back through Krita's API and writes what it found (and the pixels of every layer and of the
+mask) to $TAUE_OUT, with a verdict: kritarunner exits 0 whatever happens, so the test reads the verdict.
+"""
+
+import json
+import os
+import time
+import traceback
+
+DOC_W, DOC_H = 100, 75  # not multiples of 8: the panel generates at 96x72 and the layers are scaled back
+SELECTION = (20, 10, 50, 40)  # x, y, w, h
+
+
+class RecordingView:
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        def record(*args):
+            self.calls.append([name, *[a if isinstance(a, (str, int, float, bool, list)) else repr(a)
+                                       for a in args]])
+        return record
+
+
+def main(*_):
+    out = os.environ["TAUE_OUT"]
+    report = {"ok": False, "stage": "start"}
+    try:
+        run(out, report)
+        report["ok"] = True
+    except Exception:
+        report["error"] = traceback.format_exc()
+    with open(os.path.join(out, "verdict.json"), "w") as f:
+        json.dump(report, f, indent=1)
+
+
+def run(out, report):
+    from krita import InfoObject, Krita, Selection
+    from PyQt5.QtWidgets import QApplication
+    from taue_layers.krita_host import KritaHost
+    from taue_layers.panel import Form, Panel
+
+    class HeadlessKritaHost(KritaHost):
+        """kritarunner has no window, so no view and no active document (setActiveDocument needs a view, and
+        openWindow crashes it): the document made here stands in as the active one. Everything else is real."""
+
+        def active_document(self):
+            return document
+
+    krita = Krita.instance()
+    krita.setBatchmode(True)
+    report["krita_version"] = krita.version()
+    host = HeadlessKritaHost(krita)
+    host.write_setting("url", os.environ["TAUE_URL"])
+    host.write_setting("token", "")
+
+    report["stage"] = "document"
+    document = krita.createDocument(DOC_W, DOC_H, "e2e", "RGBA", "U8", "", 72.0)
+    document.setBatchmode(True)
+    selection = Selection()
+    selection.select(*SELECTION, 255)
+    document.setSelection(selection)
+
+    report["stage"] = "generate"
+    view = RecordingView()
+    panel = Panel(host, view)
+    panel.check_connection()
+    panel.generate(Form(foreground="a red star", background="a blue striped background", seed=7, random_seed=False,
+                        steps=int(os.environ.get("TAUE_STEPS", "4"))))
+    deadline = time.monotonic() + float(os.environ.get("TAUE_TIMEOUT", "240"))
+    while (panel.running or not panel.events.empty()) and time.monotonic() < deadline:
+        QApplication.processEvents()
+        panel.poll()
+        time.sleep(0.05)
+    panel.poll()
+    report["view_calls"] = view.calls
+    report["running_at_end"] = panel.running
+    report["history"] = [result.id for result in panel.history]
+    if not panel.history:
+        raise AssertionError(f"no result arrived: {view.calls[-5:]}")
+    result = panel.history[0]
+    report["job"] = {"id": result.id, "request": result.job["request"]}
+
+    report["stage"] = "read back"
+    document.waitForDone()
+    root = document.rootNode()
+    report["root"] = [[node.name(), node.type()] for node in root.childNodes()]
+    group = root.childNodes()[-1]
+    report["group"] = {"name": group.name(), "type": group.type(), "layers": []}
+    for node in group.childNodes():
+        bounds = node.bounds()
+        entry = {"name": node.name(), "type": node.type(), "visible": node.visible(),
+                 "bounds": [bounds.x(), bounds.y(), bounds.width(), bounds.height()],
+                 "children": [[child.name(), child.type()] for child in node.childNodes()]}
+        pixels = bytes(node.pixelData(0, 0, DOC_W, DOC_H))
+        with open(os.path.join(out, f"layer-{node.name()}.bgra"), "wb") as f:
+            f.write(pixels)
+        for child in node.childNodes():
+            if child.type() == "transparencymask":
+                mask = bytes(child.pixelData(0, 0, DOC_W, DOC_H))
+                entry["mask_bytes"] = len(mask)
+                with open(os.path.join(out, f"mask-{node.name()}.a8"), "wb") as f:
+                    f.write(mask)
+        report["group"]["layers"].append(entry)
+    document.refreshProjection()
+    document.waitForDone()
+    with open(os.path.join(out, "projection.bgra"), "wb") as f:
+        f.write(bytes(document.pixelData(0, 0, DOC_W, DOC_H)))
+
+    report["stage"] = "save"
+    report["saved_kra"] = bool(document.saveAs(os.path.join(out, "result.kra")))
+    report["exported_psd"] = bool(document.exportImage(os.path.join(out, "result.psd"), InfoObject()))
+    report["exported_png"] = bool(document.exportImage(os.path.join(out, "projection.png"), InfoObject()))
+    report["size"] = [document.width(), document.height()]
+    document.close()  # an open document crashes kritarunner on exit (after the verdict, but noisily)
+    report["stage"] = "done"

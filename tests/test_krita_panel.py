@@ -1,0 +1,331 @@
+"""The Krita docker's logic against a fake `krita` module (tests/fake_krita) and a real taue-server on tiny-random.
+
+The plug-in is imported from the zip folder that tools/package_plugins.py builds, so the packaging (its embedded
+copy of taue_client) is what is tested. tests/test_krita_e2e.py runs the same code in real Krita.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PyQt5")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from server.live import live_server  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_packager():
+    spec = importlib.util.spec_from_file_location("package_plugins", REPO / "tools" / "package_plugins.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def plugin(tmp_path_factory):
+    """The built plug-in, imported with the fake krita module; yields (taue_layers, krita, zip path)."""
+    folder, archive = load_packager().build_krita(tmp_path_factory.mktemp("dist"))
+    sys.path[:0] = [str(REPO / "tests" / "fake_krita"), str(folder)]
+    try:
+        import krita
+        import taue_layers
+        import taue_layers.panel  # noqa: F401
+        yield taue_layers, krita, archive
+    finally:
+        for name in [n for n in sys.modules if n == "krita" or n.startswith("taue_layers")]:
+            del sys.modules[name]
+        del sys.path[:2]
+
+
+@pytest.fixture(scope="module")
+def qapp(plugin):
+    from PyQt5.QtWidgets import QApplication
+
+    return QApplication.instance() or QApplication([])
+
+
+@pytest.fixture(scope="module")
+def server(pipe, tmp_path_factory):
+    with live_server(tmp_path_factory.mktemp("krita-server"), pipe) as live:
+        yield live
+
+
+@pytest.fixture
+def fake(plugin):
+    krita = plugin[1].Krita.reset()
+    return krita
+
+
+class RecordingView:
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        return lambda *args: self.calls.append((name, *args))
+
+    def last(self, name):
+        found = [call for call in self.calls if call[0] == name]
+        return found[-1] if found else None
+
+
+def make_panel(plugin, fake, url, token="", client_factory=None):
+    from taue_layers.krita_host import KritaHost
+    from taue_layers.panel import Panel
+
+    fake.writeSetting("taue_layers", "url", url)
+    fake.writeSetting("taue_layers", "token", token)
+    view = RecordingView()
+    kwargs = {"client_factory": client_factory} if client_factory else {}
+    return Panel(KritaHost(fake), view, **kwargs), view
+
+
+def drive(panel, timeout=60.0):
+    """What Krita's timer does: poll on the UI thread until the job is over and every event applied."""
+    deadline = time.monotonic() + timeout
+    while panel.running or not panel.events.empty():
+        assert time.monotonic() < deadline, "the panel did not finish"
+        panel.poll()
+        time.sleep(0.01)
+    panel.poll()
+
+
+def form(plugin, **changes):
+    from taue_layers.panel import Form
+
+    values = dict(foreground="a red star", background="a blue striped background", random_seed=False, seed=5,
+                  steps=3)
+    values.update(changes)
+    return Form(**values)
+
+
+# ---------------------------------------------------------------------------------------------------- packaging
+def test_zip_holds_the_plugin_and_the_one_client(plugin):
+    names = set(zipfile.ZipFile(plugin[2]).namelist())
+    assert {"taue_layers.desktop", "taue_layers/__init__.py", "taue_layers/manual.html",
+            "taue_layers/taue_client/api.py"} <= names
+    for path in (REPO / "taue_client").glob("*.py"):  # the embedded client is the repo's, byte for byte
+        assert zipfile.ZipFile(plugin[2]).read(f"taue_layers/taue_client/{path.name}") == path.read_bytes()
+    assert not (REPO / "krita_plugin" / "taue_layers" / "taue_client").exists()  # no copy kept in the source tree
+
+
+def test_registers_the_docker(plugin, qapp):
+    taue_layers, krita, _ = plugin
+    registered = [f for f in krita.Krita.instance().dock_widget_factories if f.identifier == "taue_layers_docker"]
+    assert registered and registered[0].widget_class.__name__ == "TAUEDocker"
+
+
+# ---------------------------------------------------------------------------------------------------- generate
+def test_generate_inserts_the_group_into_the_active_document(plugin, fake, server):
+    document = fake.createDocument(100, 75, "art", "RGBA", "U8", "", 72.0)
+    fake.active = document
+    selection = plugin[1].Selection()
+    selection.select(20, 10, 50, 40, 255)
+    document.setSelection(selection)
+    panel, view = make_panel(plugin, fake, server.url)
+    panel.generate(form(plugin))
+    assert panel.running and view.last("set_running") == ("set_running", True)
+    drive(panel)
+
+    request = panel.history[0].job["request"]
+    assert (request["width"], request["height"]) == (96, 72)  # the document's size, to multiples of 8
+    assert request["layout"] == {"cx": 0.45, "cy": 0.4, "w": 0.5, "h": 0.5333}  # the selection's box
+    assert request["seed"] == 5 and request["steps"] == 3
+    group = document.rootNode().childNodes()[-1]  # on top of the artist's layers
+    assert group.name() == "TAUE: a red star / a blue striped background (seed 5)"
+    assert [(n.name(), n.visible()) for n in group.childNodes()] == [
+        ("Background", True), ("Foreground", True), ("Composite", False)]
+    assert [(m.name(), m.type()) for m in group.childNodes()[1].childNodes()] == [
+        ("Foreground alpha", "transparencymask")]
+    assert [d for d in fake.open_documents if d is not document] == []  # the PSD opened to copy from is closed
+    fractions = [call[1] for call in view.calls if call[0] == "show_progress"]
+    assert fractions[-1] == 1.0 and any(0 < f < 1 for f in fractions)
+    assert view.last("show_seed") == ("show_seed", 5)
+    assert view.last("set_running") == ("set_running", False)
+    assert "Added the layer group" in view.last("show_message")[2]
+    assert view.last("show_history")[1] == ["a red star / a blue striped background (seed 5)"]
+
+
+def test_result_is_scaled_to_the_document(plugin, fake, server):
+    document = fake.createDocument(101, 67, "odd", "RGBA", "U8", "", 72.0)
+    fake.active = document
+    panel, view = make_panel(plugin, fake, server.url)
+    panel.generate(form(plugin))
+    drive(panel)
+    assert (panel.history[0].job["request"]["width"], panel.history[0].job["request"]["height"]) == (104, 64)
+    assert fake.opened[-1].scaled_to == (101, 67, "Bicubic")  # the PSD, through Krita's importer, scaled
+    assert document.rootNode().childNodes()[-1].name().startswith("TAUE: a red star")
+
+
+def test_without_a_document_a_new_one_is_made(plugin, fake, server):
+    panel, view = make_panel(plugin, fake, server.url)
+    panel.generate(form(plugin, use_document_size=False, width=64, height=72))
+    drive(panel)
+    [document] = fake.open_documents
+    assert (document.width(), document.height()) == (64, 72)
+    assert document.rootNode().childNodes()[-1].name().endswith("(seed 5)")
+
+
+def test_random_seed_is_shown_and_can_be_reused(plugin, fake, server):
+    fake.active = fake.createDocument(64, 64, "a", "RGBA", "U8", "", 72.0)
+    panel, view = make_panel(plugin, fake, server.url)
+    panel.generate(form(plugin, random_seed=True))
+    drive(panel)
+    seed = view.last("show_seed")[1]
+    assert seed == panel.history[0].job["request"]["seed"]
+
+
+# ---------------------------------------------------------------------------------------------------- errors
+def test_server_down_says_how_to_start_it(plugin, fake):
+    panel, view = make_panel(plugin, fake, "http://127.0.0.1:9")  # nothing listens on the discard port
+    panel.check_connection()
+    panel.generate(form(plugin))
+    drive(panel)
+    light = view.last("show_connection")
+    assert light[1] is False and "No TAUE server answers" in light[2] and "taue-server" in light[2]
+    message = view.last("show_message")
+    assert message[1] == "error" and "taue-server" in message[2]
+    assert not panel.history and view.last("set_running") == ("set_running", False)
+
+
+def test_wrong_token(plugin, fake, pipe, tmp_path):
+    with live_server(tmp_path, pipe, token="right-token-123") as guarded:
+        panel, view = make_panel(plugin, fake, guarded.url, token="wrong-token")
+        panel.check_connection()
+        panel.generate(form(plugin))
+        drive(panel)
+        assert "refused the token" in view.last("show_connection")[2]
+        assert "refused the token" in view.last("show_message")[2]
+        panel, view = make_panel(plugin, fake, guarded.url, token="right-token-123")
+        panel.check_connection()
+        drive(panel)
+        time.sleep(0.5)
+        panel.poll()
+        assert view.last("show_connection")[1] is True
+
+
+def test_failed_job_gives_the_servers_message(plugin, fake, server):
+    from taue_layers.taue_client import Client
+
+    class FailingClient(Client):  # a real request the engine rejects while running: the job fails on the server
+        def submit(self, request):
+            return super().submit({**request, "green_latent": [0.0, 1.0, 1.0, 0.0, 5.0]})
+
+    fake.active = fake.createDocument(64, 64, "a", "RGBA", "U8", "", 72.0)
+    panel, view = make_panel(plugin, fake, server.url, client_factory=FailingClient)
+    panel.generate(form(plugin))
+    drive(panel)
+    kind, text = view.last("show_message")[1:]
+    assert kind == "error" and "The job failed on the server" in text and "green_latent" in text
+    assert view.last("show_progress")[2] == "Failed"
+    assert fake.active.rootNode().childNodes()[-1].name() == "Background"  # nothing inserted
+
+
+def test_bad_form_is_refused_before_anything_is_sent(plugin, fake, server):
+    panel, view = make_panel(plugin, fake, server.url)
+    panel.generate(form(plugin, foreground="  "))
+    assert "Describe the foreground" in view.last("show_message")[2] and not panel.running
+    panel.generate(form(plugin, use_document_size=False, width=100, height=64))
+    assert "multiples of 8" in view.last("show_message")[2] and not panel.running
+    panel, view = make_panel(plugin, fake, "ftp://somewhere")
+    panel.generate(form(plugin))
+    assert "not valid" in view.last("show_message")[2] and not panel.running
+
+
+def test_cancel_a_running_job(plugin, fake, server):
+    fake.active = fake.createDocument(64, 64, "a", "RGBA", "U8", "", 72.0)
+    panel, view = make_panel(plugin, fake, server.url)
+    panel.generate(form(plugin, steps=200))
+    deadline = time.monotonic() + 30
+    while not any(c[0] == "show_progress" and c[2].startswith("Foreground") for c in view.calls):
+        assert time.monotonic() < deadline
+        panel.poll()
+        time.sleep(0.005)
+    panel.cancel()
+    drive(panel)
+    assert view.last("show_message")[1:] == ("info", "The job was cancelled: nothing was added.")
+    assert view.last("show_progress")[2] == "Cancelled" and not panel.history
+    assert server.job(panel_job_id(server))["state"] == "cancelled"
+
+
+def panel_job_id(server):
+    return server.session.get(server.api + "/jobs?limit=1", timeout=10).json()["jobs"][0]["id"]
+
+
+def test_document_closed_while_waiting_keeps_the_result(plugin, fake, server):
+    document = fake.createDocument(64, 64, "closing", "RGBA", "U8", "", 72.0)
+    fake.active = document
+    panel, view = make_panel(plugin, fake, server.url)
+    panel.generate(form(plugin))
+    document.close()
+    fake.active = None
+    drive(panel)
+    assert "closed while the job ran" in view.last("show_message")[2]
+    assert len(panel.history) == 1
+    other = fake.createDocument(64, 64, "other", "RGBA", "U8", "", 72.0)
+    fake.active = other
+    panel.insert_again(0)
+    assert other.rootNode().childNodes()[-1].name().endswith("(seed 5)")
+    panel.insert_again(3)
+    assert "Choose a result" in view.last("show_message")[2]
+
+
+def test_open_psd_opens_a_new_document(plugin, fake, server):
+    fake.window = plugin[1].Window()
+    fake.active = fake.createDocument(64, 64, "a", "RGBA", "U8", "", 72.0)
+    panel, view = make_panel(plugin, fake, server.url)
+    panel.generate(form(plugin))
+    drive(panel)
+    panel.open_psd(0)
+    opened = fake.window.views[-1]
+    assert opened.rootNode().childNodes()[0].name().startswith("TAUE: a red star")
+    assert [n.name() for n in opened.rootNode().childNodes()[0].childNodes()] == [
+        "Background", "Foreground", "Composite", "Object mask"]
+
+
+def test_settings_are_kept_in_kritas_settings(plugin, fake, server):
+    panel, view = make_panel(plugin, fake, "http://127.0.0.1:1")
+    panel.save_connection(f"  {server.url}/ ", " tok ")
+    assert fake.readSetting("taue_layers", "url", None) == f"{server.url}/"
+    assert fake.readSetting("taue_layers", "token", None) == "tok"
+    drive(panel)
+    time.sleep(0.3)
+    panel.poll()
+    assert view.last("show_connection")[1] is True and "tiny-random" in view.last("show_connection")[2]
+
+
+# ---------------------------------------------------------------------------------------------------- the docker
+def test_docker_widgets_drive_a_job(plugin, fake, server, qapp):
+    from taue_layers.docker import TAUEDocker
+
+    fake.writeSetting("taue_layers", "url", server.url)
+    fake.active = fake.createDocument(64, 64, "a", "RGBA", "U8", "", 72.0)
+    docker = TAUEDocker()
+    assert docker.windowTitle() == "TAUE Layers" and docker.url.text() == server.url
+    docker.generate_button.click()  # empty prompts: a message, no job
+    assert "Describe the foreground" in docker.message.text() and docker.generate_button.text() == "Generate"
+    docker.foreground.setText("a red star")
+    docker.background.setText("a blue striped background")
+    docker.steps.setValue(3)
+    docker.generate_button.click()
+    assert docker.generate_button.text() == "Cancel"
+    deadline = time.monotonic() + 60
+    while docker.panel.running or not docker.panel.events.empty():
+        assert time.monotonic() < deadline
+        qapp.processEvents()  # the docker's own timer polls
+        time.sleep(0.01)
+    qapp.processEvents()
+    assert docker.generate_button.text() == "Generate"
+    assert docker.progress.value() == 1000 and docker.progress.format() == "Done"
+    assert docker.history.count() == 1 and "Added the layer group" in docker.message.text()
+    assert docker.last_seed.text() == f"last: {docker.panel.history[0].job['request']['seed']}"
+    assert fake.active.rootNode().childNodes()[-1].name().startswith("TAUE: a red star")
+    docker.timer.stop()
