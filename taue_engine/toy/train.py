@@ -69,8 +69,11 @@ def build_vae():
     from diffusers import AutoencoderKL
 
     return AutoencoderKL(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(16, 32, 64, 64), layers_per_block=1,
+        # three blocks: vae_scale_factor 4, a 16x16 latent for 64x64 images, so an object spans 5-10 latent cells
+        # across (on an 8x8 latent, 2-4 cells: the decoder could not keep a transplanted object apart from its
+        # surroundings, and the attention maps had no room for its outline)
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(16, 32, 64), layers_per_block=1,
         latent_channels=4, norm_num_groups=16, sample_size=SIZE, force_upcast=True,
         mid_block_add_attention=False,  # self-attention would let every latent pixel depend on the whole image
     )
@@ -80,13 +83,13 @@ def build_unet():
     from diffusers import UNet2DConditionModel
 
     return UNet2DConditionModel(
-        sample_size=SIZE // 8, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(48, 96, 160),
-        # cross-attention at every level (SDXL skips its finest): on an 8x8 latent the object tokens' attention
-        # maps are otherwise 4x4 at best, too coarse for the object mask
+        sample_size=SIZE // 4, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(32, 64, 128),
+        # cross-attention at every level (SDXL skips its finest), so the object tokens' attention maps come at the
+        # latent's own 16x16 as well as 8x8 and 4x4: the object mask is read off them
         down_block_types=("CrossAttnDownBlock2D",) * 3,
         up_block_types=("CrossAttnUpBlock2D",) * 3,
-        attention_head_dim=(2, 4, 5), transformer_layers_per_block=1,
+        attention_head_dim=(2, 4, 4), transformer_layers_per_block=1,
         cross_attention_dim=TEXT_HIDDEN + TEXT_HIDDEN_2, use_linear_projection=True,
         addition_embed_type="text_time", addition_time_embed_dim=TIME_EMBED_DIM,
         projection_class_embeddings_input_dim=TEXT_HIDDEN_2 + 6 * TIME_EMBED_DIM, norm_num_groups=16,
@@ -297,7 +300,7 @@ def encode_captions(tokenizer, text_encoder, text_encoder_2, captions: list[str]
     return torch.cat(embeds), torch.cat(pooled), torch.tensor([index[c] for c in captions])
 
 
-def train_unet(work: Path, latents, embeds, pooled, caption_ids, minutes: float, log: Log, batch: int = 64,
+def train_unet(work: Path, latents, embeds, pooled, caption_ids, minutes: float, log: Log, batch: int = 32,
                lr: float = 5e-4, seed: int = 0):
     path = work / "unet.pt"
     torch.manual_seed(seed + 1)  # seeded initial weights; a resumed run restores its RNGs below
@@ -355,9 +358,9 @@ def train_local_decoder(work: Path, images: np.ndarray, minutes: float, log: Log
     """Fine-tune the decoder (encoder and latent space frozen, so the UNet stays valid) until a transplanted
     region decodes the same in any surroundings.
 
-    The decoder's convolutions reach across the whole 8x8 latent and its GroupNorms average over it, so the same
-    latent cells decoded next to a green backdrop or a striped background came out in other colours (11-20 dB
-    apart, measured on held latents). TAUE's transplant assumes they do not, as SDXL's VAE nearly satisfies.
+    The decoder's convolutions reach across the small latent and its GroupNorms average over all of it, so the
+    same latent cells decoded next to a green backdrop or a striped background came out in other colours (11-20 dB
+    apart on the first toy's 8x8 latent, measured on held latents). TAUE's transplant assumes they do not, as SDXL's VAE nearly satisfies.
     """
     path = work / "decoder.pt"
     vae = load_aligned_vae(work)
@@ -434,11 +437,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("runs/toy"), help="checkpoints, caches and logs")
     parser.add_argument("--images", type=int, default=24000)
-    parser.add_argument("--vae-minutes", type=float, default=14.0, help="total VAE training time")
-    parser.add_argument("--unet-minutes", type=float, default=62.0,
+    parser.add_argument("--vae-minutes", type=float, default=12.0, help="total VAE training time")
+    parser.add_argument("--unet-minutes", type=float, default=70.0,
                         help="total UNet training time (a resumed run goes on until it is reached)")
-    parser.add_argument("--decoder-minutes", type=float, default=12.0,
-                        help="total time of the decoder's locality fine-tuning (after the UNet)")
+    parser.add_argument("--decoder-minutes", type=float, default=10.0,
+                        help="total time of the decoder's locality fine-tuning (before the UNet)")
+    parser.add_argument("--unet-batch", type=int, default=32,
+                        help="UNet batch size (32 gives twice the steps of 64 for the same images per second)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="go on from the checkpoints in --work")
     parser.add_argument("--export", type=Path, default=None, help="only write the pipeline folder here")
@@ -472,8 +477,11 @@ def main() -> None:
         embeds, pooled, caption_ids = encode_captions(tokenizer, te1, te2, captions)
         torch.save((latents, embeds, pooled, caption_ids), cache)
     print(f"latents {tuple(latents.shape)} std {latents.std():.3f}; {len(embeds)} distinct captions")
-    train_unet(args.work, latents, embeds, pooled, caption_ids, args.unet_minutes, log, seed=args.seed)
+    # the decoder first: it leaves the encoder and the latents alone, and its locality can be checked before the
+    # long UNet stage
     train_local_decoder(args.work, images, args.decoder_minutes, log, seed=args.seed)
+    train_unet(args.work, latents, embeds, pooled, caption_ids, args.unet_minutes, log, batch=args.unet_batch,
+               seed=args.seed)
 
 
 if __name__ == "__main__":
