@@ -30,6 +30,21 @@ setup() {
   fi
 }
 
+# The plug-ins' end-to-end tests run real editors: Debian's krita (5.1 on Debian 12) with its PyQt5. As root on
+# a Debian machine they are installed here; elsewhere those tests skip and say how to install them
+# (TAUE_REQUIRE_EDITORS=1, set by CI, makes a missing editor a failure).
+editors() {
+  if command -v kritarunner >/dev/null 2>&1 && [ -d /usr/lib/python3/dist-packages/PyQt5 ]; then
+    return
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ -z "${TAUE_NO_EDITORS:-}" ]; then
+    echo "run.sh: installing Krita (Debian's krita, python3-pyqt5) for the plug-in tests" >&2
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      krita python3-pyqt5 python3-sip >/dev/null
+  fi
+}
+
 case "${1:-}" in
   demo)
     setup
@@ -40,6 +55,7 @@ case "${1:-}" in
     ;;
   test)
     setup
+    editors
     shift
     "$VENV/bin/python" -m pytest -q "$@"
     ;;
