@@ -39,6 +39,8 @@ def plugin(tmp_path_factory):
         import krita
         import taue_layers
         import taue_layers.panel  # noqa: F401
+
+        krita.registered_at_import = krita.Krita.instance()  # the tests' `fake` fixture resets the instance
         yield taue_layers, krita, archive
     finally:
         for name in [n for n in sys.modules if n == "krita" or n.startswith("taue_layers")]:
@@ -117,10 +119,22 @@ def test_zip_holds_the_plugin_and_the_one_client(plugin):
     assert not (REPO / "krita_plugin" / "taue_layers" / "taue_client").exists()  # no copy kept in the source tree
 
 
-def test_registers_the_docker(plugin, qapp):
+def test_registers_the_docker_and_the_extension(plugin, qapp):
     taue_layers, krita, _ = plugin
-    registered = [f for f in krita.Krita.instance().dock_widget_factories if f.identifier == "taue_layers_docker"]
+    registered = [f for f in krita.registered_at_import.dock_widget_factories if f.identifier == "taue_layers_docker"]
     assert registered and registered[0].widget_class.__name__ == "TAUEDocker"
+    [extension] = [e for e in krita.registered_at_import.extensions if type(e).__name__ == "TAUEExtension"]
+    from PyQt5.QtWidgets import QDockWidget
+
+    docker = QDockWidget()
+    docker.setObjectName("taue_layers_docker")
+    window = krita.Window(dockers=[QDockWidget(), docker])
+    extension.setup()
+    extension.createActions(window)
+    [action] = window.actions
+    assert (action.text, action.menu) == ("TAUE Layers", "tools/scripts")
+    action.trigger()
+    assert docker.isVisible()
 
 
 # ---------------------------------------------------------------------------------------------------- generate

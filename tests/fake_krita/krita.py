@@ -30,6 +30,25 @@ class InfoObject:
     pass
 
 
+class Extension:
+    def __init__(self, parent):
+        self.parent = parent
+
+
+class Action:
+    def __init__(self, identifier, text, menu):
+        self.identifier, self.text, self.menu = identifier, text, menu
+        self._slots = []
+        self.triggered = self
+
+    def connect(self, slot):
+        self._slots.append(slot)
+
+    def trigger(self):
+        for slot in self._slots:
+            slot()
+
+
 class Selection:
     def __init__(self):
         self.rect = (0, 0, 0, 0)
@@ -153,11 +172,20 @@ class Document:
 
 
 class Window:
-    def __init__(self):
+    def __init__(self, dockers=()):
         self.views = []
+        self.actions = []
+        self._dockers = list(dockers)
 
     def addView(self, document):  # noqa: N802
         self.views.append(document)
+
+    def createAction(self, identifier, text, menu):  # noqa: N802
+        self.actions.append(Action(identifier, text, menu))
+        return self.actions[-1]
+
+    def dockers(self):
+        return list(self._dockers)
 
 
 class Krita:
@@ -169,6 +197,7 @@ class Krita:
         self.active = None
         self.window = None
         self.dock_widget_factories = []
+        self.extensions = []
         self.opened = []  # documents opened from files, closed or not
 
     @classmethod
@@ -190,6 +219,9 @@ class Krita:
 
     def addDockWidgetFactory(self, factory):  # noqa: N802
         self.dock_widget_factories.append(factory)
+
+    def addExtension(self, extension):  # noqa: N802
+        self.extensions.append(extension)
 
     def activeDocument(self):  # noqa: N802
         return self.active
