@@ -1,9 +1,11 @@
 """Build the editor plug-ins: each gets its own copy of taue_client (the one client, kept in one place in the repo).
 
     python tools/package_plugins.py krita [--out dist]   # dist/krita/ (pykrita layout) and dist/taue_layers-krita.zip
+    python tools/package_plugins.py gimp [--out dist]    # dist/gimp/taue-layers/ and dist/taue-layers-gimp.zip
 
 The Krita zip installs with Tools > Scripts > Import Python Plugin from File; the folder is what Krita's pykrita
-folder holds (tests put it on PYTHONPATH).
+folder holds (tests put it on PYTHONPATH). The GIMP folder goes into GIMP's plug-ins folder (Edit > Preferences >
+Folders > Plug-ins), e.g. ~/.config/GIMP/3.0/plug-ins/taue-layers/.
 """
 
 from __future__ import annotations
@@ -43,7 +45,20 @@ def build_krita(out: Path) -> tuple[Path, Path]:
     return folder, _zip(folder, out / "taue_layers-krita.zip")
 
 
-BUILDERS = {"krita": build_krita}
+def build_gimp(out: Path) -> tuple[Path, Path]:
+    """dist/gimp/taue-layers/ (a folder for GIMP's plug-ins folder) and dist/taue-layers-gimp.zip."""
+    folder = out / "gimp"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    plugin = folder / "taue-layers"
+    shutil.copytree(REPO / "gimp_plugin" / "taue-layers", plugin, ignore=IGNORE)
+    _copy_client(plugin)
+    (plugin / "taue-layers.py").chmod(0o755)  # GIMP runs only executable plug-ins
+    return plugin, _zip(folder, out / "taue-layers-gimp.zip")
+
+
+BUILDERS = {"krita": build_krita, "gimp": build_gimp}
 
 
 def main() -> None:

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""TAUE Layers for GIMP 3: a foreground, a matching background and the harmonised composite, as layers.
+
+Filters > Render > TAUE Layers... adds them to the image; File > Create > TAUE Layers... makes a new image. Both
+speak to a TAUE server (taue-server) through taue_client, the client shared with the Krita plug-in; the server is
+only contacted when a procedure runs, never when GIMP registers them.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import traceback
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("GimpUi", "3.0")
+from gi.repository import Gimp, GimpUi, GLib, GObject  # noqa: E402
+
+from arguments import ARGUMENTS, SEED_MAX, request_from  # noqa: E402
+from taue_client import Client, JobRun, TAUEError  # noqa: E402
+
+PROC_LAYERS = "python-fu-taue-layers"
+PROC_NEW = "python-fu-taue-layers-new"
+NEW_IMAGE_SIZE = (1024, 1024)  # File > Create with width and height left at 0
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def add_arguments(procedure) -> None:
+    flags = GObject.ParamFlags.READWRITE
+    for a in ARGUMENTS:
+        if a.kind == "string":
+            procedure.add_string_argument(a.name, a.nick, a.blurb, a.default, flags)
+        elif a.kind == "int":
+            procedure.add_int_argument(a.name, a.nick, a.blurb, a.low, a.high, a.default, flags)
+        else:
+            procedure.add_boolean_argument(a.name, a.nick, a.blurb, a.default, flags)
+
+
+def ask(procedure, config, title: str) -> bool:
+    """The procedure dialog (it remembers the last values); False when the user cancels."""
+    GimpUi.init("taue-layers")
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, title)
+    dialog.fill([a.name for a in ARGUMENTS])
+    accepted = dialog.run()
+    dialog.destroy()
+    return accepted
+
+
+class CancelWatch:
+    """A watcher process that cancels the job if GIMP kills this plug-in (cancel_watch.py)."""
+
+    def __init__(self):
+        self.process = None
+
+    def start(self, client: Client, job_id: str) -> None:
+        if self.process is None:
+            env = dict(os.environ, TAUE_TOKEN=client.token)
+            self.process = subprocess.Popen(
+                [sys.executable, os.path.join(HERE, "cancel_watch.py"), client.url, job_id, str(os.getpid())],
+                cwd=HERE, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=5)
+
+
+def generate(config, image):
+    """Run one job for `image` (None: a new image) and insert it; returns the image."""
+    import gimp_host
+
+    values = {a.name: config.get_property(a.name) for a in ARGUMENTS}
+    size = gimp_host.image_size(image) if image is not None else NEW_IMAGE_SIZE
+    selection = gimp_host.selection_box(image) if image is not None else None
+    request = request_from(values, size, selection, random.SystemRandom().randint(0, SEED_MAX))
+    client = Client(values["server-url"], values["token"])
+    run = JobRun(client, request)
+    watch = CancelWatch()
+    progress = gimp_host.Progress()
+
+    def on_progress(fraction: float, text: str) -> None:
+        if run.job_id is not None:
+            watch.start(client, run.job_id)
+        progress(fraction, text)
+
+    try:
+        result = run.run(on_progress)
+    finally:
+        watch.stop()
+        progress.end()
+    if image is None:
+        image = Gimp.Image.new(request["width"], request["height"], Gimp.ImageBaseType.RGB)
+    gimp_host.insert(image, result)
+    return image
+
+
+def failure(procedure, message: str):
+    return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(message))
+
+
+def guarded(procedure, work):
+    """Run `work`; every failure becomes an execution error whose message says what to do, never a traceback."""
+    try:
+        return work()
+    except TAUEError as error:
+        return failure(procedure, f"TAUE Layers: {error.message}")
+    except Exception as error:  # noqa: BLE001
+        traceback.print_exc(file=sys.stderr)
+        return failure(procedure, f"TAUE Layers: unexpected error ({type(error).__name__}: {error}); please report it")
+
+
+class TAUELayers(Gimp.PlugIn):
+    def do_query_procedures(self):
+        return [PROC_LAYERS, PROC_NEW]
+
+    def do_set_i18n(self, name):
+        return False
+
+    def do_create_procedure(self, name):
+        if name == PROC_LAYERS:
+            procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, self.run_on_image, None)
+            procedure.set_image_types("*")
+            procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE
+                                           | Gimp.ProcedureSensitivityMask.DRAWABLES
+                                           | Gimp.ProcedureSensitivityMask.NO_DRAWABLES)
+            procedure.set_menu_label("TAUE Layers...")
+            procedure.add_menu_path("<Image>/Filters/Render/")
+            procedure.set_documentation(
+                "Foreground, background and composite layers from two prompts (TAUE)",
+                "Asks a TAUE server for a foreground with a clean alpha, a background plate without the object and "
+                "the harmonised composite, and adds them as a layer group. The selection's bounds place the object.",
+                name)
+        else:
+            procedure = Gimp.Procedure.new(self, name, Gimp.PDBProcType.PLUGIN, self.run_new, None)
+            procedure.set_menu_label("TAUE Layers...")
+            procedure.add_menu_path("<Image>/File/Create/")
+            procedure.set_documentation(
+                "A new image of TAUE layers (foreground, background, composite) from two prompts",
+                "Like Filters > Render > TAUE Layers, in a new image (width and height 0: 1024 x 1024).", name)
+            procedure.add_enum_argument("run-mode", "Run mode", "The run mode", Gimp.RunMode,
+                                        Gimp.RunMode.NONINTERACTIVE, GObject.ParamFlags.READWRITE)
+            procedure.add_image_return_value("image", "Image", "The new image", False, GObject.ParamFlags.READWRITE)
+        procedure.set_attribution("TAUE Layers", "TAUE Layers (Apache-2.0)", "2026")
+        add_arguments(procedure)
+        return procedure
+
+    def run_on_image(self, procedure, run_mode, image, drawables, config, data):
+        if run_mode == Gimp.RunMode.INTERACTIVE and not ask(procedure, config, "TAUE Layers"):
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+
+        def work():
+            generate(config, image)
+            return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
+        return guarded(procedure, work)
+
+    def run_new(self, procedure, config, data):
+        run_mode = config.get_property("run-mode")
+        if run_mode == Gimp.RunMode.INTERACTIVE and not ask(procedure, config, "TAUE Layers: new image"):
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+
+        def work():
+            image = generate(config, None)
+            if run_mode == Gimp.RunMode.INTERACTIVE:
+                Gimp.Display.new(image)
+            return Gimp.ValueArray.new_from_values([
+                GObject.Value(Gimp.PDBStatusType, Gimp.PDBStatusType.SUCCESS), GObject.Value(Gimp.Image, image)])
+
+        return guarded(procedure, work)
+
+
+Gimp.main(TAUELayers.__gtype__, sys.argv)

@@ -1,0 +1,107 @@
+"""The GIMP plug-in's logic outside GIMP: arguments to request, and the watcher that cancels a job when GIMP kills
+the plug-in. Imported from the folder tools/package_plugins.py builds (with its embedded taue_client)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from server.live import live_server
+from taue_client import TAUEError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def gimp_plugin(tmp_path_factory):
+    spec = importlib.util.spec_from_file_location("package_plugins", REPO / "tools" / "package_plugins.py")
+    packager = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(packager)
+    folder, archive = packager.build_gimp(tmp_path_factory.mktemp("dist"))
+    sys.path.insert(0, str(folder))
+    try:
+        import arguments
+        import cancel_watch
+        yield arguments, cancel_watch, folder, archive
+    finally:
+        for name in ("arguments", "cancel_watch"):
+            sys.modules.pop(name, None)
+        sys.path.remove(str(folder))
+
+
+def values(**changes):
+    base = {"foreground-prompt": "a red star", "background-prompt": "a blue striped background",
+            "composite-prompt": "", "negative-prompt": "", "seed": -1, "steps": 30, "width": 0, "height": 0,
+            "use-selection": True, "server-url": "http://127.0.0.1:7860", "token": ""}
+    base.update(changes)
+    return base
+
+
+def test_folder_is_a_gimp_plugin(gimp_plugin):
+    _, _, folder, archive = gimp_plugin
+    assert folder.name == "taue-layers" and (folder / "taue-layers.py").stat().st_mode & 0o111
+    assert (folder / "taue_client" / "api.py").read_bytes() == (REPO / "taue_client" / "api.py").read_bytes()
+    import zipfile
+
+    names = zipfile.ZipFile(archive).namelist()
+    assert "taue-layers/taue-layers.py" in names and "taue-layers/taue_client/jobs.py" in names
+    source = (folder / "taue-layers.py").read_text()
+    assert "<Image>/Filters/Render/" in source and "<Image>/File/Create/" in source
+
+
+def test_request_from_image_size_selection_and_seed(gimp_plugin):
+    arguments = gimp_plugin[0]
+    request = arguments.request_from(values(), (100, 75), (20, 10, 50, 40), seed=1234)
+    assert (request["width"], request["height"]) == (96, 72)
+    assert request["layout"] == {"cx": 0.45, "cy": 0.4, "w": 0.5, "h": 0.5333}
+    assert request["seed"] == 1234 and request["steps"] == 30
+    assert "composite_prompt" not in request and "negative_prompt" not in request
+    fixed = arguments.request_from(values(seed=7, width=64, height=72, **{"use-selection": False}), (100, 75),
+                                   (20, 10, 50, 40), seed=1234)
+    assert (fixed["seed"], fixed["width"], fixed["height"], fixed.get("layout")) == (7, 64, 72, None)
+    whole = arguments.request_from(values(), (100, 75), (0, 0, 100, 75), seed=1)
+    assert "layout" not in whole  # selecting everything places nothing
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"foreground-prompt": ""}, "Describe the foreground"),
+    ({"background-prompt": "  "}, "Describe the background"),
+    ({"width": 100, "height": 64}, "multiples of 8"),
+    ({"width": 64, "height": 0}, "both width and height"),
+])
+def test_bad_arguments_say_what_to_change(gimp_plugin, changes, words):
+    with pytest.raises(TAUEError) as caught:
+        gimp_plugin[0].request_from(values(**changes), (64, 64), None, seed=1)
+    assert words in caught.value.message
+
+
+def test_arguments_are_described_once(gimp_plugin):
+    names = [a.name for a in gimp_plugin[0].ARGUMENTS]
+    assert len(names) == len(set(names))
+    assert set(values()) == set(names)
+
+
+def test_watcher_cancels_the_job_when_the_plugin_dies(gimp_plugin, pipe, tmp_path):
+    cancel_watch = gimp_plugin[1]
+    with live_server(tmp_path, pipe) as server:
+        job = server.submit(foreground_prompt="a red star", background_prompt="a blue striped background",
+                            width=64, height=64, steps=200)
+        server.wait(job["id"], states=("running",))
+        plugin = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        outcome = {}
+        watcher = threading.Thread(target=lambda: outcome.setdefault(
+            "cancelled", cancel_watch.watch(server.url, job["id"], plugin.pid)))
+        watcher.start()
+        time.sleep(0.5)
+        assert server.job(job["id"])["state"] == "running"  # a live plug-in: the job goes on
+        plugin.kill()
+        plugin.wait()
+        watcher.join(timeout=10)
+        assert outcome == {"cancelled": True}
+        assert server.wait(job["id"], timeout=30)["state"] == "cancelled"
