@@ -3,12 +3,13 @@
     python -m taue_engine.toy.train --work runs/toy --vae-minutes 12 --unet-minutes 90
     python -m taue_engine.toy.train --work runs/toy --resume --unet-minutes 120     # go on to 120 minutes in all
     python -m taue_engine.toy.train --work runs/toy --export taue_engine/toy/model    # write the pipeline folder
+    python -m taue_engine.toy.train --work runs/toy16 --latent 16                     # the 16x16-latent variant
 
 Stages: data (seeded scenes and captions), VAE (then its latent is rotated so that key green lies on the paper's
 green latent [0, 1, 1, 0], and scaled to unit variance), caption embeddings (frozen random CLIP encoders, computed
-once), UNet (epsilon prediction on SDXL's noise schedule, 10% caption dropout as zero embeddings, EMA), export as
-a diffusers SDXL folder that `TAUEPipeline.from_pretrained` loads like any checkpoint. Every stage checkpoints to
-the work folder and resumes; the loss log is `<work>/loss.jsonl`.
+once), decoder locality fine-tuning (encoder frozen), UNet (epsilon prediction on SDXL's noise schedule, 10% caption
+dropout as zero embeddings, EMA), export as a diffusers SDXL folder that `TAUEPipeline.from_pretrained` loads like
+any checkpoint. Every stage checkpoints to the work folder and resumes; the loss log is `<work>/loss.jsonl`.
 """
 
 from __future__ import annotations
@@ -65,35 +66,57 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------------- models
-def build_vae():
+# Two sizes of latent. 8 (the committed model): an 8x VAE, an 8x8 latent for 64x64 scenes. 16: a 4x VAE and a
+# 16x16 latent, so that an object spans 5-10 latent cells instead of 2-4 (tried for the transplant's sake; at the
+# same budget it learned the backgrounds worse: see the README's testbed section).
+ARCHITECTURES = {
+    8: {"vae_channels": (16, 32, 64, 64), "unet_channels": (48, 96, 160), "heads": (2, 4, 5), "batch": 64},
+    16: {"vae_channels": (16, 32, 64), "unet_channels": (32, 64, 128), "heads": (2, 4, 4), "batch": 32},
+}
+
+
+def build_vae(latent: int = 8):
     from diffusers import AutoencoderKL
 
+    channels = ARCHITECTURES[latent]["vae_channels"]
     return AutoencoderKL(
-        # three blocks: vae_scale_factor 4, a 16x16 latent for 64x64 images, so an object spans 5-10 latent cells
-        # across (on an 8x8 latent, 2-4 cells: the decoder could not keep a transplanted object apart from its
-        # surroundings, and the attention maps had no room for its outline)
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3, block_out_channels=(16, 32, 64), layers_per_block=1,
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * len(channels),
+        up_block_types=("UpDecoderBlock2D",) * len(channels), block_out_channels=channels, layers_per_block=1,
         latent_channels=4, norm_num_groups=16, sample_size=SIZE, force_upcast=True,
         mid_block_add_attention=False,  # self-attention would let every latent pixel depend on the whole image
     )
 
 
-def build_unet():
+def build_unet(latent: int = 8):
     from diffusers import UNet2DConditionModel
 
+    arch = ARCHITECTURES[latent]
     return UNet2DConditionModel(
-        sample_size=SIZE // 4, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(32, 64, 128),
-        # cross-attention at every level (SDXL skips its finest), so the object tokens' attention maps come at the
-        # latent's own 16x16 as well as 8x8 and 4x4: the object mask is read off them
+        sample_size=latent, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=arch["unet_channels"],
+        # cross-attention at every level (SDXL skips its finest): the object tokens' attention maps, from which
+        # the object mask is read, then come at the latent's own resolution too
         down_block_types=("CrossAttnDownBlock2D",) * 3,
         up_block_types=("CrossAttnUpBlock2D",) * 3,
-        attention_head_dim=(2, 4, 4), transformer_layers_per_block=1,
+        attention_head_dim=arch["heads"], transformer_layers_per_block=1,
         cross_attention_dim=TEXT_HIDDEN + TEXT_HIDDEN_2, use_linear_projection=True,
         addition_embed_type="text_time", addition_time_embed_dim=TIME_EMBED_DIM,
         projection_class_embeddings_input_dim=TEXT_HIDDEN_2 + 6 * TIME_EMBED_DIM, norm_num_groups=16,
     )
+
+
+def architecture(work: Path, latent: int | None = None) -> int:
+    """The work folder's latent size: recorded when its training starts, read back on resume and export."""
+    path = work / "architecture.json"
+    if path.exists():
+        recorded = json.loads(path.read_text())["latent"]
+        if latent is not None and latent != recorded:
+            raise SystemExit(f"{work} holds a {recorded}x{recorded}-latent model: drop --latent or use another --work")
+        return recorded
+    if any(work.glob("*.pt")):
+        return 8  # folders from before the option
+    path.write_text(json.dumps({"latent": latent or 8}))
+    return latent or 8
 
 
 def build_text_encoders(tokenizer_dir: Path, seed: int):
@@ -220,10 +243,11 @@ def locality_loss(vae, images: torch.Tensor, latent: torch.Tensor) -> torch.Tens
 
 
 # ---------------------------------------------------------------------------------------------------- stages
-def train_vae(work: Path, images: np.ndarray, minutes: float, log: Log, batch: int = 16, seed: int = 0):
+def train_vae(work: Path, images: np.ndarray, minutes: float, log: Log, batch: int = 16, seed: int = 0,
+              latent: int = 8):
     path = work / "vae.pt"
     torch.manual_seed(seed)  # seeded initial weights; a resumed run restores its RNGs below
-    vae = build_vae()
+    vae = build_vae(latent)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
     stage = Stage("vae", "VAE", path, log, minutes, optimizer, model=vae)
     data = to_tensor(images)
@@ -300,12 +324,12 @@ def encode_captions(tokenizer, text_encoder, text_encoder_2, captions: list[str]
     return torch.cat(embeds), torch.cat(pooled), torch.tensor([index[c] for c in captions])
 
 
-def train_unet(work: Path, latents, embeds, pooled, caption_ids, minutes: float, log: Log, batch: int = 32,
-               lr: float = 5e-4, seed: int = 0):
+def train_unet(work: Path, latents, embeds, pooled, caption_ids, minutes: float, log: Log, batch: int = 64,
+               lr: float = 5e-4, seed: int = 0, latent: int = 8):
     path = work / "unet.pt"
     torch.manual_seed(seed + 1)  # seeded initial weights; a resumed run restores its RNGs below
-    unet = build_unet()
-    ema = build_unet()
+    unet = build_unet(latent)
+    ema = build_unet(latent)
     ema.load_state_dict(unet.state_dict())
     optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=1e-2)
     stage = Stage("unet", "UNet", path, log, minutes, optimizer, model=unet, ema=ema)
@@ -394,7 +418,7 @@ def train_local_decoder(work: Path, images: np.ndarray, minutes: float, log: Log
 def load_aligned_vae(work: Path, local_decoder: bool = False):
     """The trained VAE after `align_green` (rotated coordinates, unit-variance scaling), in eval mode; with
     `local_decoder`, the decoder fine-tuned by `train_local_decoder` when it exists."""
-    vae = build_vae()
+    vae = build_vae(architecture(work))
     vae.load_state_dict(torch.load(work / "vae_aligned.pt", weights_only=False)["model"])
     if local_decoder and (work / "decoder.pt").exists():
         vae.load_state_dict(torch.load(work / "decoder.pt", weights_only=False)["model"])
@@ -408,7 +432,7 @@ def export(work: Path, out: Path, seed: int) -> Path:
 
     vae = load_aligned_vae(work, local_decoder=True)
     unet_state = torch.load(work / "unet.pt", weights_only=False)
-    unet = build_unet()
+    unet = build_unet(architecture(work))
     unet.load_state_dict(unet_state["ema"])
     unet.to(torch.float16)  # stored in half precision to stay under 30 MB; loads as float32 on the CPU
     tokenizer, text_encoder, text_encoder_2 = build_text_encoders(work / "tokenizer", seed)
@@ -437,13 +461,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("runs/toy"), help="checkpoints, caches and logs")
     parser.add_argument("--images", type=int, default=24000)
-    parser.add_argument("--vae-minutes", type=float, default=12.0, help="total VAE training time")
-    parser.add_argument("--unet-minutes", type=float, default=70.0,
+    parser.add_argument("--latent", type=int, choices=sorted(ARCHITECTURES), default=None,
+                        help="latent size for 64x64 scenes: 8 (default; the committed model) or 16")
+    parser.add_argument("--vae-minutes", type=float, default=14.0, help="total VAE training time")
+    parser.add_argument("--unet-minutes", type=float, default=62.0,
                         help="total UNet training time (a resumed run goes on until it is reached)")
-    parser.add_argument("--decoder-minutes", type=float, default=10.0,
+    parser.add_argument("--decoder-minutes", type=float, default=12.0,
                         help="total time of the decoder's locality fine-tuning (before the UNet)")
-    parser.add_argument("--unet-batch", type=int, default=32,
-                        help="UNet batch size (32 gives twice the steps of 64 for the same images per second)")
+    parser.add_argument("--unet-batch", type=int, default=None,
+                        help="UNet batch size (default 64 for the 8x8 latent, 32 for 16x16)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="go on from the checkpoints in --work")
     parser.add_argument("--export", type=Path, default=None, help="only write the pipeline folder here")
@@ -455,6 +481,7 @@ def main() -> None:
         return
     if not args.resume and any(args.work.glob("*.pt")):
         raise SystemExit(f"{args.work} holds checkpoints: pass --resume to go on, or choose another --work")
+    latent = architecture(args.work, args.latent)
     log = Log(args.work / "loss.jsonl")
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -463,7 +490,7 @@ def main() -> None:
     if aligned.exists():
         vae = load_aligned_vae(args.work)
     else:
-        vae = train_vae(args.work, images, args.vae_minutes, log, seed=args.seed).eval()
+        vae = train_vae(args.work, images, args.vae_minutes, log, seed=args.seed, latent=latent).eval()
         alignment = align_green(vae, images)
         (args.work / "alignment.json").write_text(json.dumps(alignment, indent=2))
         torch.save({"model": vae.state_dict()}, aligned)
@@ -480,8 +507,8 @@ def main() -> None:
     # the decoder first: it leaves the encoder and the latents alone, and its locality can be checked before the
     # long UNet stage
     train_local_decoder(args.work, images, args.decoder_minutes, log, seed=args.seed)
-    train_unet(args.work, latents, embeds, pooled, caption_ids, args.unet_minutes, log, batch=args.unet_batch,
-               seed=args.seed)
+    train_unet(args.work, latents, embeds, pooled, caption_ids, args.unet_minutes, log,
+               batch=args.unet_batch or ARCHITECTURES[latent]["batch"], seed=args.seed, latent=latent)
 
 
 if __name__ == "__main__":
