@@ -20,8 +20,18 @@ CLIENT = REPO / "taue_client"
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
-def _copy_client(package_dir: Path) -> None:
-    shutil.copytree(CLIENT, package_dir / "taue_client", ignore=IGNORE)
+def _copy_package(source: Path, target: Path) -> Path:
+    """The plug-in's own package folder, with taue_client copied into it."""
+    shutil.copytree(source, target, ignore=IGNORE)
+    shutil.copytree(CLIENT, target / "taue_client", ignore=IGNORE)
+    return target
+
+
+def _empty(folder: Path) -> Path:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder
 
 
 def _zip(folder: Path, zip_path: Path) -> Path:
@@ -34,26 +44,17 @@ def _zip(folder: Path, zip_path: Path) -> Path:
 
 def build_krita(out: Path) -> tuple[Path, Path]:
     """dist/krita/{taue_layers.desktop, taue_layers/} and the zip of it."""
-    folder = out / "krita"
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    folder = _empty(out / "krita")
     source = REPO / "krita_plugin"
     shutil.copy2(source / "taue_layers.desktop", folder / "taue_layers.desktop")
-    shutil.copytree(source / "taue_layers", folder / "taue_layers", ignore=IGNORE)
-    _copy_client(folder / "taue_layers")
+    _copy_package(source / "taue_layers", folder / "taue_layers")
     return folder, _zip(folder, out / "taue_layers-krita.zip")
 
 
 def build_gimp(out: Path) -> tuple[Path, Path]:
     """dist/gimp/taue-layers/ (a folder for GIMP's plug-ins folder) and dist/taue-layers-gimp.zip."""
-    folder = out / "gimp"
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    plugin = folder / "taue-layers"
-    shutil.copytree(REPO / "gimp_plugin" / "taue-layers", plugin, ignore=IGNORE)
-    _copy_client(plugin)
+    folder = _empty(out / "gimp")
+    plugin = _copy_package(REPO / "gimp_plugin" / "taue-layers", folder / "taue-layers")
     (plugin / "taue-layers.py").chmod(0o755)  # GIMP runs only executable plug-ins
     return plugin, _zip(folder, out / "taue-layers-gimp.zip")
 
