@@ -15,6 +15,7 @@ if [ -x "$ROOT/usr/bin/gimp-console-3.0" ]; then
   exit 0
 fi
 if ! command -v debootstrap >/dev/null 2>&1; then
+  apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >/dev/null
 fi
 BUILD=$(mktemp -d "$ROOT.build.XXXXXX")
