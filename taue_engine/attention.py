@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .masks import normalize, resize_mask
+from .masks import front_to_back, normalize, resize_mask
 
 
 def block_of(layer_name: str) -> str:
@@ -45,8 +45,8 @@ class AttentionState:
     capture_until: int = 0
     capture_factors: tuple[int, ...] = ()
     token_indices: list[int] = field(default_factory=list)
-    shear_mask: torch.Tensor | None = None  # [H, W] at latent size, 1 = foreground prompt
-    shear_context: torch.Tensor | None = None  # T_fg then T_bg encoder states, stacked along the batch
+    shear_mask: torch.Tensor | None = None  # [H, W] (one object) or [K, H, W] (K objects, later in front), latent size
+    shear_context: torch.Tensor | None = None  # T_fg (T_1 .. T_K) then T_bg encoder states, stacked along the batch
     _sums: dict = field(default_factory=dict)
     _levels: dict = field(default_factory=dict)
     _weights: dict = field(default_factory=dict)
@@ -93,11 +93,19 @@ class AttentionState:
         return sum(count for _, count in self._sums.values())
 
     # -- shearing
-    def mask_at(self, size: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+    @property
+    def shear_objects(self) -> int:
+        return 1 if self.shear_mask is None or self.shear_mask.ndim == 2 else self.shear_mask.shape[0]
+
+    def weights_at(self, size: tuple[int, int], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each object's prompt weight [K, 1, 1, N, 1] and the background's [1, 1, N, 1] at a layer's size."""
         key = (size, like.device, like.dtype)
         if key not in self._mask_cache:
-            mask = resize_mask(self.shear_mask, *size).to(like.device, like.dtype)
-            self._mask_cache[key] = mask.reshape(1, 1, -1, 1)
+            masks = self.shear_mask if self.shear_mask.ndim == 3 else self.shear_mask[None]
+            resized = torch.stack([resize_mask(m, *size) for m in masks]).clamp(0, 1)
+            weights, remainder = front_to_back(resized.float())
+            self._mask_cache[key] = (weights.reshape(len(masks), 1, 1, -1, 1).to(like.device, like.dtype),
+                                     remainder.reshape(1, 1, -1, 1).to(like.device, like.dtype))
         return self._mask_cache[key]
 
 
@@ -189,6 +197,8 @@ class AttentionShearingProcessor(_CrossAttention):
     ([uncond, cond] for T_fg, then the same for T_bg), so both prompts take one projection and one attention call.
     The blend uses the object mask resized to this layer's own resolution. The encoder states the UNet passes in
     (T_all) are not used here; layers that do not shear keep their own processor and attend to T_all.
+    With K objects (`shear_mask` [K, H, W], context T_1 .. T_K, T_bg), each object's prompt rules where its mask is
+    visible, later objects in front: sum_k w_k * Attn(T_k) + (1 - sum_k w_k) * Attn(T_bg) (masks.front_to_back).
     """
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
@@ -197,13 +207,16 @@ class AttentionShearingProcessor(_CrossAttention):
         context = self.state.shear_context
         hidden_states, residual, shape = self._begin(attn, hidden_states, temb)
         batch = hidden_states.shape[0]
-        if context is None or context.shape[0] != 2 * batch:
-            raise ValueError(f"shear_context must stack T_fg and T_bg for a batch of {batch}")
+        prompts = self.state.shear_objects + 1
+        if context is None or context.shape[0] != prompts * batch:
+            raise ValueError(f"shear_context must stack {prompts - 1} object prompt(s) and T_bg for a batch of {batch}")
         query = self._query(attn, hidden_states, batch)
-        key, value = self._key_value(attn, context, 2 * batch)
-        out = F.scaled_dot_product_attention(torch.cat([query, query]), key, value)
+        key, value = self._key_value(attn, context, prompts * batch)
+        out = F.scaled_dot_product_attention(torch.cat([query] * prompts), key, value)
         _, size = self.state.factor_of(query.shape[2])
-        out = torch.lerp(out[batch:], out[:batch], self.state.mask_at(size, out))
+        weights, remainder = self.state.weights_at(size, out)
+        objects = out[: (prompts - 1) * batch].unflatten(0, (prompts - 1, batch))
+        out = out[(prompts - 1) * batch:] * remainder + (objects * weights).sum(0)
         return self._end(attn, out, residual, shape, batch, query.dtype)
 
 

@@ -31,6 +31,17 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     return (x - low) / (high - low)
 
 
+def front_to_back(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Layer K soft masks [K, H, W] in order, later in front: the weight each object keeps where it is visible,
+    and what is left for the background ([H, W]). One mask m gives (m, 1 - m)."""
+    remainder = torch.ones_like(masks[0])
+    weights = torch.empty_like(masks)
+    for k in range(masks.shape[0] - 1, -1, -1):  # the front object first
+        weights[k] = masks[k] * remainder
+        remainder = remainder * (1 - masks[k])
+    return weights, remainder
+
+
 def green_signal(latent: torch.Tensor, green_latent: tuple[float, ...]) -> torch.Tensor:
     """v_gb: the latent projected on the key direction (channels 1 + 2 for the paper's [0, 1, 1, 0]); [H, W]."""
     weights = torch.tensor(green_latent, dtype=latent.dtype, device=latent.device).view(-1, 1, 1)

@@ -128,6 +128,41 @@ def test_shearing_blends_by_position(pipe):
     assert torch.allclose(out[:, ~left], out_bg[:, ~left], atol=1e-5)
 
 
+def test_shearing_several_objects_later_in_front(pipe):
+    """Issue 7: K object prompts, each ruling where its mask is visible; overlaps go to the later object."""
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    attn = _cross_attention_module(pipe)
+    hidden = torch.randn(2, 64, attn.query_dim)
+    first, second, bg = (torch.randn(2, 77, attn.cross_attention_dim) for _ in range(3))
+    masks = torch.zeros(2, 16, 16)
+    masks[0, :, :10] = 1  # columns 0-4 of the 8x8 layer
+    masks[1, :, 6:12] = 1  # columns 3-5: in front of the first where they overlap
+    state = AttentionState(latent_size=(16, 16), shear_mask=masks, shear_context=torch.cat([first, second, bg]))
+    out = AttentionShearingProcessor(state, "down_blocks.1")(attn, hidden, torch.randn(2, 77, attn.cross_attention_dim))
+    plain = {name: AttnProcessor2_0()(attn, hidden, prompt) for name, prompt in
+             (("first", first), ("second", second), ("bg", bg))}
+    column = torch.arange(8).repeat(8)
+    for name, where in (("first", column < 3), ("second", (column >= 3) & (column < 6)), ("bg", column >= 6)):
+        assert torch.allclose(out[:, where], plain[name][:, where], atol=1e-5), name
+    with pytest.raises(ValueError, match="2 object prompt"):
+        AttentionShearingProcessor(AttentionState(latent_size=(16, 16), shear_mask=masks,
+                                                  shear_context=torch.cat([first, bg])), "down_blocks.1")(
+            attn, hidden, bg)
+
+
+def test_front_to_back_weights():
+    from taue_engine.masks import front_to_back
+
+    masks = torch.tensor([[[1.0, 1.0, 0.0, 0.5]], [[0.0, 1.0, 1.0, 0.5]]])
+    weights, remainder = front_to_back(masks)
+    assert torch.allclose(weights, torch.tensor([[[1.0, 0.0, 0.0, 0.25]], [[0.0, 1.0, 1.0, 0.5]]]))
+    assert torch.allclose(remainder, torch.tensor([[0.0, 0.0, 0.0, 0.25]]))
+    assert torch.allclose(weights.sum(0) + remainder, torch.ones(1, 4))
+    single, rest = front_to_back(masks[:1])
+    assert torch.equal(single[0], masks[0]) and torch.allclose(rest, 1 - masks[0])
+
+
 def test_only_the_chosen_blocks_shear_and_capture_stops_at_the_cut(pipe, config):
     from diffusers.models.attention_processor import AttnProcessor2_0
 
