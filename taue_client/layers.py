@@ -6,6 +6,7 @@ build it from `STACK`, so names, order and visibility agree everywhere.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 from .api import TAUEError
@@ -13,6 +14,7 @@ from .api import TAUEError
 GROUP_NAME_LIMIT = 120  # characters; editors show long names badly and PSD caps them at 255
 SIZE_MULTIPLE = 8
 MIN_SIZE, MAX_SIZE = 64, 2048  # the server's default limits (its /health reports its own)
+SEED_MAX = 2**31 - 1  # seeds a plug-in draws or lets the artist type
 
 
 @dataclass(frozen=True)
@@ -95,3 +97,21 @@ def build_request(foreground: str, background: str, *, composite: str = "", nega
     if layout is not None:
         request["layout"] = dict(layout)
     return request
+
+
+def editor_request(foreground: str, background: str, *, image_size: tuple | None, size: tuple | None = None,
+                   selection: tuple | None = None, seed: int | None = None, composite: str = "",
+                   negative: str = "", steps: int | None = None, low: int = MIN_SIZE, high: int = MAX_SIZE,
+                   size_hint: str = "") -> dict:
+    """What an editor plug-in sends: generated at `size` (checked: multiples of 8 in low..high) or, when None, at
+    the image's size rounded; the selection's bounds (x, y, w, h) place the object; seed None draws one (the
+    request carries it, so the plug-in can show it). `size_hint` ends the size error with the host's own advice."""
+    if size is None:
+        size = round_size(*image_size, low, high)
+    elif tuple(size) != round_size(*size, low, high):
+        raise TAUEError("settings", f"Width and height must be multiples of {SIZE_MULTIPLE} in {low}..{high} (got "
+                                    f"{size[0]}x{size[1]}){size_hint}.", "size")
+    layout = layout_from_selection(*selection, *image_size) if selection is not None else None
+    return build_request(foreground, background, composite=composite, negative=negative,
+                         seed=random.randint(0, SEED_MAX) if seed is None else seed, steps=steps, size=size,
+                         layout=layout)

@@ -5,10 +5,8 @@ No GIMP import: unit-tested outside GIMP.
 
 from __future__ import annotations
 
-from taue_client import DEFAULT_URL, TAUEError, build_request, layout_from_selection, round_size
-from taue_client.layers import MAX_SIZE
-
-SEED_MAX = 2**31 - 1
+from taue_client import DEFAULT_URL, TAUEError, editor_request
+from taue_client.layers import MAX_SIZE, SEED_MAX
 
 
 class Argument:
@@ -36,27 +34,19 @@ ARGUMENTS = (
 )
 
 
-def request_from(values: dict, image_size: tuple, selection: tuple | None, seed: int) -> dict:
+def request_from(values: dict, image_size: tuple, selection: tuple | None, seed: int | None = None) -> dict:
     """The POST /jobs body from the procedure's values.
 
     image_size: the image's (width, height), the default generation size (rounded); selection: the selection's
-    bounds (x, y, w, h) or None; seed: used when values['seed'] is -1 (the caller draws it, so it can be shown).
+    bounds (x, y, w, h) or None; seed: used when values['seed'] is -1 (None: a new random one).
     """
     width, height = values.get("width") or 0, values.get("height") or 0
-    if width or height:
-        if not (width and height):
-            raise TAUEError("settings", "Give both width and height, or 0 for both to use the image's size.", "size")
-        if (width, height) != round_size(width, height):
-            raise TAUEError("settings", f"Width and height must be multiples of 8 in 64..{MAX_SIZE} (got "
-                                        f"{width}x{height}); 0 uses the image's size.", "size")
-        size = (width, height)
-    else:
-        size = round_size(*image_size)
-    layout = None
-    if values.get("use-selection", True) and selection is not None:
-        layout = layout_from_selection(*selection, *image_size)
+    if bool(width) != bool(height):
+        raise TAUEError("settings", "Give both width and height, or 0 for both to use the image's size.", "size")
     chosen = values.get("seed", -1)
-    return build_request(values.get("foreground-prompt", ""), values.get("background-prompt", ""),
-                         composite=values.get("composite-prompt", ""), negative=values.get("negative-prompt", ""),
-                         seed=seed if chosen is None or chosen < 0 else chosen, steps=values.get("steps"),
-                         size=size, layout=layout)
+    return editor_request(values.get("foreground-prompt", ""), values.get("background-prompt", ""),
+                          image_size=image_size, size=(width, height) if width else None,
+                          selection=selection if values.get("use-selection", True) else None,
+                          seed=seed if chosen is None or chosen < 0 else chosen,
+                          composite=values.get("composite-prompt", ""), negative=values.get("negative-prompt", ""),
+                          steps=values.get("steps"), size_hint="; 0 uses the image's size")

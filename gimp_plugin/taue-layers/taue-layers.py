@@ -9,7 +9,6 @@ only contacted when a procedure runs, never when GIMP registers them.
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
 import traceback
@@ -20,7 +19,7 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("GimpUi", "3.0")
 from gi.repository import Gimp, GimpUi, GLib, GObject  # noqa: E402
 
-from arguments import ARGUMENTS, SEED_MAX, request_from  # noqa: E402
+from arguments import ARGUMENTS, request_from  # noqa: E402
 from taue_client import Client, JobRun, TAUEError  # noqa: E402
 
 PROC_LAYERS = "python-fu-taue-layers"
@@ -77,7 +76,7 @@ def generate(config, image):
     values = {a.name: config.get_property(a.name) for a in ARGUMENTS}
     size = gimp_host.image_size(image) if image is not None else NEW_IMAGE_SIZE
     selection = gimp_host.selection_box(image) if image is not None else None
-    request = request_from(values, size, selection, random.SystemRandom().randint(0, SEED_MAX))
+    request = request_from(values, size, selection)  # seed -1: taue_client draws one
     client = Client(values["server-url"], values["token"])
     run = JobRun(client, request)
     watch = CancelWatch()

@@ -8,7 +8,8 @@ from PyQt5.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QLineE
                              QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from .krita_host import KritaHost
-from .panel import SEED_MAX, Form, Panel, View
+from .panel import Form, Panel, View
+from .taue_client.layers import SEED_MAX
 
 DOCKER_ID = "taue_layers_docker"
 POLL_MS = 100

@@ -8,18 +8,16 @@ the network; Krita's API is only called from `poll()` and the click handlers, on
 from __future__ import annotations
 
 import queue
-import random
 import sys
 import threading
 import traceback
 from dataclasses import dataclass
 
-from .taue_client import Client, JobResult, JobRun, TAUEError, build_request, group_name, round_size
+from .taue_client import Client, JobResult, JobRun, TAUEError, editor_request, group_name
 from .taue_client.api import DEFAULT_URL
-from .taue_client.layers import MAX_SIZE, MIN_SIZE, layout_from_selection
+from .taue_client.layers import MAX_SIZE, MIN_SIZE
 
 HISTORY_LENGTH = 10
-SEED_MAX = 2**31 - 1
 
 
 def shown_errors(action):
@@ -190,22 +188,14 @@ class Panel:
 
     # ------------------------------------------------------------------ helpers
     def _request(self, form: Form, document) -> dict:
-        if form.use_document_size and document is not None:
-            doc_w, doc_h = self.host.document_size(document)
-            size = round_size(doc_w, doc_h, self.limits["min_size"], self.limits["max_size"])
-        else:
-            size = (form.width, form.height)
-            if size != round_size(*size, self.limits["min_size"], self.limits["max_size"]):
-                raise TAUEError("settings", f"Width and height must be multiples of 8 in {self.limits['min_size']}.."
-                                            f"{self.limits['max_size']} (got {size[0]}x{size[1]}).", "size")
-        layout = None
-        if form.use_selection and document is not None:
-            box = self.host.selection_box(document)
-            if box is not None:
-                layout = layout_from_selection(*box, *self.host.document_size(document))
-        seed = random.randint(0, SEED_MAX) if form.random_seed else form.seed
-        return build_request(form.foreground, form.background, composite=form.composite, negative=form.negative,
-                             seed=seed, steps=form.steps, size=size, layout=layout)
+        image_size = self.host.document_size(document) if document is not None else None
+        own_size = form.use_document_size and document is not None
+        selection = self.host.selection_box(document) if form.use_selection and document is not None else None
+        return editor_request(form.foreground, form.background, image_size=image_size,
+                              size=None if own_size else (form.width, form.height), selection=selection,
+                              seed=None if form.random_seed else form.seed, composite=form.composite,
+                              negative=form.negative, steps=form.steps, low=self.limits["min_size"],
+                              high=self.limits["max_size"])
 
     def _insert(self, result: JobResult, document) -> None:
         if document is None:
