@@ -23,10 +23,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from taue_engine.toy.scenes import make_scene  # noqa: E402
-
-
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+from taue_engine.toy.train import to_tensor  # noqa: E402
 
 
 @torch.no_grad()
@@ -35,7 +32,7 @@ def paste_psnr(vae, pairs: int) -> list[float]:
     scores = []
     for i in range(pairs):
         obj, other = make_scene(10_000 + i), make_scene(20_000 + i)
-        a, b = to_tensor(obj.object_on_green), to_tensor(other.background)
+        a, b = to_tensor(obj.object_on_green[None]), to_tensor(other.background[None])
         cells = F.max_pool2d(torch.from_numpy(obj.mask)[None, None].float(), factor) > 0
         pixels = F.interpolate(cells.float(), scale_factor=factor, mode="nearest")
         la, lb = vae.encode(a).latent_dist.mean, vae.encode(b).latent_dist.mean
