@@ -21,6 +21,19 @@ def pipe():
 
 
 @pytest.fixture(scope="session")
+def packager():
+    """tools/package_plugins.py (a script, not a package): the plug-in tests build what users install."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "package_plugins.py"
+    spec = importlib.util.spec_from_file_location("package_plugins", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
 def config():
     from taue_engine import TAUEConfig
 

@@ -33,6 +33,12 @@ def unavailable(message: str):
     pytest.skip(message)
 
 
+def gimp_env(root: Path | None, work: Path, profile: Path, **extra) -> dict:
+    """GIMP's whole environment (it runs with env -i): a profile folder, as GIMP sees it, and the test's values."""
+    return {"PATH": "/usr/bin:/bin", "HOME": "/root" if root else str(work), "LANG": "C.UTF-8",
+            "GIMP3_DIRECTORY": str(profile), **extra}
+
+
 def gimp_command(root: Path | None, env: dict) -> list:
     batch = [GIMP, "-i", "--batch-interpreter", "python-fu-eval", "-b", "-", "--quit"]
     if root is None:
@@ -66,8 +72,7 @@ def warm_profile(root, work: Path, inside: Path) -> None:
     cache = (root / "var" / "cache" / "taue-gimp-profile") if root else Path.home() / ".cache" / "taue-gimp-profile"
     if not cache.exists():
         fresh = work / "warming"
-        env = {"PATH": "/usr/bin:/bin", "HOME": "/root" if root else str(work), "LANG": "C.UTF-8",
-               "GIMP3_DIRECTORY": str(inside / "warming")}
+        env = gimp_env(root, work, inside / "warming")
         subprocess.run(gimp_command(root, env), input="pass\n", capture_output=True, text=True, timeout=300)
         cache.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(fresh), str(cache))
@@ -75,21 +80,14 @@ def warm_profile(root, work: Path, inside: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def gimp_run(gimp, pipe, tmp_path_factory):
+def gimp_run(gimp, pipe, packager, tmp_path_factory):
     root, work, inside = gimp
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("package_plugins", REPO / "tools" / "package_plugins.py")
-    packager = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(packager)
     plugin, _ = packager.build_gimp(tmp_path_factory.mktemp("dist"))
     warm_profile(root, work, inside)
     shutil.copytree(plugin, work / "profile" / "plug-ins" / "taue-layers")
     (work / "out").mkdir()
     with live_server(tmp_path_factory.mktemp("gimp-server"), pipe) as server:
-        env = {"PATH": "/usr/bin:/bin", "HOME": "/root" if root else str(work), "LANG": "C.UTF-8",
-               "GIMP3_DIRECTORY": str(inside / "profile"), "TAUE_URL": server.url,
-               "TAUE_OUT": str(inside / "out")}
+        env = gimp_env(root, work, inside / "profile", TAUE_URL=server.url, TAUE_OUT=str(inside / "out"))
         completed = subprocess.run(gimp_command(root, env), input=(REPO / "tests" / "gimp" / "taue_gimp_e2e.py")
                                    .read_text(), capture_output=True, text=True, timeout=600)
         verdict_path = work / "out" / "verdict.json"

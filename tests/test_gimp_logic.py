@@ -3,7 +3,6 @@ the plug-in. Imported from the folder tools/package_plugins.py builds (with its 
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import threading
@@ -19,10 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def gimp_plugin(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("package_plugins", REPO / "tools" / "package_plugins.py")
-    packager = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(packager)
+def gimp_plugin(packager, tmp_path_factory):
     folder, archive = packager.build_gimp(tmp_path_factory.mktemp("dist"))
     sys.path.insert(0, str(folder))
     try:

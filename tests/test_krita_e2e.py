@@ -8,7 +8,6 @@ missing Krita fails CI instead of skipping).
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -38,11 +37,8 @@ def kritarunner() -> str:
 
 
 @pytest.fixture(scope="module")
-def krita_run(pipe, tmp_path_factory):
+def krita_run(pipe, packager, tmp_path_factory):
     runner = kritarunner()
-    spec = importlib.util.spec_from_file_location("package_plugins", REPO / "tools" / "package_plugins.py")
-    packager = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(packager)
     folder, _ = packager.build_krita(tmp_path_factory.mktemp("dist"))
     out = tmp_path_factory.mktemp("krita-out")
     home = tmp_path_factory.mktemp("krita-home")  # a fresh profile: no settings or plug-ins from this machine

@@ -6,7 +6,6 @@ copy of taue_client) is what is tested. tests/test_krita_e2e.py runs the same co
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import time
@@ -23,17 +22,10 @@ from server.live import live_server  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_packager():
-    spec = importlib.util.spec_from_file_location("package_plugins", REPO / "tools" / "package_plugins.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def plugin(tmp_path_factory):
+def plugin(packager, tmp_path_factory):
     """The built plug-in, imported with the fake krita module; yields (taue_layers, krita, zip path)."""
-    folder, archive = load_packager().build_krita(tmp_path_factory.mktemp("dist"))
+    folder, archive = packager.build_krita(tmp_path_factory.mktemp("dist"))
     sys.path[:0] = [str(REPO / "tests" / "fake_krita"), str(folder)]
     try:
         import krita
