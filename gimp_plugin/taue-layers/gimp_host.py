@@ -50,26 +50,23 @@ def insert(image, result: JobResult):
                                     "File > Create > TAUE Layers for a new image.")
     width, height = image_size(image)
     name = group_name(result.metadata)
-    folder = tempfile.mkdtemp(prefix="taue-gimp-")
     image.undo_group_start()
     try:
-        group = Gimp.GroupLayer.new(image, name)
-        image.insert_layer(group, None, 0)
-        for spec in EDITOR_STACK:  # bottom to top: each goes on top of the group
-            layer = _load_layer(image, folder, spec.key, result.layers[spec.key])
-            layer.set_name(spec.name)
-            image.insert_layer(layer, group, 0)
-            if (layer.get_width(), layer.get_height()) != (width, height):
-                layer.scale(width, height, False)
-                layer.set_offsets(0, 0)
-            if spec.alpha_as_mask:
-                layer.add_mask(layer.create_mask(Gimp.AddMaskType.ALPHA_TRANSFER))
-            layer.set_visible(spec.visible)
+        with tempfile.TemporaryDirectory(prefix="taue-gimp-") as folder:
+            group = Gimp.GroupLayer.new(image, name)
+            image.insert_layer(group, None, 0)
+            for spec in EDITOR_STACK:  # bottom to top: each goes on top of the group
+                layer = _load_layer(image, folder, spec.key, result.layers[spec.key])
+                layer.set_name(spec.name)
+                image.insert_layer(layer, group, 0)
+                if (layer.get_width(), layer.get_height()) != (width, height):
+                    layer.scale(width, height, False)
+                    layer.set_offsets(0, 0)
+                if spec.alpha_as_mask:
+                    layer.add_mask(layer.create_mask(Gimp.AddMaskType.ALPHA_TRANSFER))
+                layer.set_visible(spec.visible)
     finally:
         image.undo_group_end()
-        for entry in os.listdir(folder):
-            os.unlink(os.path.join(folder, entry))
-        os.rmdir(folder)
     Gimp.displays_flush()
     return group
 
