@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from .config import ServerConfig
+
 EXIT_USAGE = 2
 
 
@@ -27,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' (needed off loopback)")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--dtype", default=None, help="float16, bfloat16 or float32")
-    parser.add_argument("--max-size", type=int, default=2048, help="largest width/height a job may ask for")
+    parser.add_argument("--max-size", type=int, default=ServerConfig.max_size,
+                        help=f"largest width/height a job may ask for (default {ServerConfig.max_size})")
     parser.add_argument("--threads", type=int, default=8, help="HTTP threads (the model runs on one worker)")
     return parser
 
@@ -36,8 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from taue_engine.models.loading import ModelLoadError, check_model_exists
-
-    from .config import ServerConfig
 
     try:
         check_model_exists(args.model)
