@@ -10,10 +10,11 @@ plug-in as a sub-package), no host API: the plug-ins add their host adapter on t
 
 from .api import DEFAULT_URL, Client, TAUEError
 from .jobs import JobResult, JobRun, describe_progress
-from .layers import (EDITOR_STACK, STACK, LayerSpec, build_request, editor_request, group_name, layout_from_selection,
-                     round_size)
+from .layers import (EDITOR_STACK, STACK, LayerSpec, build_request, editor_request, editor_stack, group_name,
+                     layout_from_selection, object_prompts, result_stack, round_size)
 
 __all__ = [
     "DEFAULT_URL", "Client", "TAUEError", "JobResult", "JobRun", "describe_progress", "EDITOR_STACK", "STACK",
-    "LayerSpec", "build_request", "editor_request", "group_name", "layout_from_selection", "round_size",
+    "LayerSpec", "build_request", "editor_request", "editor_stack", "group_name", "layout_from_selection",
+    "object_prompts", "result_stack", "round_size",
 ]

@@ -35,12 +35,47 @@ STACK = (
 # what the plug-ins insert: in an editor the foreground's own mask already selects the object, so the object mask
 # layer stays in the files (PSD, ORA) for other tools
 EDITOR_STACK = STACK[:3]
+LAYER_NAME_LIMIT = 60  # characters of an object's prompt in its layer's name
+
+
+def object_layer_name(prompt: str) -> str:
+    """An object's layer is named after its prompt (shortened)."""
+    prompt = " ".join((prompt or "?").split())
+    return prompt if len(prompt) <= LAYER_NAME_LIMIT else prompt[: LAYER_NAME_LIMIT - 1] + "\u2026"
+
+
+def result_stack(object_prompts: list | None = None) -> tuple:
+    """The stack of a result with these objects, bottom to top. One object (or none given): `STACK`, as version 1
+    made it. Several: Background, one RGBA layer per object named after its prompt (request order, so later
+    objects are in front), Composite, then one hidden mask per object ('Mask: <prompt>', its visible part)."""
+    if not object_prompts or len(object_prompts) == 1:
+        return STACK
+    names = [object_layer_name(p) for p in object_prompts]
+    return (STACK[0],
+            *(LayerSpec(name, f"object-{n}", True, alpha_as_mask=True) for n, name in enumerate(names, 1)),
+            LayerSpec("Composite", "composite", False),
+            *(LayerSpec(f"Mask: {name}", f"mask-{n}", False) for n, name in enumerate(names, 1)))
+
+
+def editor_stack(object_prompts: list | None = None) -> tuple:
+    """What the plug-ins insert of a result: its stack without the mask layers (each object's own mask selects it)."""
+    return tuple(spec for spec in result_stack(object_prompts) if spec.key != "mask" and not spec.key.startswith("mask-"))
+
+
+def object_prompts(metadata: dict) -> list:
+    """The objects' prompts of a result's metadata (taue.json); one-object results name only the foreground."""
+    objects = metadata.get("objects")
+    if objects:
+        return [obj.get("prompt", "?") for obj in objects]
+    return [(metadata.get("prompts") or {}).get("foreground", "?")]
 
 
 def group_name(metadata: dict) -> str:
-    """'TAUE: <foreground> / <background> (seed N)', shortened to GROUP_NAME_LIMIT characters."""
+    """'TAUE: <foreground> / <background> (seed N)' (several objects: joined with ' + '), shortened to
+    GROUP_NAME_LIMIT characters."""
     prompts = metadata.get("prompts") or {}
-    name = f"TAUE: {prompts.get('foreground', '?')} / {prompts.get('background', '?')} (seed {metadata.get('seed')})"
+    foreground = " + ".join(object_prompts(metadata))
+    name = f"TAUE: {foreground} / {prompts.get('background', '?')} (seed {metadata.get('seed')})"
     if len(name) > GROUP_NAME_LIMIT:
         name = name[: GROUP_NAME_LIMIT - 1] + "\u2026"
     return name

@@ -13,6 +13,7 @@ from typing import Any
 SHEAR_BLOCKS = ("down", "mid", "up")
 MIN_SIZE, MAX_SIZE, SIZE_MULTIPLE = 64, 4096, 8  # image width and height, in pixels
 SCHEDULERS = ("euler_discrete", "keep")
+KEY_COLORS = ("green", "blue", "magenta")  # keying.KEY_COLOURS holds their RGB
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,12 @@ class TAUEConfig:
     """PAPER: C_gb, one value per latent channel. Channels with 0 are left untouched; the others are pulled
     towards the value, which the SDXL VAE decodes as a green backdrop. Allowed: one finite value per latent
     channel, not all zero."""
+    key_color: str = "green"
+    """OURS (not in the paper, which keys on green only). The backdrop colour of phase 1, used alike by the
+    injection, the object mask and the keying: 'green' (default), or 'blue' / 'magenta' for a green object. Green
+    injects `green_latent`; another key injects green_latent + (E(key) - E(green)), the paper's green point moved by
+    the model's own VAE from green to the key colour (E: the VAE's mean latent of a solid image, computed once per
+    model)."""
     green_alpha: float = 0.22
     """UNKNOWN (alpha). z = (1-alpha) z_T + alpha C on the green channels where M = 1. 0.22 raises the fraction of
     positive values on those channels from 0.50 to 0.61 (Phi(0.22/0.78) = 0.61), exactly the +0.11 shift that
@@ -131,18 +138,18 @@ class TAUEConfig:
 
     # --- RGBA foreground (not in the paper; ours) ---
     key_low: float = 0.25
-    """Keying: a pixel whose green excess (G - max(R, B)) is at most key_low times the key colour's is opaque.
+    """Keying: a pixel whose key excess (green: G - max(R, B)) is at most key_low times the key colour's is opaque.
     Allowed: 0..1, below key_high."""
     key_high: float = 0.6
-    """Keying: a pixel whose green excess is at least key_high times the key colour's is fully transparent.
+    """Keying: a pixel whose key excess is at least key_high times the key colour's is fully transparent.
     Allowed: 0..1, above key_low."""
     mask_gate_dilation: int = 2
     """Keying: m_obj, dilated by this many latent pixels and blurred, gates the key so that stray non-green
     specks far from the object stay transparent. Allowed: 0..32."""
     despill: bool = True
-    """Keying: remove the green cast that the backdrop leaves on edge pixels."""
+    """Keying: remove the cast of the key colour that the backdrop leaves on edge pixels."""
     despill_strength: float = 1.0
-    """Keying: 1 caps G at max(R, B) everywhere; 0 leaves colours alone. Allowed: 0..1."""
+    """Keying: 1 caps the key's channels at the others' maximum (green: G at max(R, B)) everywhere; 0 leaves colours alone. Allowed: 0..1."""
     feather_px: float = 1.0
     """Keying: Gaussian softening of the alpha edge, in image pixels. Allowed: 0..50."""
 
@@ -176,6 +183,9 @@ class TAUEConfig:
                 raise ValueError(f"green_latent must hold finite numbers (got {self.green_latent!r})")
         if all(v == 0 for v in self.green_latent):
             raise ValueError("green_latent must have at least one non-zero channel (the paper's is [0, 1, 1, 0])")
+        if self.key_color not in KEY_COLORS:
+            raise ValueError(f"key_color must be one of {', '.join(KEY_COLORS)} (got {self.key_color!r}); choose "
+                             "blue or magenta for a green object")
         _float_in("green_alpha", self.green_alpha, 0.0, 1.0)
         _float_in("mask_std", self.mask_std, 0.0, 10.0, open_low=True)
         _float_in("layout_mask_std", self.layout_mask_std, 0.0, 10.0, open_low=True)

@@ -15,29 +15,46 @@ from PIL import Image
 from .config import TAUEConfig
 from .masks import dilate, gaussian_blur, resize_mask
 
-DEFAULT_KEY = (0.0, 1.0, 0.0)
-MIN_KEY_EXCESS = 0.2  # a backdrop with less green excess than this is not a usable key
+KEY_COLOURS = {"green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0), "magenta": (1.0, 0.0, 1.0)}
+"""The backdrops TAUE can key out, as RGB in 0..1: green by default; blue or magenta for green objects."""
+DEFAULT_KEY = KEY_COLOURS["green"]
+MIN_KEY_EXCESS = 0.2  # a backdrop with less key excess than this is not a usable key
+
+
+def key_channels(key_name: str) -> tuple[list[int], list[int]]:
+    """The RGB channels a key colour is made of, and the others: green ([1], [0, 2]), magenta ([0, 2], [1])."""
+    if key_name not in KEY_COLOURS:
+        raise ValueError(f"key_color must be one of {', '.join(KEY_COLOURS)} (got {key_name!r})")
+    on = [c for c, v in enumerate(KEY_COLOURS[key_name]) if v > 0.5]
+    return on, [c for c in range(3) if c not in on]
+
+
+def key_excess(rgb: torch.Tensor, key_name: str = "green") -> torch.Tensor:
+    """How much a pixel is of the key colour: min(key channels) - max(other channels). For green, G - max(R, B):
+    positive on green pixels, about 0 on greys, yellows and cyans, negative on reds and blues."""
+    on, off = key_channels(key_name)
+    return rgb[..., on].amin(dim=-1) - rgb[..., off].amax(dim=-1)
 
 
 def green_excess(rgb: torch.Tensor) -> torch.Tensor:
-    """G - max(R, B): positive on green pixels, about 0 on greys, yellows and cyans, negative on reds and blues."""
-    return rgb[..., 1] - torch.maximum(rgb[..., 0], rgb[..., 2])
+    """G - max(R, B) (the green key's excess)."""
+    return key_excess(rgb, "green")
 
 
-def estimate_key_color(rgb: torch.Tensor, backdrop: torch.Tensor) -> torch.Tensor:
-    """The backdrop's actual green (models rarely paint pure #00FF00): median of green backdrop pixels."""
-    pick = (backdrop > 0.5) & (green_excess(rgb) > MIN_KEY_EXCESS)
+def estimate_key_color(rgb: torch.Tensor, backdrop: torch.Tensor, key_name: str = "green") -> torch.Tensor:
+    """The backdrop's actual key colour (models rarely paint pure #00FF00): median of key-coloured backdrop pixels."""
+    pick = (backdrop > 0.5) & (key_excess(rgb, key_name) > MIN_KEY_EXCESS)
     if int(pick.sum()) < 16:
-        return torch.tensor(DEFAULT_KEY, device=rgb.device)
+        return torch.tensor(KEY_COLOURS[key_name], device=rgb.device)
     return rgb[pick].median(dim=0).values
 
 
-def key_alpha(rgb: torch.Tensor, key: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """1 where the green excess is at most `low` x the key's, 0 where at least `high` x, linear between."""
-    key_excess = float(green_excess(key))
-    if key_excess < MIN_KEY_EXCESS:
-        key_excess = 1.0
-    ratio = green_excess(rgb) / key_excess
+def key_alpha(rgb: torch.Tensor, key: torch.Tensor, low: float, high: float, key_name: str = "green") -> torch.Tensor:
+    """1 where the key excess is at most `low` x the key's, 0 where at least `high` x, linear between."""
+    excess_of_key = float(key_excess(key, key_name))
+    if excess_of_key < MIN_KEY_EXCESS:
+        excess_of_key = 1.0
+    ratio = key_excess(rgb, key_name) / excess_of_key
     return 1.0 - ((ratio - low) / (high - low)).clamp(0.0, 1.0)
 
 
@@ -48,10 +65,14 @@ def decontaminate(rgb: torch.Tensor, alpha: torch.Tensor, key: torch.Tensor) -> 
     return torch.where(a > 0.05, unmixed, rgb)
 
 
-def despill(rgb: torch.Tensor, strength: float) -> torch.Tensor:
-    """Cap green at max(R, B) (scaled by `strength`): no green cast survives on the object or its edge."""
+def despill(rgb: torch.Tensor, strength: float, key_name: str = "green") -> torch.Tensor:
+    """Cap the key's channels at the others' maximum (scaled by `strength`; green: G at max(R, B)): no cast of the
+    key colour survives on the object or its edge."""
     out = rgb.clone()
-    out[..., 1] = rgb[..., 1] - strength * green_excess(rgb).clamp_min(0.0)
+    on, _ = key_channels(key_name)
+    excess = key_excess(rgb, key_name).clamp_min(0.0)
+    for c in on:
+        out[..., c] = rgb[..., c] - strength * excess
     return out
 
 
@@ -71,17 +92,17 @@ def object_gate(m_obj: torch.Tensor, size: tuple[int, int], dilation: int) -> to
 
 def foreground_rgba(image: Image.Image, m_obj: torch.Tensor | None, config: TAUEConfig,
                     device: torch.device | str | None = None) -> tuple[Image.Image, dict]:
-    """I_fg (RGB, object on green) -> RGBA object layer with a clean alpha; also returns the key colour used."""
+    """I_fg (RGB, object on the key colour) -> RGBA object layer with a clean alpha; also returns the key colour used."""
     device = device if device is not None else (m_obj.device if m_obj is not None else "cpu")
     rgb = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).to(device)
     height, width = rgb.shape[:2]
     gate = (torch.ones((height, width), device=device) if m_obj is None
             else object_gate(m_obj.to(device), (height, width), config.mask_gate_dilation))
-    key = estimate_key_color(rgb, backdrop=1.0 - gate)
-    alpha = key_alpha(rgb, key, config.key_low, config.key_high) * gate
+    key = estimate_key_color(rgb, backdrop=1.0 - gate, key_name=config.key_color)
+    alpha = key_alpha(rgb, key, config.key_low, config.key_high, config.key_color) * gate
     colour = decontaminate(rgb, alpha, key)
     if config.despill:
-        colour = despill(colour, config.despill_strength)
+        colour = despill(colour, config.despill_strength, config.key_color)
     if config.feather_px > 0:
         # feathering spreads alpha onto backdrop pixels: give them the colour of the object next to them
         colour = bleed_colour(colour, alpha, sigma=max(2.0, 2.0 * config.feather_px))

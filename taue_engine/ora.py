@@ -25,11 +25,10 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def write_ora(path: str | Path, foreground: Image.Image, background: Image.Image, composite: Image.Image,
-              mask: Image.Image, metadata: dict) -> Path:
+def write_ora(path: str | Path, images: dict[str, Image.Image], metadata: dict) -> Path:
     """Write the layered OpenRaster file to `path`, atomically; returns the path."""
     path = Path(path)
-    layers = document_layers(foreground, background, composite, mask)
+    layers = document_layers(images, metadata)
     width, height = layers[0].image.size
     entries = []
     for index, layer in enumerate(reversed(layers)):  # stack.xml lists the top layer first

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
 from diffusers.utils.torch_utils import randn_tensor
@@ -30,12 +31,13 @@ from .attention import (
 )
 from .config import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, LayoutBox, TAUEConfig
 from .green import dithered_mask, inject_green, layout_probability
-from .keying import foreground_rgba
-from .masks import object_mask, resize_mask
+from .keying import KEY_COLOURS, foreground_rgba
+from .masks import front_to_back, object_mask, resize_mask
 from .models.loading import DEFAULT_HUB_MODEL, choose_device_and_dtype, load_components, model_default_config
+from .objects import Transplant, over_key, scene_objects
 from .transplant import HeldRegion, highpass
 
-PHASES = ("foreground", "composite", "background")
+PHASES = ("foreground", "composite", "background")  # one foreground phase per object
 STOP_WORDS = {"a", "an", "the", "of", "on", "in", "with", "and", "at", "by", ",", ".", "!", "?", "-", "'s"}
 
 
@@ -45,13 +47,15 @@ class TAUECancelled(RuntimeError):
 
 @dataclass(frozen=True)
 class TAUEProgress:
-    """One tick of progress: the phase, the step within it, and the whole job's step and total."""
+    """One tick of progress: the phase, the step within it, and the whole job's step and total. With several
+    objects, `object` numbers the object (from 1) whose foreground phase is running."""
 
     phase: str
     step: int
     phase_steps: int
     overall_step: int
     overall_total: int
+    object: int | None = None
 
     @property
     def fraction(self) -> float:
@@ -59,8 +63,24 @@ class TAUEProgress:
 
 
 @dataclass
+class ResultObject:
+    """One object of a result: its RGBA layer, what phase 1 painted (the object on the key colour), and its mask
+    (the part of it that is visible in the scene: later objects cover earlier ones)."""
+
+    prompt: str
+    layout: LayoutBox | None
+    layer: Image.Image
+    on_key: Image.Image
+    mask: Image.Image
+    source: str = "generated"  # or 'layer' (brought by the user), 'moved' (re-laid out)
+
+
+@dataclass
 class TAUEResult:
-    """The layers of one job, their metadata, and the method's intermediate tensors (for tests and re-use)."""
+    """The layers of one job, their metadata, and the method's intermediate tensors (for tests and re-use).
+
+    `foreground` is all objects flattened (one object: its layer) and `mask` their union, as version 1 had them;
+    `objects` holds each object's own layer and mask; `transplant` is what new backgrounds start from."""
 
     foreground: Image.Image
     foreground_on_green: Image.Image
@@ -69,6 +89,8 @@ class TAUEResult:
     mask: Image.Image
     metadata: dict[str, Any]
     latents: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    objects: list[ResultObject] = field(default_factory=list)
+    transplant: Transplant | None = field(default=None, repr=False)
 
     LAYER_FILES = {
         "foreground": "foreground.png",
@@ -78,28 +100,40 @@ class TAUEResult:
         "mask": "mask.png",
     }
 
+    def images(self) -> dict[str, Image.Image]:
+        """Every layer by its key: the version-1 layers, object-<n> and mask-<n> (n from 1, request order)."""
+        images = {name: getattr(self, name) for name in self.LAYER_FILES}
+        for n, obj in enumerate(self.objects, 1):
+            images[f"object-{n}"] = obj.layer
+            images[f"mask-{n}"] = obj.mask
+        return images
+
     def save(self, directory: str | Path, psd: bool = True, ora: bool = True) -> dict[str, Path]:
-        """Write the five PNG layers, taue.json and (by default) the layered result.psd and result.ora into
-        `directory`; returns the paths written."""
+        """Write the PNG layers (foreground, foreground_on_green, background, composite, mask, object-<n>,
+        mask-<n>), taue.json, the kept objects (transplant.*) and (by default) the layered result.psd and
+        result.ora into `directory`; returns the paths written."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         written = {}
-        for name, filename in self.LAYER_FILES.items():
-            path = directory / filename
-            getattr(self, name).save(path, format="PNG")
+        images = self.images()
+        for name, image in images.items():
+            path = directory / self.LAYER_FILES.get(name, f"{name}.png")
+            image.save(path, format="PNG")
             written[name] = path
+        if self.transplant is not None:
+            self.transplant.save(directory)
+            written["transplant"] = directory / "transplant.safetensors"
         path = directory / "taue.json"
         path.write_text(json.dumps(self.metadata, indent=2, sort_keys=True), encoding="utf-8")
         written["metadata"] = path
-        layers = (self.foreground, self.background, self.composite, self.mask, self.metadata)
         if psd:
             from .psd import write_psd
 
-            written["psd"] = write_psd(directory / "result.psd", *layers)
+            written["psd"] = write_psd(directory / "result.psd", images, self.metadata)
         if ora:
             from .ora import write_ora
 
-            written["ora"] = write_ora(directory / "result.ora", *layers)
+            written["ora"] = write_ora(directory / "result.ora", images, self.metadata)
         return written
 
 
@@ -198,10 +232,8 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             self.scheduler = EulerDiscreteScheduler.from_config(self.scheduler.config)
 
     @staticmethod
-    def _check_request(foreground_prompt, background_prompt, composite_prompt, negative_prompt, seed, width,
-                       height, layout) -> LayoutBox | None:
-        for name, value, required in (("foreground_prompt", foreground_prompt, True),
-                                      ("background_prompt", background_prompt, True),
+    def _check_request(background_prompt, composite_prompt, negative_prompt, seed, width, height) -> None:
+        for name, value, required in (("background_prompt", background_prompt, True),
                                       ("composite_prompt", composite_prompt, False),
                                       ("negative_prompt", negative_prompt, False)):
             if value is None and not required:
@@ -215,25 +247,18 @@ class TAUEPipeline(StableDiffusionXLPipeline):
                     or not MIN_SIZE <= value <= MAX_SIZE):
                 raise ValueError(
                     f"{name} must be a multiple of {SIZE_MULTIPLE} in {MIN_SIZE}..{MAX_SIZE} (got {value!r})")
-        if layout is None or isinstance(layout, LayoutBox):
-            return layout
-        if isinstance(layout, dict):
-            return LayoutBox(**{k: layout[k] for k in ("cx", "cy", "w", "h")})
-        if isinstance(layout, (tuple, list)) and len(layout) == 4:
-            return LayoutBox(*layout)
-        raise ValueError(f"layout must be (cx, cy, w, h) in 0..1 (got {layout!r})")
 
-    def _run_phase(self, index: int, config: TAUEConfig, embeds: tuple, guidance: float, latents: torch.Tensor,
+    def _run_phase(self, phase: str, config: TAUEConfig, embeds: tuple, guidance: float, latents: torch.Tensor,
                    size: tuple[int, int], on_latents: Callable[[int, torch.Tensor], torch.Tensor],
-                   report: Callable[[int, int, torch.Tensor, Any], None]) -> Image.Image:
+                   report: Callable[[int, Any, torch.Tensor], None]) -> Image.Image:
         """One denoising run through SDXL's own __call__, from `latents` in unit-variance noise space (SDXL scales
         them by init_noise_sigma); `on_latents(step_index, latents)` may edit the latent after every step."""
         prompt_embeds, negative_embeds, pooled, negative_pooled = embeds
-        self.current_phase = PHASES[index]
+        self.current_phase = phase
 
         def step_end(pipe, i, t, callback_kwargs):
             latents = on_latents(i + 1, callback_kwargs["latents"])
-            report(index, i, t, latents)
+            report(i, t, latents)
             return {"latents": latents}
 
         height, width = size
@@ -252,12 +277,186 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             callback_on_step_end_tensor_inputs=["latents"],
         ).images[0]
 
+    def _encode_image(self, image: Image.Image) -> torch.Tensor:
+        """The VAE's mean latent of an RGB image, in the UNet's units (scaled as SDXL scales latents); [1, C, h, w]
+        float32 on the CPU."""
+        pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 127.5 - 1.0)
+        pixels = pixels.permute(2, 0, 1)[None]
+        vae = self.vae
+        dtype = vae.dtype
+        upcast = dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
+        if upcast:
+            vae.to(torch.float32)
+        try:
+            latent = vae.encode(pixels.to(self._execution_device, vae.dtype)).latent_dist.mean.float()
+        finally:
+            if upcast:
+                vae.to(dtype)
+        mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
+        if mean is not None and std is not None:
+            mean = torch.tensor(mean, device=latent.device).view(1, -1, 1, 1)
+            std = torch.tensor(std, device=latent.device).view(1, -1, 1, 1)
+            return ((latent - mean) * vae.config.scaling_factor / std).cpu()
+        return (latent * vae.config.scaling_factor).cpu()
+
+    def key_latent(self, config: TAUEConfig) -> tuple[float, ...]:
+        """C, the latent that phase 1 injects and the mask reads: the paper's `green_latent` for the green key;
+        for another key, green_latent + (E(key) - E(green)), the VAE's own step from a solid green to a solid key
+        colour (computed once per model and key)."""
+        if len(config.green_latent) != self.unet.config.in_channels:
+            raise ValueError(f"green_latent must have {self.unet.config.in_channels} values for this model "
+                             f"(got {len(config.green_latent)})")
+        if config.key_color == "green":
+            return config.green_latent
+        cache = self.__dict__.setdefault("_solid_latents", {})
+        side = 8 * self.vae_scale_factor
+        for name in ("green", config.key_color):
+            if name not in cache:
+                solid = Image.new("RGB", (side, side), tuple(round(255 * v) for v in KEY_COLOURS[name]))
+                cache[name] = self._encode_image(solid).mean(dim=(0, 2, 3))
+        step = cache[config.key_color] - cache["green"]
+        return tuple(float(c + d) for c, d in zip(config.green_latent, step))
+
+    @staticmethod
+    def _scene_draws(generator: torch.Generator, shape: tuple) -> dict[str, torch.Tensor]:
+        """The random draws of one scene, in their fixed order (the first object's noise and dither, then the
+        composite's hold noise, the background's hole and hold noise): one seed, same pictures."""
+        draws = {"noise": randn_tensor(shape, generator=generator, dtype=torch.float32)}
+        draws["uniform"] = torch.rand(shape[-2:], generator=generator)
+        for name in ("hold_composite", "hole", "hold_background"):
+            draws[name] = randn_tensor(shape, generator=generator, dtype=torch.float32)
+        return draws
+
+    def _progress(self, total: int, steps: int, progress_callback, callback_on_step_end, bar):
+        """report(run, phase, object) -> fn(i, t, latents): the bar, the diffusers callback and the job's progress
+        after every step of run `run` (0-based, `steps` steps each)."""
+        def report(run: int, phase: str, obj: int | None):
+            def tick(i: int, t, latents: torch.Tensor) -> None:
+                bar.update(1)
+                if callback_on_step_end is not None:
+                    callback_on_step_end(self, i, t, {"latents": latents})
+                if progress_callback is not None:
+                    progress = TAUEProgress(phase, i + 1, steps, run * steps + i + 1, total, obj)
+                    if progress_callback(progress) is False:
+                        raise TAUECancelled(f"cancelled during the {phase} phase at step {progress.step}/{steps}")
+            return tick
+        return report
+
+    def _grow_object(self, prompt: str, layout: LayoutBox | None, embeds: tuple, noise: torch.Tensor,
+                     uniform: torch.Tensor, key: tuple[float, ...], config: TAUEConfig, size: tuple[int, int],
+                     report, original_processors: dict) -> dict[str, Any]:
+        """Phase 1 for one object: the object on an injected key-colour latent; the seedling is cut at t_crop, the
+        object tokens' attention is captured before it, and the object mask is made from both."""
+        device, dtype = self._execution_device, embeds[0].dtype
+        latent_h, latent_w = noise.shape[-2:]
+        crop = config.crop_step
+        probability = layout_probability(latent_h, latent_w, layout,
+                                          config.layout_mask_std if layout else config.mask_std,
+                                          config.mask_p_min, config.mask_p_max)
+        key_mask = dithered_mask(probability, uniform)
+        initial = inject_green(noise, key_mask, key, config.green_alpha)
+        capture = AttentionState(latent_size=(latent_h, latent_w), cfg=self._uses_cfg(config.guidance_foreground),
+                                 capture_until=crop, capture_factors=config.attention_resolutions,
+                                 token_indices=self._object_token_indices(prompt))
+        install_processors(self.unet, lambda name: AttentionCaptureProcessor(capture, name))
+        kept: dict[str, torch.Tensor] = {}
+
+        def cut_seedling(step_index: int, latents: torch.Tensor) -> torch.Tensor:
+            capture.step = step_index
+            if step_index == crop:
+                kept["seedling"] = latents.detach().clone()
+                self.unet.set_attn_processor(dict(original_processors))  # capture is over: no more cost
+            return latents
+
+        check_installed(self.unet, AttentionCaptureProcessor)
+        on_key = self._run_phase("foreground", config, embeds, config.guidance_foreground,
+                                 initial.to(device=device, dtype=dtype), size, cut_seedling, report)
+        attention_map = capture.attention_map()
+        attention_map = None if attention_map is None else attention_map.float().cpu()
+        mask, source = object_mask(kept["seedling"].cpu(), attention_map, key, config.tau_bg, config.tau_attention,
+                                   config.mask_blur_sigma)
+        return {"on_key": on_key, "seedling": kept["seedling"], "attention": attention_map, "mask": mask,
+                "mask_source": source, "key_mask": key_mask, "initial": initial, "maps": capture.captured_maps}
+
+    def _compose(self, object_embeds: list[tuple], bg: tuple, comp: tuple, seedlings: list[torch.Tensor],
+                 masks: list[torch.Tensor], draws: dict[str, torch.Tensor], config: TAUEConfig, size: tuple[int, int],
+                 report_composite, report_background, original_processors: dict, timings: dict) -> dict[str, Any]:
+        """Phases 2 and 3 from the objects' seedlings and masks: the composite cultivated from the high-passed
+        seedlings (held in their masks, later objects in front) with each object's prompt sheared into its visible
+        part, then the background transplanted from the composite outside all of them."""
+        device, dtype = self._execution_device, bg[0].dtype
+        to_device = lambda x: x.to(device=device, dtype=dtype)  # noqa: E731
+        crop = config.crop_step
+        sigmas = self.scheduler.sigmas.clone()
+        init_sigma = float(self.scheduler.init_noise_sigma)
+        targets = [highpass(s, config.highpass_strength) if config.highpass else s for s in seedlings]
+        if len(masks) == 1:
+            target, union, shear_mask = targets[0], masks[0], masks[0]
+        else:  # one held region: each object's target where it is visible
+            shear_mask = torch.stack([m.float() for m in masks])
+            weights, remainder = front_to_back(shear_mask)
+            union = 1 - remainder
+            target = sum(w.to(t.device, t.dtype) * t for w, t in zip(weights, targets))
+            target = target / union.clamp_min(1e-6).to(target.device, target.dtype)
+        kept: dict[str, torch.Tensor] = {}
+
+        # ---- Phase 2: composite. Transplant the high-passed seedlings, shear attention, hold then release.
+        t0 = time.perf_counter()
+        hold_composite = HeldRegion(target, union.to(device), to_device(draws["hold_composite"]), sigmas, crop,
+                                    config.transplant_noise)
+        initial_composite = hold_composite.apply(to_device(draws["noise"]) * init_sigma, 0)
+        cfg = self._uses_cfg(config.guidance_composite)
+        pair = (lambda e: torch.cat([e[1], e[0]])) if cfg else (lambda e: e[0])  # CFG's [uncond, cond]
+        shear = AttentionState(latent_size=tuple(union.shape[-2:]), shear_mask=shear_mask.to(device, dtype),
+                               shear_context=torch.cat([pair(e) for e in object_embeds] + [pair(bg)]))
+        sheared_layers = [n for n in cross_attention_layers(self.unet) if block_of(n) in config.shear_blocks]
+        install_processors(self.unet, lambda name: AttentionShearingProcessor(shear, name)
+                           if name in sheared_layers else None)
+
+        def hold_objects(step_index: int, latents: torch.Tensor) -> torch.Tensor:
+            latents = hold_composite.apply(latents, step_index)
+            if step_index == crop:
+                kept["background_seedling"] = latents.detach().clone()
+            return latents
+
+        check_installed(self.unet, AttentionShearingProcessor, sheared_layers)
+        composite = self._run_phase("composite", config, comp, config.guidance_composite,
+                                    initial_composite / init_sigma, size, hold_objects, report_composite)
+        timings["composite"] = time.perf_counter() - t0
+
+        # ---- Phase 3: background. Transplant the composite's background, re-grow the holes from fresh noise.
+        t0 = time.perf_counter()
+        self.unet.set_attn_processor(dict(original_processors))  # diffusers empties the dict it is given
+        hold_background = HeldRegion(kept["background_seedling"], (1 - union).to(device),
+                                     to_device(draws["hold_background"]), sigmas, crop, config.transplant_noise)
+        initial_background = hold_background.apply(to_device(draws["hole"]) * init_sigma, 0)
+        background = self._run_phase("background", config, bg, config.guidance_background,
+                                     initial_background / init_sigma, size, lambda k, z: hold_background.apply(z, k),
+                                     report_background)
+        timings["background"] = time.perf_counter() - t0
+        return {"composite": composite, "background": background, "union": union,
+                "background_seedling": kept["background_seedling"]}
+
+    def _layers(self, prompts: list[str], layouts: list, layers: list[Image.Image], on_key: list[Image.Image],
+                masks: list[torch.Tensor], sources: list[str], size: tuple[int, int]):
+        """Each object's result (its visible part as its mask), the objects flattened and their union's mask."""
+        height, width = size
+        weights, remainder = front_to_back(torch.stack([m.float() for m in masks]))
+        as_image = lambda m: Image.fromarray(  # noqa: E731
+            (resize_mask(m, height, width).clamp(0, 1) * 255).round().to(torch.uint8).numpy(), mode="L")
+        objects = [ResultObject(p, b, layer, k, as_image(w), src)
+                   for p, b, layer, k, w, src in zip(prompts, layouts, layers, on_key, weights, sources)]
+        flattened = layers[0]
+        for layer in layers[1:]:
+            flattened = Image.alpha_composite(flattened, layer)
+        return objects, flattened, as_image(1 - remainder)
+
     # ------------------------------------------------------------------ the method
     @torch.no_grad()
     def __call__(
         self,
-        foreground_prompt: str,
-        background_prompt: str,
+        foreground_prompt: str | None = None,
+        background_prompt: str | None = None,
         composite_prompt: str | None = None,
         negative_prompt: str | None = None,
         layout: LayoutBox | tuple | dict | None = None,
@@ -267,17 +466,18 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         config: TAUEConfig | None = None,
         progress_callback: ProgressCallback | None = None,
         callback_on_step_end: Callable | None = None,
+        objects: list | None = None,
     ) -> TAUEResult:
-        """Generate the foreground, background and composite layers of one scene, from one seed.
+        """Generate the object layer(s), background and composite of one scene, from one seed.
 
         Args:
-            foreground_prompt: T_fg, the object alone ("a red vintage bicycle").
+            foreground_prompt: T_fg, the object alone ("a red vintage bicycle"); or give `objects`.
             background_prompt: T_bg, the scene without the object ("a cobblestone street at dusk").
-            composite_prompt: T_all; default `T_fg + ", " + T_bg`. Attended to by layers that do not shear, and
-                the pooled text embedding of the composite phase.
-            negative_prompt: used by all three phases; default none (SDXL's zeroed negative embedding).
+            composite_prompt: T_all; default the object prompt(s) and T_bg joined with ", ". Attended to by layers
+                that do not shear, and the pooled text embedding of the composite phase.
+            negative_prompt: used by all phases; default none (SDXL's zeroed negative embedding).
             layout: where the object goes, (cx, cy, w, h) in 0..1; default: centred, TKG-DM's Gaussian.
-            seed: one seed for all three phases: same seed, same pictures.
+            seed: one seed for all phases: same seed, same pictures.
             width, height: multiples of 8; default the model's native size (1024 for SDXL).
             config: every hyperparameter of the method; default `self.default_config` (the paper's values, or
                 those a model folder ships in `taue_config.json`).
@@ -285,8 +485,11 @@ class TAUEPipeline(StableDiffusionXLPipeline):
                 raising `TAUECancelled`) stops the job within that step.
             callback_on_step_end: diffusers-style `fn(pipe, step, timestep, callback_kwargs)`, called after the
                 method's own edits with `callback_kwargs["latents"]`; `pipe.current_phase` names the phase.
+            objects: several objects instead of `foreground_prompt`: a list of {"prompt": ..., "layout": {cx, cy, w,
+                h}} (or `SceneObject`s); boxes left out are placed side by side. Each object gets its own
+                foreground phase and seedling; later objects are in front where boxes overlap.
         Returns:
-            TAUEResult with the RGBA foreground, I_fg, I_bg, I_all, m_obj and metadata.
+            TAUEResult with each object's RGBA layer and mask, I_bg, I_all, the kept objects and metadata.
         Raises:
             ValueError: an argument or config value is out of range (the message names it).
             TAUECancelled: the progress callback stopped the job.
@@ -295,12 +498,11 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         default_size = self.unet.config.sample_size * self.vae_scale_factor
         width = default_size if width is None else width
         height = default_size if height is None else height
-        layout = self._check_request(foreground_prompt, background_prompt, composite_prompt, negative_prompt,
-                                     seed, width, height, layout)
-        composite_prompt = composite_prompt or f"{foreground_prompt}, {background_prompt}"
-        if len(config.green_latent) != self.unet.config.in_channels:
-            raise ValueError(f"green_latent must have {self.unet.config.in_channels} values for this model "
-                             f"(got {len(config.green_latent)})")
+        scene = scene_objects(objects, foreground_prompt, layout)
+        self._check_request(background_prompt, composite_prompt, negative_prompt, seed, width, height)
+        prompts = [obj.prompt for obj in scene]
+        composite_prompt = composite_prompt or ", ".join(prompts + [background_prompt])
+        key = self.key_latent(config)
         self._use_scheduler(config)
         device = self._execution_device
         steps, crop = config.num_inference_steps, config.crop_step
@@ -308,109 +510,43 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         started = time.perf_counter()
 
         # Prompt embeddings: computed once per prompt (one batch through each text encoder), reused by every phase.
-        fg, bg, comp = self._encode_prompts([foreground_prompt, background_prompt, composite_prompt],
-                                            negative_prompt, device)
-        dtype = fg[0].dtype
+        *object_embeds, bg, comp = self._encode_prompts(prompts + [background_prompt, composite_prompt],
+                                                        negative_prompt, device)
+        dtype = bg[0].dtype
         timings["encode_prompts"] = time.perf_counter() - started
 
-        # One seed: all random draws of the job come from one generator, in a fixed order.
+        # One seed: all random draws of the job come from one generator, in a fixed order; objects after the first
+        # draw theirs last, so that a one-object job draws exactly what version 1 drew.
         generator = torch.Generator("cpu").manual_seed(seed)
         latent_h, latent_w = height // self.vae_scale_factor, width // self.vae_scale_factor
         shape = (1, self.unet.config.in_channels, latent_h, latent_w)
-        noise = randn_tensor(shape, generator=generator, dtype=torch.float32)
-        uniform = torch.rand((latent_h, latent_w), generator=generator)
-        hold_noise_composite = randn_tensor(shape, generator=generator, dtype=torch.float32)
-        hole_noise = randn_tensor(shape, generator=generator, dtype=torch.float32)
-        hold_noise_background = randn_tensor(shape, generator=generator, dtype=torch.float32)
-        to_device = lambda x: x.to(device=device, dtype=dtype)  # noqa: E731
+        draws = self._scene_draws(generator, shape)
+        object_draws = [(draws["noise"], draws["uniform"])]
+        for _ in scene[1:]:
+            object_draws.append((randn_tensor(shape, generator=generator, dtype=torch.float32),
+                                 torch.rand((latent_h, latent_w), generator=generator)))
 
         self.scheduler.set_timesteps(steps, device="cpu")
-        sigmas = self.scheduler.sigmas.clone()
-        init_sigma = float(self.scheduler.init_noise_sigma)
-        total = 3 * steps
+        total = (len(scene) + 2) * steps
         bar_config = dict(getattr(self, "_progress_bar_config", {}))
         bar = self.progress_bar(total=total)
         self.set_progress_bar_config(**{**bar_config, "disable": True})
+        report = self._progress(total, steps, progress_callback, callback_on_step_end, bar)
+        several = len(scene) > 1
 
-        def report(phase_index: int, i: int, t, latents: torch.Tensor) -> None:
-            bar.update(1)
-            if callback_on_step_end is not None:
-                callback_on_step_end(self, i, t, {"latents": latents})
-            if progress_callback is not None:
-                tick = TAUEProgress(PHASES[phase_index], i + 1, steps, phase_index * steps + i + 1, total)
-                if progress_callback(tick) is False:
-                    raise TAUECancelled(f"cancelled during the {tick.phase} phase at step {tick.step}/{steps}")
-
-        kept: dict[str, torch.Tensor] = {}
         original_processors = dict(self.unet.attn_processors)
         try:
-            # ---- Phase 1: the object on an injected green latent; cut the seedling, capture attention.
-            t0 = time.perf_counter()
-            probability = layout_probability(latent_h, latent_w, layout,
-                                              config.layout_mask_std if layout else config.mask_std,
-                                              config.mask_p_min, config.mask_p_max)
-            green_mask = dithered_mask(probability, uniform)
-            initial_fg = inject_green(noise, green_mask, config.green_latent, config.green_alpha)
-            capture = AttentionState(latent_size=(latent_h, latent_w), cfg=self._uses_cfg(config.guidance_foreground),
-                                     capture_until=crop, capture_factors=config.attention_resolutions,
-                                     token_indices=self._object_token_indices(foreground_prompt))
-            install_processors(self.unet, lambda name: AttentionCaptureProcessor(capture, name))
-
-            def cut_seedling(step_index: int, latents: torch.Tensor) -> torch.Tensor:
-                capture.step = step_index
-                if step_index == crop:
-                    kept["seedling"] = latents.detach().clone()
-                    self.unet.set_attn_processor(dict(original_processors))  # capture is over: no more cost
-                return latents
-
-            check_installed(self.unet, AttentionCaptureProcessor)
-            foreground_on_green = self._run_phase(0, config, fg, config.guidance_foreground, to_device(initial_fg),
-                                                  (height, width), cut_seedling, report)
-            timings["foreground"] = time.perf_counter() - t0
-
-            # ---- The object mask from the seedling's green signal and the object tokens' attention.
-            t0 = time.perf_counter()
-            seedling = kept["seedling"]
-            attention_map = capture.attention_map()
-            attention_map = None if attention_map is None else attention_map.float().cpu()
-            m_obj, mask_source = object_mask(seedling.cpu(), attention_map, config.green_latent, config.tau_bg,
-                                             config.tau_attention, config.mask_blur_sigma)
-            timings["object_mask"] = time.perf_counter() - t0
-
-            # ---- Phase 2: composite. Transplant the high-passed seedling, shear attention, hold then release.
-            t0 = time.perf_counter()
-            target = highpass(seedling, config.highpass_strength) if config.highpass else seedling
-            hold_composite = HeldRegion(target, m_obj.to(device), to_device(hold_noise_composite), sigmas, crop,
-                                        config.transplant_noise)
-            initial_composite = hold_composite.apply(to_device(noise) * init_sigma, 0)
-            cfg = self._uses_cfg(config.guidance_composite)
-            pair = (lambda e: torch.cat([e[1], e[0]])) if cfg else (lambda e: e[0])  # CFG's [uncond, cond]
-            shear = AttentionState(latent_size=(latent_h, latent_w), shear_mask=m_obj.to(device, dtype),
-                                   shear_context=torch.cat([pair(fg), pair(bg)]))
-            sheared_layers = [n for n in cross_attention_layers(self.unet) if block_of(n) in config.shear_blocks]
-            install_processors(self.unet, lambda name: AttentionShearingProcessor(shear, name)
-                               if name in sheared_layers else None)
-
-            def hold_object(step_index: int, latents: torch.Tensor) -> torch.Tensor:
-                latents = hold_composite.apply(latents, step_index)
-                if step_index == crop:
-                    kept["background_seedling"] = latents.detach().clone()
-                return latents
-
-            check_installed(self.unet, AttentionShearingProcessor, sheared_layers)
-            composite = self._run_phase(1, config, comp, config.guidance_composite, initial_composite / init_sigma,
-                                        (height, width), hold_object, report)
-            timings["composite"] = time.perf_counter() - t0
-
-            # ---- Phase 3: background. Transplant the composite's background, re-grow the hole from fresh noise.
-            t0 = time.perf_counter()
-            self.unet.set_attn_processor(dict(original_processors))  # diffusers empties the dict it is given
-            hold_background = HeldRegion(kept["background_seedling"], (1 - m_obj).to(device),
-                                         to_device(hold_noise_background), sigmas, crop, config.transplant_noise)
-            initial_background = hold_background.apply(to_device(hole_noise) * init_sigma, 0)
-            background = self._run_phase(2, config, bg, config.guidance_background, initial_background / init_sigma,
-                                         (height, width), lambda k, z: hold_background.apply(z, k), report)
-            timings["background"] = time.perf_counter() - t0
+            grown = []
+            for k, (obj, embeds, (noise, uniform)) in enumerate(zip(scene, object_embeds, object_draws)):
+                t0 = time.perf_counter()
+                grown.append(self._grow_object(obj.prompt, obj.layout, embeds, noise, uniform, key, config,
+                                               (height, width), report(k, "foreground", k + 1 if several else None),
+                                               original_processors))
+                timings["foreground" if not several else f"foreground_{k + 1}"] = time.perf_counter() - t0
+            composed = self._compose(object_embeds, bg, comp, [g["seedling"] for g in grown],
+                                     [g["mask"] for g in grown], draws, config, (height, width),
+                                     report(len(scene), "composite", None), report(len(scene) + 1, "background", None),
+                                     original_processors, timings)
         finally:
             self.unet.set_attn_processor(dict(original_processors))
             self.set_progress_bar_config(**bar_config)
@@ -419,34 +555,159 @@ class TAUEPipeline(StableDiffusionXLPipeline):
 
         # ---- The layers.
         t0 = time.perf_counter()
-        foreground, key_info = foreground_rgba(foreground_on_green, m_obj, config, device=device)
-        mask_image = Image.fromarray(
-            (resize_mask(m_obj, height, width).clamp(0, 1) * 255).round().to(torch.uint8).numpy(), mode="L")
+        keyed = [foreground_rgba(g["on_key"], g["mask"], config, device=device) for g in grown]
+        masks = [g["mask"] for g in grown]
+        layouts = [obj.layout for obj in scene]
+        result_objects, flattened, union_image = self._layers(
+            prompts, layouts, [layer for layer, _ in keyed], [g["on_key"] for g in grown], masks,
+            ["generated"] * len(scene), (height, width))
         timings["keying"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - started
 
-        metadata = {
+        transplant = Transplant(prompts, layouts, [layer for layer, _ in keyed],
+                                [g["seedling"].float().cpu() for g in grown], [m.cpu() for m in masks], width, height,
+                                steps, crop, self.model_name, config.key_color)
+        metadata = self._metadata(transplant, background_prompt, composite_prompt, negative_prompt, seed, config,
+                                  dtype, timings, composed["union"])
+        metadata.update({
+            "layout": layouts[0].as_dict() if layouts[0] else None,
+            "mask_source": grown[0]["mask_source"],
+            "attention_maps_captured": sum(g["maps"] for g in grown),
+            "key_color": keyed[0][1]["key_color"],
+        })
+        for entry, g, (_, info) in zip(metadata["objects"], grown, keyed):
+            entry.update({"mask_source": g["mask_source"], "mask_fraction": float(g["mask"].mean()),
+                          "key_color": info["key_color"]})
+        first = grown[0]
+        latents = {"initial_noise": draws["noise"], "green_mask": first["key_mask"],
+                   "initial_foreground": first["initial"], "seedling": first["seedling"].cpu(),
+                   "object_mask": composed["union"].cpu(),
+                   "background_seedling": composed["background_seedling"].cpu()}
+        if first["attention"] is not None:
+            latents["attention"] = first["attention"]
+        if several:
+            latents["seedlings"] = [g["seedling"].cpu() for g in grown]
+            latents["object_masks"] = [m.cpu() for m in masks]
+        return TAUEResult(flattened, grown[0]["on_key"], composed["background"], composed["composite"], union_image,
+                          metadata, latents, result_objects, transplant)
+
+    def _metadata(self, transplant: Transplant, background_prompt: str, composite_prompt: str,
+                  negative_prompt: str | None, seed: int, config: TAUEConfig, dtype, timings: dict,
+                  union: torch.Tensor) -> dict[str, Any]:
+        objects = [{"prompt": p, "layout": b.as_dict() if b else None, "source": src}
+                   for p, b, src in zip(transplant.prompts, transplant.layouts, transplant.sources)]
+        return {
             "taue_version": __version__,
-            "prompts": {"foreground": foreground_prompt, "background": background_prompt,
+            "prompts": {"foreground": " + ".join(transplant.prompts), "background": background_prompt,
                         "composite": composite_prompt, "negative": negative_prompt},
+            "objects": objects,
             "seed": seed,
-            "width": width,
-            "height": height,
-            "layout": layout.as_dict() if layout else None,
+            "width": transplant.width,
+            "height": transplant.height,
             "config": config.to_dict(),
-            "crop_step": crop,
+            "crop_step": config.crop_step,
             "model": self.model_name,
-            "device": str(device),
+            "device": str(self._execution_device),
             "dtype": str(dtype).replace("torch.", ""),
-            "mask_source": mask_source,
-            "mask_fraction": float(m_obj.mean()),
-            "attention_maps_captured": capture.captured_maps,
-            "key_color": key_info["key_color"],
+            "mask_fraction": float(union.mean()),
             "timings_s": {k: round(v, 4) for k, v in timings.items()},
         }
-        latents = {"initial_noise": noise, "green_mask": green_mask, "initial_foreground": initial_fg,
-                   "seedling": seedling.cpu(), "object_mask": m_obj.cpu(),
-                   "background_seedling": kept["background_seedling"].cpu()}
-        if attention_map is not None:
-            latents["attention"] = attention_map
-        return TAUEResult(foreground, foreground_on_green, background, composite, mask_image, metadata, latents)
+
+    @torch.no_grad()
+    def new_background(
+        self,
+        transplant: Transplant,
+        background_prompt: str,
+        composite_prompt: str | None = None,
+        negative_prompt: str | None = None,
+        seed: int = 0,
+        config: TAUEConfig | None = None,
+        progress_callback: ProgressCallback | None = None,
+        callback_on_step_end: Callable | None = None,
+    ) -> TAUEResult:
+        """A new scene around objects already made: the composite and background phases only.
+
+        Args:
+            transplant: the kept objects of a result (`result.transplant`, `Transplant.load(folder)`), objects
+                brought as RGBA layers (`Transplant.from_layers`) or moved ones (`Transplant.moved`). Objects without
+                a seedling get one from their layer: the VAE's latent of the layer over the key colour, plus the
+                scheduler's noise at t_crop.
+            background_prompt, composite_prompt, negative_prompt, seed, progress_callback, callback_on_step_end: as
+                in `__call__`; the same seed and prompts as the original job give the original composite back.
+            config: as in `__call__`; its steps and crop ratio must cut where the objects' seedlings were cut.
+        Returns:
+            TAUEResult whose object layers are the transplant's own, unchanged.
+        """
+        config = config or self.default_config
+        if not isinstance(transplant, Transplant):
+            raise ValueError(f"transplant must be a Transplant (got {type(transplant).__name__})")
+        width, height = transplant.width, transplant.height
+        self._check_request(background_prompt, composite_prompt, negative_prompt, seed, width, height)
+        if (config.num_inference_steps, config.crop_step) != (transplant.num_inference_steps, transplant.crop_step):
+            raise ValueError(
+                f"the objects were cut at step {transplant.crop_step} of {transplant.num_inference_steps}: use "
+                f"num_inference_steps={transplant.num_inference_steps} and a crop_ratio that cuts there (got step "
+                f"{config.crop_step} of {config.num_inference_steps})")
+        latent_h, latent_w = height // self.vae_scale_factor, width // self.vae_scale_factor
+        for n, mask in enumerate(transplant.masks, 1):
+            if tuple(mask.shape) != (latent_h, latent_w):
+                raise ValueError(f"object {n}'s mask is {tuple(mask.shape)} in the latent; this model's latent of a "
+                                 f"{width}x{height} image is {(latent_h, latent_w)}: was it made by another model?")
+        prompts = list(transplant.prompts)
+        composite_prompt = composite_prompt or ", ".join(prompts + [background_prompt])
+        self.key_latent(config)  # checks green_latent against the model
+        self._use_scheduler(config)
+        device = self._execution_device
+        steps, crop = config.num_inference_steps, config.crop_step
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        *object_embeds, bg, comp = self._encode_prompts(prompts + [background_prompt, composite_prompt],
+                                                        negative_prompt, device)
+        dtype = bg[0].dtype
+        generator = torch.Generator("cpu").manual_seed(seed)
+        shape = (1, self.unet.config.in_channels, latent_h, latent_w)
+        draws = self._scene_draws(generator, shape)
+        self.scheduler.set_timesteps(steps, device="cpu")
+        sigma_crop = float(self.scheduler.sigmas[crop])
+        seedlings = []
+        for layer, seedling in zip(transplant.layers, transplant.seedlings):
+            if seedling is None:  # a brought or moved layer: its latent, noised to t_crop
+                clean = self._encode_image(over_key(layer, KEY_COLOURS[config.key_color]))
+                seedling = clean + sigma_crop * randn_tensor(shape, generator=generator, dtype=torch.float32)
+            if tuple(seedling.shape) != shape:
+                raise ValueError(f"a kept seedling is {tuple(seedling.shape)}, this model needs {shape}")
+            seedlings.append(seedling.to(device=device, dtype=dtype))
+        timings["encode"] = time.perf_counter() - started
+
+        total = 2 * steps
+        bar_config = dict(getattr(self, "_progress_bar_config", {}))
+        bar = self.progress_bar(total=total)
+        self.set_progress_bar_config(**{**bar_config, "disable": True})
+        report = self._progress(total, steps, progress_callback, callback_on_step_end, bar)
+        original_processors = dict(self.unet.attn_processors)
+        try:
+            composed = self._compose(object_embeds, bg, comp, seedlings, [m.to(device) for m in transplant.masks],
+                                     draws, config, (height, width), report(0, "composite", None),
+                                     report(1, "background", None), original_processors, timings)
+        finally:
+            self.unet.set_attn_processor(dict(original_processors))
+            self.set_progress_bar_config(**bar_config)
+            bar.close()
+            self.current_phase = None
+        timings["total"] = time.perf_counter() - started
+
+        key_rgb = KEY_COLOURS[transplant.key_color]
+        on_key = [over_key(layer, key_rgb) for layer in transplant.layers]
+        masks = [m.cpu() for m in transplant.masks]
+        result_objects, flattened, union_image = self._layers(prompts, transplant.layouts, transplant.layers, on_key,
+                                                              masks, transplant.sources, (height, width))
+        kept = Transplant(prompts, list(transplant.layouts), list(transplant.layers),
+                          [s.float().cpu() for s in seedlings], masks, width, height, steps, crop, self.model_name,
+                          transplant.key_color, list(transplant.sources))
+        metadata = self._metadata(kept, background_prompt, composite_prompt, negative_prompt, seed, config, dtype,
+                                  timings, composed["union"])
+        metadata["layout"] = kept.layouts[0].as_dict() if kept.layouts[0] else None
+        latents = {"initial_noise": draws["noise"], "object_mask": composed["union"].cpu(),
+                   "background_seedling": composed["background_seedling"].cpu(), "seedlings": seedlings}
+        return TAUEResult(flattened, on_key[0], composed["background"], composed["composite"], union_image, metadata,
+                          latents, result_objects, kept)

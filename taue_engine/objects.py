@@ -1,0 +1,231 @@
+"""The objects of a scene, and what is kept of them so that they can be put into new scenes without regenerating.
+
+A job grows each object in its own phase-1 run; what the composite and background phases need of it is its
+seedling (the latent at t_crop), its mask in the latent, its prompt and its RGBA layer. A `Transplant` holds those
+for all objects of a job, is saved next to the result, and is what background replacement and re-layout start
+from. An object can also come from an RGBA image the user brings: its seedling is then encoded by the pipeline
+(VAE, plus the scheduler's noise at t_crop) when a scene is composed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .config import LayoutBox
+
+MAX_OBJECTS = 8
+TRANSPLANT_FILES = ("transplant.json", "transplant.safetensors")
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """One object of a request: what it is, and where it goes (None: the default arrangement)."""
+
+    prompt: str
+    layout: LayoutBox | None = None
+
+
+def default_layout(index: int, count: int) -> LayoutBox | None:
+    """Where object `index` of `count` goes when its box is left out: one object centred as TKG-DM places it (no
+    box); several side by side in equal columns, each filling 85% of its column and 60% of the height."""
+    if count == 1:
+        return None
+    width = 1.0 / count
+    return LayoutBox(cx=(index + 0.5) * width, cy=0.5, w=0.85 * width, h=0.6)
+
+
+def as_layout(layout) -> LayoutBox | None:
+    """A LayoutBox from None, a LayoutBox, a dict {cx, cy, w, h} or a 4-sequence; ValueError otherwise."""
+    if layout is None or isinstance(layout, LayoutBox):
+        return layout
+    if isinstance(layout, dict):
+        missing = [k for k in ("cx", "cy", "w", "h") if k not in layout]
+        if missing:
+            raise ValueError(f"layout needs cx, cy, w and h in 0..1 (missing {', '.join(missing)})")
+        return LayoutBox(**{k: layout[k] for k in ("cx", "cy", "w", "h")})
+    if isinstance(layout, (tuple, list)) and len(layout) == 4:
+        return LayoutBox(*layout)
+    raise ValueError(f"layout must be (cx, cy, w, h) in 0..1 (got {layout!r})")
+
+
+def scene_objects(objects, foreground_prompt: str | None = None, layout=None) -> list[SceneObject]:
+    """The request's objects: `objects` (SceneObjects, dicts {prompt, layout} or prompts), or the one object of a
+    single-object request; boxes left out take the default arrangement. ValueError says what to change."""
+    if objects is None:
+        if not isinstance(foreground_prompt, str) or not foreground_prompt.strip():
+            raise ValueError(f"foreground_prompt must be a non-empty string (got {foreground_prompt!r})")
+        return [SceneObject(foreground_prompt, as_layout(layout))]
+    if foreground_prompt is not None or layout is not None:
+        raise ValueError("give either objects or foreground_prompt (and layout), not both")
+    if not isinstance(objects, (list, tuple)) or not 1 <= len(objects) <= MAX_OBJECTS:
+        raise ValueError(f"objects must be a list of 1..{MAX_OBJECTS} objects (got {objects!r})")
+    parsed = []
+    for n, item in enumerate(objects, 1):
+        if isinstance(item, SceneObject):
+            prompt, box = item.prompt, item.layout
+        elif isinstance(item, str):
+            prompt, box = item, None
+        elif isinstance(item, dict):
+            unknown = sorted(set(item) - {"prompt", "layout"})
+            if unknown:
+                raise ValueError(f"object {n}: unknown field(s) {', '.join(unknown)}; an object has prompt and layout")
+            prompt, box = item.get("prompt"), item.get("layout")
+        else:
+            raise ValueError(f"object {n} must be {{'prompt': ..., 'layout': ...}} (got {item!r})")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError(f"object {n}: prompt must be a non-empty string (got {prompt!r})")
+        try:
+            box = as_layout(box)
+        except ValueError as error:
+            raise ValueError(f"object {n}: {error}") from None
+        parsed.append(SceneObject(prompt, box))
+    return [obj if obj.layout is not None else replace(obj, layout=default_layout(i, len(parsed)))
+            for i, obj in enumerate(parsed)]
+
+
+def alpha_mask(layer: Image.Image, latent_size: tuple[int, int]) -> torch.Tensor:
+    """An RGBA layer's alpha as a 0/1 latent mask: area-averaged to the latent grid, object where over half."""
+    alpha = torch.from_numpy(np.asarray(layer.convert("RGBA"), dtype=np.float32)[..., 3] / 255.0)
+    pooled = torch.nn.functional.adaptive_avg_pool2d(alpha[None, None], latent_size)[0, 0]
+    return (pooled > 0.5).float()
+
+
+def over_key(layer: Image.Image, key_rgb: tuple[float, float, float]) -> Image.Image:
+    """The RGBA layer over a solid key-coloured backdrop: what phase 1 would have painted for it."""
+    backdrop = Image.new("RGBA", layer.size, tuple(round(255 * v) for v in key_rgb) + (255,))
+    return Image.alpha_composite(backdrop, layer.convert("RGBA")).convert("RGB")
+
+
+def move_layer(layer: Image.Image, box: LayoutBox) -> Image.Image:
+    """Re-layout: the layer's object (its alpha's bounding box) scaled, aspect kept, to fit `box` and centred in
+    it, on a transparent layer of the same size."""
+    layer = layer.convert("RGBA")
+    bounds = layer.getchannel("A").point(lambda a: 255 if a > 8 else 0).getbbox()
+    if bounds is None:
+        raise ValueError("the object layer is fully transparent: nothing to move")
+    obj = layer.crop(bounds)
+    width, height = layer.size
+    scale = min(box.w * width / obj.width, box.h * height / obj.height)
+    size = (max(1, round(obj.width * scale)), max(1, round(obj.height * scale)))
+    obj = obj.resize(size, Image.LANCZOS)
+    out = Image.new("RGBA", layer.size, (0, 0, 0, 0))
+    out.alpha_composite(obj, (round(box.cx * width - size[0] / 2), round(box.cy * height - size[1] / 2)))
+    return out
+
+
+@dataclass
+class Transplant:
+    """What composing a scene needs of its objects. `seedlings[k]` is None for an object that has only its
+    layer (brought by the user, or moved): the pipeline encodes one from the layer."""
+
+    prompts: list[str]
+    layouts: list[LayoutBox | None]
+    layers: list[Image.Image]  # RGBA, one per object, the image size
+    seedlings: list[torch.Tensor | None]  # [1, C, h, w] at t_crop, float32 on the CPU
+    masks: list[torch.Tensor]  # [h, w] 0/1 in the latent
+    width: int
+    height: int
+    num_inference_steps: int
+    crop_step: int
+    model: str = "unknown"
+    key_color: str = "green"
+    sources: list[str] = field(default_factory=list)  # per object: 'generated', 'layer', 'moved'
+
+    def __post_init__(self) -> None:
+        count = len(self.prompts)
+        if not 1 <= count <= MAX_OBJECTS:
+            raise ValueError(f"a scene holds 1..{MAX_OBJECTS} objects (got {count})")
+        for name in ("layouts", "layers", "seedlings", "masks"):
+            if len(getattr(self, name)) != count:
+                raise ValueError(f"{name} must hold one entry per object ({count})")
+        if not self.sources:
+            self.sources = ["generated" if s is not None else "layer" for s in self.seedlings]
+        for n, layer in enumerate(self.layers, 1):
+            if layer.size != (self.width, self.height):
+                raise ValueError(f"object {n}'s layer is {layer.width}x{layer.height}; the scene is "
+                                 f"{self.width}x{self.height}: scale the layer to the scene's size")
+
+    @classmethod
+    def from_layers(cls, layers: list[Image.Image], prompts: list[str], *, latent_size: tuple[int, int],
+                    num_inference_steps: int, crop_step: int, model: str = "unknown",
+                    key_color: str = "green") -> "Transplant":
+        """Objects the user brings as RGBA layers (all one size): masks from their alpha, seedlings encoded later."""
+        if not layers:
+            raise ValueError("bring at least one RGBA object layer")
+        layers = [layer.convert("RGBA") for layer in layers]
+        width, height = layers[0].size
+        masks = [alpha_mask(layer, latent_size) for layer in layers]
+        for n, mask in enumerate(masks, 1):
+            if not mask.any():
+                raise ValueError(f"object layer {n} is (nearly) fully transparent: its alpha must cover the object")
+        return cls(list(prompts), [None] * len(layers), layers, [None] * len(layers), masks, width, height,
+                   num_inference_steps, crop_step, model, key_color, ["layer"] * len(layers))
+
+    def moved(self, index: int, box: LayoutBox, latent_size: tuple[int, int]) -> "Transplant":
+        """The same objects with object `index` (0-based) moved and scaled into `box`: its layer is resampled in
+        pixels and its seedling is encoded again from it when the scene is composed."""
+        if not 0 <= index < len(self.prompts):
+            raise ValueError(f"there is no object {index + 1} (the scene has {len(self.prompts)})")
+        layer = move_layer(self.layers[index], box)
+        mask = alpha_mask(layer, latent_size)
+        if not mask.any():
+            raise ValueError(f"the box {box.as_dict()} makes object {index + 1} smaller than one latent cell: "
+                             "choose a larger box")
+
+        def swap(values, value):
+            return [value if k == index else v for k, v in enumerate(values)]
+
+        return replace(self, layouts=swap(self.layouts, box), layers=swap(self.layers, layer),
+                       seedlings=swap(self.seedlings, None), masks=swap(self.masks, mask),
+                       sources=swap(self.sources, "moved"))
+
+    # ------------------------------------------------------------------ files
+    def save(self, directory: str | Path) -> list[Path]:
+        """transplant.json, transplant.safetensors and object-<n>.png (the layers) in `directory`."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {f"mask_{k}": m.float().contiguous() for k, m in enumerate(self.masks)}
+        tensors.update({f"seedling_{k}": s.float().contiguous() for k, s in enumerate(self.seedlings) if s is not None})
+        save_file(tensors, str(directory / "transplant.safetensors"))
+        written = [directory / "transplant.safetensors"]
+        for n, layer in enumerate(self.layers, 1):
+            path = directory / f"object-{n}.png"
+            layer.save(path, format="PNG")
+            written.append(path)
+        record = {"prompts": self.prompts, "layouts": [b.as_dict() if b else None for b in self.layouts],
+                  "width": self.width, "height": self.height, "num_inference_steps": self.num_inference_steps,
+                  "crop_step": self.crop_step, "model": self.model, "key_color": self.key_color,
+                  "sources": self.sources}
+        (directory / "transplant.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+        written.append(directory / "transplant.json")
+        return written
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Transplant":
+        """Read what `save` wrote (a job's result folder)."""
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        missing = [name for name in TRANSPLANT_FILES if not (directory / name).exists()]
+        if missing:
+            raise ValueError(f"{directory} holds no kept objects (missing {', '.join(missing)}): only results made "
+                             "by this version can take new backgrounds")
+        record = json.loads((directory / "transplant.json").read_text(encoding="utf-8"))
+        tensors = load_file(str(directory / "transplant.safetensors"))
+        count = len(record["prompts"])
+        layers = []
+        for n in range(1, count + 1):
+            with Image.open(directory / f"object-{n}.png") as image:
+                layers.append(image.convert("RGBA"))
+        return cls(record["prompts"], [as_layout(b) for b in record["layouts"]], layers,
+                   [tensors.get(f"seedling_{k}") for k in range(count)], [tensors[f"mask_{k}"] for k in range(count)],
+                   record["width"], record["height"], record["num_inference_steps"], record["crop_step"],
+                   record.get("model", "unknown"), record.get("key_color", "green"), record.get("sources", []))
