@@ -8,6 +8,7 @@ from PIL import Image
 from taue_engine import TAUEConfig
 from taue_engine.keying import foreground_rgba
 from taue_engine.keying import green_excess as _green_excess
+from taue_engine.keying import key_excess
 
 
 def green_excess(pixels):
@@ -80,3 +81,31 @@ def test_key_colour_is_estimated_from_the_backdrop():
     assert info["key_color"] == [40, 180, 70]
     a = np.asarray(rgba)[..., 3]
     assert a[26:38, 26:38].min() == 255 and a[:8].max() == 0
+
+
+@pytest.mark.parametrize("key_name,key_rgb", [("blue", (0, 0, 255)), ("magenta", (255, 0, 255))])
+@pytest.mark.parametrize("colour", [(40, 170, 40), (0, 255, 0), (255, 0, 0), (255, 255, 0), (255, 255, 255)])
+def test_a_blue_or_magenta_key_keeps_green_objects(key_name, key_rgb, colour):
+    """A green object on a blue or magenta backdrop: opaque object, transparent key, no key cast on the edge."""
+    if colour == key_rgb or (key_name == "blue" and colour == (0, 0, 255)):
+        pytest.skip("the object is the key colour")
+    rgb = np.zeros((64, 64, 3), np.float32)
+    rgb[:, :32] = colour
+    rgb[:, 32:] = key_rgb
+    rgb[:, 32] = 0.5 * np.array(colour) + 0.5 * np.array(key_rgb)
+    config = TAUEConfig(key_color=key_name)
+    rgba, info = foreground_rgba(Image.fromarray(rgb.astype(np.uint8)), torch.ones(8, 8), config.replace(feather_px=0))
+    a = np.asarray(rgba)[..., 3]
+    assert (a[:, :31] == 255).all() and (a[:, 33:] == 0).all()
+    assert info["key_color"] == list(key_rgb)
+    soft, _ = foreground_rgba(Image.fromarray(rgb.astype(np.uint8)), torch.ones(8, 8), config)
+    pixels = np.asarray(soft).astype(np.float32) / 255
+    edge = (pixels[..., 3] > 0) & (pixels[..., 3] < 1)
+    excess = key_excess(torch.from_numpy(np.ascontiguousarray(pixels[edge][:, :3])), key_name).numpy()
+    assert (excess <= 1 / 255).all()
+
+
+def test_key_excess_is_green_excess_for_green():
+    pixels = torch.rand(100, 3)
+    assert torch.equal(key_excess(pixels, "green"), pixels[:, 1] - torch.maximum(pixels[:, 0], pixels[:, 2]))
+    assert torch.equal(key_excess(pixels, "magenta"), torch.minimum(pixels[:, 0], pixels[:, 2]) - pixels[:, 1])
