@@ -1,4 +1,5 @@
-"""`taue` command line: `taue generate ...` writes the layers of one scene as PNGs and taue.json.
+"""`taue` command line: `taue generate ...` writes the layers of one scene as PNGs, PSD, ORA and taue.json;
+`taue background ...` puts the objects of a result (or RGBA layers) into new scenes without regenerating them.
 
 Every argument is checked before the model loads (seconds, not minutes), and a bad one ends the run with one line
 that names the flag and what it allows, exit status 2. No traceback reaches the user.
@@ -12,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, LayoutBox, TAUEConfig, field_names
+from .config import KEY_COLORS, MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, LayoutBox, TAUEConfig, field_names
 
 DEFAULT_MODEL = "toy"
 EXIT_USAGE, EXIT_FAILURE, EXIT_CANCELLED = 2, 1, 130
@@ -34,7 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="taue", description="TAUE Layers: foreground, background and composite from one seed.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     gen = commands.add_parser("generate", help="generate the layers of one scene")
-    gen.add_argument("--foreground", required=True, metavar="TEXT", help="the object alone, e.g. 'a red vintage bicycle'")
+    gen.add_argument("--foreground", metavar="TEXT", help="the object alone, e.g. 'a red vintage bicycle'")
+    gen.add_argument("--object", action="append", default=[], metavar="TEXT[@CX,CY,W,H]",
+                     help="one object of several (repeat; instead of --foreground), with its box or, without, placed "
+                          "side by side; later objects are in front")
     gen.add_argument("--background", required=True, metavar="TEXT", help="the scene, e.g. 'a cobblestone street at dusk'")
     gen.add_argument("--composite", metavar="TEXT", help="composite prompt (default: FOREGROUND, BACKGROUND)")
     gen.add_argument("--negative", metavar="TEXT", help="negative prompt for all phases")
@@ -47,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--width", default=None, metavar="W", help="multiple of 8 (default: the model's size)")
     gen.add_argument("--height", default=None, metavar="H", help="multiple of 8 (default: the model's size)")
     gen.add_argument("--layout", default=None, metavar="CX,CY,W,H", help="object box, fractions 0..1")
+    gen.add_argument("--key-color", default=None, choices=KEY_COLORS,
+                     help="backdrop of the object runs (default green; blue or magenta for a green object)")
     gen.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                      help="any TAUEConfig field, e.g. --set tau_bg=0.4 (JSON values: --set shear_blocks='[\"up\"]')")
     gen.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
@@ -59,6 +65,27 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--ora", action=argparse.BooleanOptionalAction, default=True,
                      help="also write result.ora (OpenRaster, opens in Krita and GIMP) (default: on)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    new = commands.add_parser("background", help="new backgrounds for the objects of a result, or for RGBA layers")
+    source = new.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from", dest="source", metavar="DIR", help="a result folder (taue generate's --out)")
+    source.add_argument("--layer", action="append", metavar="PNG", help="an RGBA object layer (repeat for several)")
+    new.add_argument("--object", action="append", default=[], metavar="TEXT",
+                     help="what each --layer shows, in order (default: 'an object')")
+    new.add_argument("--background", action="append", required=True, metavar="TEXT",
+                     help="a new background prompt (repeat for several)")
+    new.add_argument("--seed", action="append", default=None, metavar="N",
+                     help="seed (repeat for several; default 0): one scene per prompt and seed")
+    new.add_argument("--move", action="append", default=[], metavar="N@CX,CY,W,H",
+                     help="re-layout: object N (from 1) moved and scaled into the box")
+    new.add_argument("--model", default=None, metavar="M", help="default: the model that made --from, else toy")
+    new.add_argument("--steps", default=None, metavar="N", help="with --layer: steps per phase (default 50)")
+    new.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any TAUEConfig field")
+    new.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    new.add_argument("--dtype", default=None, help="float16, bfloat16 or float32")
+    new.add_argument("--out", default="taue-backgrounds", metavar="DIR",
+                     help="output folder: one sub-folder per scene (default: taue-backgrounds)")
+    new.add_argument("--quiet", action="store_true", help="no progress bar")
 
     bed = commands.add_parser("testbed", help="score TAUE on the toy prompt set (where the truth is known)")
     bed.add_argument("--model", default=DEFAULT_MODEL, metavar="M", help=f"default: {DEFAULT_MODEL}")
@@ -111,9 +138,24 @@ def check_arguments(args) -> dict:
     """Everything that can be checked without loading the model; returns the pipeline's keyword arguments."""
     from .models.loading import ModelLoadError, check_model_exists
 
-    for flag, value in (("--foreground", args.foreground), ("--background", args.background)):
-        if not value.strip():
-            raise UsageError(f"{flag} must not be empty")
+    from .objects import scene_objects
+
+    if args.key_color:
+        args.set = [*args.set, f"key_color={args.key_color}"]
+    if not args.background.strip():
+        raise UsageError("--background must not be empty")
+    if args.object and args.foreground is not None:
+        raise UsageError("give --foreground for one object or --object for each of several, not both")
+    if not args.object and (args.foreground is None or not args.foreground.strip()):
+        raise UsageError("--foreground must not be empty (or give --object for each of several objects)")
+    objects = None
+    if args.object:
+        if args.layout is not None:
+            raise UsageError("--layout is for --foreground; give each --object its box as TEXT@CX,CY,W,H")
+        try:
+            objects = scene_objects([_object(text) for text in args.object])
+        except ValueError as error:
+            raise UsageError(f"--object: {error}") from None
     config = _config(args)
     seed = _int("--seed", args.seed, 0, 2**63 - 1)
     width = _int("--width", args.width, MIN_SIZE, MAX_SIZE, multiple=SIZE_MULTIPLE)
@@ -131,7 +173,8 @@ def check_arguments(args) -> dict:
     if args.single_file_config is not None and not Path(args.single_file_config).is_dir():
         raise UsageError(f"--single-file-config must be a diffusers folder (got {args.single_file_config!r})")
     return {
-        "foreground_prompt": args.foreground,
+        "foreground_prompt": None if objects else args.foreground,
+        "objects": objects,
         "background_prompt": args.background,
         "composite_prompt": args.composite,
         "negative_prompt": args.negative,
@@ -141,6 +184,17 @@ def check_arguments(args) -> dict:
         "height": height,
         "config": config,
     }
+
+
+def _object(text: str) -> dict:
+    """'PROMPT' or 'PROMPT@CX,CY,W,H' as an object of the request."""
+    prompt, at, box = text.rpartition("@") if "@" in text else (text, "", "")
+    if not at:
+        return {"prompt": text}
+    try:
+        return {"prompt": prompt, "layout": LayoutBox.parse(box)}
+    except ValueError as error:
+        raise UsageError(f"--object {text!r}: {error}") from None
 
 
 def _quiet_libraries() -> None:
@@ -192,6 +246,99 @@ def generate(args) -> int:
     return 0
 
 
+def new_backgrounds(args) -> int:
+    """New scenes (one per background prompt and seed) around the objects of a result folder or RGBA layers."""
+    from PIL import Image
+
+    from .models.loading import ModelLoadError, check_model_exists
+    from .objects import Transplant
+
+    prompts = [p for p in args.background]
+    if any(not p.strip() for p in prompts):
+        raise UsageError("--background must not be empty")
+    seeds = [_int("--seed", s, 0, 2**63 - 1) for s in (args.seed or ["0"])]
+    moves = []
+    for item in args.move:
+        number, at, box = item.partition("@")
+        if not at or not number.strip().isdigit():
+            raise UsageError(f"--move takes N@CX,CY,W,H, e.g. 1@0.3,0.5,0.4,0.6 (got {item!r})")
+        try:
+            moves.append((int(number) - 1, LayoutBox.parse(box)))
+        except ValueError as error:
+            raise UsageError(f"--move: {error}") from None
+    kept = None
+    if args.source:
+        try:
+            kept = Transplant.load(args.source)
+        except (ValueError, OSError) as error:
+            raise UsageError(f"--from: {error}") from None
+        if args.layer or args.object:
+            raise UsageError("--object names --layer files; a --from result has its own")
+    else:
+        if args.object and len(args.object) != len(args.layer):
+            raise UsageError(f"give one --object per --layer ({len(args.layer)} layers, {len(args.object)} objects)")
+        for path in args.layer:
+            if not Path(path).is_file():
+                raise UsageError(f"--layer: no file {path!r}")
+    model = args.model or (kept.model if kept is not None else DEFAULT_MODEL)
+    try:
+        check_model_exists(model)
+    except ModelLoadError as error:
+        raise UsageError(f"--model: {error}") from None
+    config = _config(args)
+    if kept is not None and args.steps is not None:
+        raise UsageError("--steps: a --from result keeps the steps it was made with")
+
+    _quiet_libraries()
+    from .pipeline import TAUECancelled, TAUEPipeline
+
+    pipe = TAUEPipeline.from_pretrained(model, device=args.device, dtype=args.dtype)
+    config = _config(args, pipe.default_config)
+    if kept is None:
+        layers = []
+        for path in args.layer:
+            with Image.open(path) as image:
+                layers.append(image.convert("RGBA"))
+        if len({layer.size for layer in layers}) != 1:
+            raise UsageError("--layer: all layers must have one size")
+        width, height = layers[0].size
+        factor = pipe.vae_scale_factor
+        if width % factor or height % factor:
+            raise UsageError(f"--layer: the layers' size must be a multiple of {factor} (got {width}x{height})")
+        try:
+            kept = Transplant.from_layers(layers, args.object or ["an object"] * len(layers),
+                                          latent_size=(height // factor, width // factor),
+                                          num_inference_steps=config.num_inference_steps,
+                                          crop_step=config.crop_step, model=model, key_color=config.key_color)
+        except ValueError as error:
+            raise UsageError(f"--layer: {error}") from None
+    else:
+        config = config.replace(num_inference_steps=kept.num_inference_steps,
+                                crop_ratio=(kept.crop_step + 0.5) / kept.num_inference_steps)
+    for index, box in moves:
+        try:
+            kept = kept.moved(index, box, latent_size=tuple(kept.masks[0].shape))
+        except ValueError as error:
+            raise UsageError(f"--move: {error}") from None
+    out = Path(args.out)
+    scenes = [(p, s) for p in prompts for s in seeds]
+    for number, (prompt, seed) in enumerate(scenes, 1):
+        pipe.set_progress_bar_config(disable=args.quiet, desc=f"scene {number}/{len(scenes)}", unit="step",
+                                     leave=True)
+        try:
+            result = pipe.new_background(kept, prompt, seed=seed, config=config)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        except TAUECancelled as error:
+            print(f"taue: {error}", file=sys.stderr)
+            return EXIT_CANCELLED
+        folder = out / (str(number) if len(scenes) > 1 else ".")
+        result.save(folder)
+        if not args.quiet:
+            print(f"{prompt!r} seed {seed}: {folder}")
+    return 0
+
+
 def testbed(args) -> int:
     from .models.loading import ModelLoadError, check_model_exists
 
@@ -226,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "generate":
             return generate(args)
+        if args.command == "background":
+            return new_backgrounds(args)
         if args.command == "testbed":
             return testbed(args)
     except UsageError as error:

@@ -277,6 +277,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             callback_on_step_end_tensor_inputs=["latents"],
         ).images[0]
 
+    @torch.no_grad()
     def _encode_image(self, image: Image.Image) -> torch.Tensor:
         """The VAE's mean latent of an RGB image, in the UNet's units (scaled as SDXL scales latents); [1, C, h, w]
         float32 on the CPU."""

@@ -52,3 +52,49 @@ def test_cli_writes_openable_files_identical_for_a_seed(tmp_path):
         with Image.open(first) as image:
             assert image.size == (64, 64)
     assert (outs[0] / "taue.json").is_file()
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["generate", "--foreground", "a", "--object", "b", "--background", "c"], "give --foreground"),
+    (["generate", "--object", "a@0.5,0.5,2,1", "--background", "c"], "--object"),
+    (["generate", "--object", "a", "--object", "", "--background", "c"], "--object"),
+    (["generate", "--object", "a", "--layout", "0.5,0.5,0.5,0.5", "--background", "c"], "--layout"),
+    (["generate", "--foreground", "a", "--background", "c", "--key-color", "cyan"], "argument --key-color"),
+    (["background", "--from", "/nowhere", "--background", "c"], "--from"),
+    (["background", "--layer", "/nowhere.png", "--background", "c"], "--layer"),
+    (["background", "--from", "/nowhere", "--background", "c", "--move", "x"], "--move"),
+])
+def test_object_and_background_flags_are_checked_before_loading(argv, flag, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and flag in err[0], err
+
+
+def test_cli_objects_then_new_backgrounds_moved_and_from_a_layer(tmp_path):
+    """Two objects, then two new backgrounds for them with object 1 moved, then a background for a brought layer."""
+    import numpy as np
+    from PIL import Image
+
+    def run(*argv):
+        done = subprocess.run([sys.executable, "-m", "taue_engine.cli", *argv, "--model", "tiny-random", "--quiet"],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    first = tmp_path / "scene"
+    run("generate", "--object", "a red star@0.3,0.5,0.4,0.5", "--object", "a yellow circle", "--background",
+        "a white background", "--steps", "4", "--width", "64", "--height", "64", "--out", str(first))
+    for name in ("object-1", "object-2", "mask-1", "mask-2"):
+        assert (first / f"{name}.png").is_file()
+    again = tmp_path / "again"
+    run("background", "--from", str(first), "--background", "a blue background", "--background", "a red background",
+        "--move", "1@0.5,0.3,0.3,0.3", "--out", str(again))
+    for n in ("1", "2"):
+        assert (again / n / "result.psd").is_file()
+        assert (np.asarray(Image.open(again / n / "object-2.png")) == np.asarray(Image.open(first / "object-2.png"))).all()
+    layer = tmp_path / "layer.png"
+    Image.open(first / "object-1.png").save(layer)
+    brought = tmp_path / "brought"
+    run("background", "--layer", str(layer), "--object", "a red star", "--background", "a white background",
+        "--steps", "4", "--out", str(brought))
+    assert (np.asarray(Image.open(brought / "object-1.png")) == np.asarray(Image.open(layer))).all()
