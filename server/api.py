@@ -8,9 +8,9 @@ from taue_engine.config import SIZE_MULTIPLE
 
 from . import __version__
 from .errors import APIError
-from .jobs import DOCUMENTS, LAYERS, SUCCEEDED, Job, JobManager
+from .jobs import DOCUMENTS, SUCCEEDED, Job, JobManager, job_layers, object_count
 from .openapi import openapi_document
-from .validation import parse_json_body, parse_job_request
+from .validation import parse_backgrounds_request, parse_json_body, parse_job_request
 
 api = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 
@@ -22,7 +22,9 @@ def manager() -> JobManager:
 def job_urls(job: Job) -> dict:
     urls = {"self": url_for("api_v1.get_job", job_id=job.id), "cancel": url_for("api_v1.cancel_job", job_id=job.id)}
     if job.state == SUCCEEDED:
-        urls["layers"] = {name: url_for("api_v1.get_layer", job_id=job.id, name=name) for name in LAYERS}
+        urls["layers"] = {name: url_for("api_v1.get_layer", job_id=job.id, name=name)
+                          for name in job_layers(job.request)}
+        urls["backgrounds"] = url_for("api_v1.new_backgrounds", job_id=job.id)
         urls["psd"] = url_for("api_v1.get_document", job_id=job.id, filename="result.psd")
         urls["ora"] = url_for("api_v1.get_document", job_id=job.id, filename="result.ora")
         urls["metadata"] = url_for("api_v1.get_document", job_id=job.id, filename="result.json")
@@ -60,7 +62,8 @@ def health():
     engine = current_app.extensions["taue"]["engine"]
     config = current_app.extensions["taue"]["config"]
     limits = {"min_size": config.min_size, "max_size": config.max_size, "size_multiple": SIZE_MULTIPLE,
-              "max_steps": config.max_steps, "max_prompt_chars": config.max_prompt_chars}
+              "max_steps": config.max_steps, "max_prompt_chars": config.max_prompt_chars,
+              "max_objects": config.max_objects, "max_batch": config.max_batch}
     return jsonify({"version": __version__, **engine.info(), "queue_length": manager().queue_length(),
                     "running": manager().running, "limits": limits})
 
@@ -77,8 +80,7 @@ def _base_config():
     return getattr(pipe, "default_config", None) or TAUEConfig()
 
 
-@api.post("/jobs")
-def submit_job():
+def _json_body_for_a_ready_engine() -> dict:
     engine = current_app.extensions["taue"]["engine"]
     if request.mimetype != "application/json":
         raise APIError(415, "send the job as JSON with 'Content-Type: application/json'",
@@ -89,11 +91,29 @@ def submit_job():
     if not engine.ready:
         raise APIError(503, "the model is still loading: try again in a few seconds (GET /api/v1/health says "
                        "when it is ready)", code="loading")
+    return body
+
+
+@api.post("/jobs")
+def submit_job():
+    body = _json_body_for_a_ready_engine()
     parsed = parse_job_request(body, current_app.extensions["taue"]["config"], _base_config())
     job = manager().submit(parsed["request"], parsed["config"])
     response = jsonify(job_view(job))
     response.status_code = 202
     response.headers["Location"] = url_for("api_v1.get_job", job_id=job.id)
+    return response
+
+
+@api.post("/jobs/<job_id>/backgrounds")
+def new_backgrounds(job_id: str):
+    """New scenes for the objects of a succeeded job: one job per background prompt (or seed), answered like any."""
+    parent = manager().get(job_id)
+    body = _json_body_for_a_ready_engine()
+    requests = parse_backgrounds_request(body, current_app.extensions["taue"]["config"], object_count(parent.request))
+    jobs = manager().submit_backgrounds(parent, requests)
+    response = jsonify({"jobs": [job_view(job) for job in jobs]})
+    response.status_code = 202
     return response
 
 
@@ -142,9 +162,10 @@ def _finished_file(job_id: str, filename: str):
 
 @api.get("/jobs/<job_id>/layers/<name>.png")
 def get_layer(job_id: str, name: str):
-    if name not in LAYERS:
-        raise APIError(404, f"no layer {name[:40]!r}: layers are {', '.join(LAYERS)}", field="name")
-    return send_file(_finished_file(job_id, LAYERS[name]), mimetype="image/png", max_age=0)
+    layers = job_layers(manager().get(job_id).request)
+    if name not in layers:
+        raise APIError(404, f"no layer {name[:40]!r}: this job's layers are {', '.join(layers)}", field="name")
+    return send_file(_finished_file(job_id, layers[name]), mimetype="image/png", max_age=0)
 
 
 @api.get("/jobs/<job_id>/<any('result.psd', 'result.ora', 'result.json'):filename>")

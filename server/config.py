@@ -29,6 +29,10 @@ class ServerConfig:
     max_size: int = 2048
     """Largest width/height a request may ask for (the engine allows up to 4096; SDXL is trained at 1024)."""
     max_steps: int = 200
+    max_objects: int = 8
+    """Objects one job may hold (each adds one foreground run)."""
+    max_batch: int = 16
+    """New backgrounds one POST .../backgrounds may ask for (one job each)."""
     max_queue: int = 1000
     """Queued jobs beyond this are refused (409), so a runaway client cannot fill the disk."""
     page_size: int = 20

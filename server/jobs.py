@@ -36,6 +36,27 @@ RESULT_DIR = "result"
 LAYERS = {"foreground": "foreground.png", "foreground_on_green": "foreground_on_green.png",
           "background": "background.png", "composite": "composite.png", "mask": "mask.png"}
 DOCUMENTS = {"psd": "result.psd", "ora": "result.ora", "metadata": "taue.json"}
+KEPT_DIR = "kept"  # a new-background job's copy of its parent's kept objects
+BACKGROUND = "background"  # the kind of a job made by POST /jobs/<id>/backgrounds
+
+
+def object_count(request: dict) -> int:
+    return len(request.get("objects") or []) or 1
+
+
+def job_layers(request: dict) -> dict[str, str]:
+    """The layer files of a job's result: the version-1 five, then object-<n> and mask-<n> for each object."""
+    layers = dict(LAYERS)
+    for n in range(1, object_count(request) + 1):
+        layers[f"object-{n}"] = f"object-{n}.png"
+        layers[f"mask-{n}"] = f"mask-{n}.png"
+    return layers
+
+
+def denoising_runs(request: dict) -> int:
+    """Runs of `steps` steps a job makes: one foreground run per object, the composite and the background; a new
+    background makes the last two only."""
+    return 2 if request.get("kind") == BACKGROUND else object_count(request) + 2
 
 
 def now() -> str:
@@ -145,6 +166,49 @@ class JobManager:
             self.lock.notify_all()
             return job
 
+    def submit_backgrounds(self, parent: Job, requests: list[dict]) -> list[Job]:
+        """One queued job per new background of a succeeded job; each gets its own copy of the parent's kept objects
+        (so deleting the parent later loses nothing)."""
+        from taue_engine.objects import TRANSPLANT_FILES
+
+        if parent.state != SUCCEEDED:
+            raise APIError(409, f"job {parent.id} is {parent.state}: new backgrounds need a succeeded job",
+                           code="no_result")
+        result = self.folder(parent.id) / RESULT_DIR
+        count = object_count(parent.request)
+        kept = [result / name for name in TRANSPLANT_FILES] + [result / f"object-{n}.png" for n in range(1, count + 1)]
+        if not all(path.is_file() for path in kept):
+            raise APIError(409, f"job {parent.id} kept no objects (made by an older version?): generate it again",
+                           code="no_objects")
+        record = json.loads((result / "transplant.json").read_text(encoding="utf-8"))
+        with self.lock:
+            if len(self.queue) + len(requests) > self.config.max_queue:
+                raise APIError(409, f"the queue is full ({self.config.max_queue} jobs): wait for some to finish",
+                               code="queue_full")
+            jobs = []
+            for extra in requests:
+                layouts = extra.pop("layouts") or [None] * count
+                objects = [{"prompt": p, "layout": new or old}
+                           for p, old, new in zip(record["prompts"], record["layouts"], layouts)]
+                request = {"kind": BACKGROUND, "parent": parent.id, "foreground_prompt": None, "objects": objects,
+                           "moved": [n for n, box in enumerate(layouts, 1) if box is not None], "layout": None,
+                           "width": record["width"], "height": record["height"],
+                           "steps": record["num_inference_steps"], **extra}
+                job = Job(id=uuid.uuid4().hex, created_at=now(), request=request, settings=dict(parent.settings))
+                folder = self.folder(job.id)
+                folder.mkdir()
+                (folder / KEPT_DIR).mkdir()
+                for path in kept:
+                    shutil.copyfile(path, folder / KEPT_DIR / path.name)
+                write_json(folder / "job.json", {"id": job.id, "created_at": job.created_at, "request": job.request,
+                                                 "settings": job.settings})
+                self._save_state(job)
+                self.jobs[job.id] = job
+                self.queue.append(job.id)
+                jobs.append(job)
+            self.lock.notify_all()
+        return jobs
+
     def get(self, job_id: str) -> Job:
         check_job_id(job_id)
         with self.lock:
@@ -233,8 +297,9 @@ class JobManager:
                 return None
             job = self.jobs[self.queue.popleft()]
             job.state, job.started_at = RUNNING, now()
-            job.progress = {"phase": None, "step": 0, "phase_steps": job.request["steps"], "overall_step": 0,
-                            "overall_total": 3 * job.request["steps"], "fraction": 0.0}
+            job.progress = {"phase": None, "object": None, "step": 0, "phase_steps": job.request["steps"],
+                            "overall_step": 0, "overall_total": denoising_runs(job.request) * job.request["steps"],
+                            "fraction": 0.0}
             self.running = job.id
             self._save_state(job)
             return job
@@ -270,14 +335,17 @@ class JobManager:
         config = TAUEConfig.from_dict(job.settings)
 
         def progress(tick) -> bool:
-            job.progress = {"phase": tick.phase, "step": tick.step, "phase_steps": tick.phase_steps,
-                            "overall_step": tick.overall_step, "overall_total": tick.overall_total,
-                            "fraction": round(tick.fraction, 4)}
+            job.progress = {"phase": tick.phase, "object": tick.object, "step": tick.step,
+                            "phase_steps": tick.phase_steps, "overall_step": tick.overall_step,
+                            "overall_total": tick.overall_total, "fraction": round(tick.fraction, 4)}
             return not job.cancel_requested
 
         folder = self.folder(job.id)
         try:
-            result = self.engine.pipe(**engine_arguments(job.request, config), progress_callback=progress)
+            if job.request.get("kind") == BACKGROUND:
+                result = self._new_background(job, config, progress)
+            else:
+                result = self.engine.pipe(**engine_arguments(job.request, config), progress_callback=progress)
             partial = folder / f".{RESULT_DIR}.partial"
             shutil.rmtree(partial, ignore_errors=True)
             result.save(partial)
@@ -294,6 +362,22 @@ class JobManager:
             free_accelerator_memory()
         finally:
             job.finished_at = now()
+
+
+    def _new_background(self, job: Job, config: TAUEConfig, progress):
+        """A new scene for the kept objects copied from the parent job, moved where the request says."""
+        from taue_engine.config import LayoutBox
+        from taue_engine.objects import Transplant
+
+        pipe = self.engine.pipe
+        kept = Transplant.load(self.folder(job.id) / KEPT_DIR)
+        latent_size = tuple(kept.masks[0].shape)
+        for n in job.request.get("moved", []):
+            kept = kept.moved(n - 1, LayoutBox(**job.request["objects"][n - 1]["layout"]), latent_size)
+        return pipe.new_background(kept, job.request["background_prompt"],
+                                   composite_prompt=job.request.get("composite_prompt"),
+                                   negative_prompt=job.request.get("negative_prompt"), seed=job.request["seed"],
+                                   config=config, progress_callback=progress)
 
 
 def describe_failure(error: Exception) -> str:

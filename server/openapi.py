@@ -7,7 +7,7 @@ from taue_engine.config import TAUEConfig
 from . import __version__
 from .config import ServerConfig
 from .jobs import LAYERS
-from .validation import JOB_ID, job_request_schema
+from .validation import JOB_ID, backgrounds_request_schema, job_request_schema
 
 JOB_STATES = ["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -58,10 +58,24 @@ def openapi_document(limits: ServerConfig, base_config: TAUEConfig) -> dict:
             "parameters": [job_id],
             "responses": {"200": _json("cancelled (was queued)", "Job"), "202": _json("stopping (running)", "Job"),
                           "401": auth, "404": not_found, "409": _error("already finished")}}},
+        "/jobs/{job_id}/backgrounds": {"post": {
+            "summary": "New backgrounds for the objects of a succeeded job, without regenerating them: one new job "
+                       "per background prompt (or seed), each answered like any job; optional layouts move objects",
+            "parameters": [job_id],
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/BackgroundsRequest"}}}},
+            "responses": {"202": {"description": "queued", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"jobs": {"type": "array",
+                                                          "items": {"$ref": "#/components/schemas/Job"}}}}}}},
+                          "400": _error("invalid field (named in field)"), "401": auth, "404": not_found,
+                          "409": _error("the job has not succeeded, kept no objects, or the queue is full"),
+                          "503": _error("model loading or failed to load")}}},
         "/jobs/{job_id}/layers/{name}.png": {"get": {
-            "summary": "One layer as PNG (the foreground is RGBA)",
+            "summary": "One layer as PNG (foreground and object-<n> are RGBA; mask and mask-<n> are grey): "
+                       "object-<n> and mask-<n> exist for n = 1 .. the job's number of objects",
             "parameters": [job_id, {"name": "name", "in": "path", "required": True,
-                                    "schema": {"type": "string", "enum": list(LAYERS)}}],
+                                    "schema": {"type": "string", "pattern": "^(" + "|".join(LAYERS) +
+                                               "|object-[1-9][0-9]*|mask-[1-9][0-9]*)$"}}],
             "responses": {"200": {"description": "PNG", "content": {"image/png": {}}}, "401": auth,
                           "404": not_found, "409": _error("not finished yet")}}},
     }
@@ -84,10 +98,14 @@ def openapi_document(limits: ServerConfig, base_config: TAUEConfig) -> dict:
             "error": nullable_string, "queue_length": {"type": "integer"}, "running": nullable_string,
             "limits": {"type": "object", "description": "what a job request may ask for", "properties": {
                 name: {"type": "integer"} for name in
-                ("min_size", "max_size", "size_multiple", "max_steps", "max_prompt_chars")}}}},
+                ("min_size", "max_size", "size_multiple", "max_steps", "max_prompt_chars", "max_objects",
+                 "max_batch")}}}},
         "JobRequest": job_request_schema(limits, base_config),
+        "BackgroundsRequest": backgrounds_request_schema(limits),
         "Progress": {"type": "object", "nullable": True, "properties": {
             "phase": {"type": "string", "nullable": True, "enum": ["foreground", "composite", "background", None]},
+            "object": {"type": "integer", "nullable": True,
+                       "description": "with several objects: whose foreground phase runs (from 1)"},
             "step": {"type": "integer"}, "phase_steps": {"type": "integer"}, "overall_step": {"type": "integer"},
             "overall_total": {"type": "integer"}, "fraction": {"type": "number", "minimum": 0, "maximum": 1}}},
         "Job": {"type": "object", "required": ["id", "state", "urls"], "properties": {

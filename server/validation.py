@@ -86,7 +86,8 @@ def _require_prompt(name: str, value: Any, limit: int, required: bool) -> str | 
     if not isinstance(value, str):
         raise APIError(400, f"{name} must be a string (got {type(value).__name__})", field=name)
     if required and not value.strip():
-        raise APIError(400, f"{name} must not be empty: describe the {name.split('_')[0]}", field=name)
+        what = "object" if name.startswith("objects") else name.split("_")[0]
+        raise APIError(400, f"{name} must not be empty: describe the {what}", field=name)
     if len(value) > limit:
         raise APIError(400, f"{name} is {len(value)} characters long: keep it under {limit} (the text encoders "
                        "read about 75 words)", field=name)
@@ -95,25 +96,45 @@ def _require_prompt(name: str, value: Any, limit: int, required: bool) -> str | 
     return value
 
 
-def _layout(value: Any) -> dict | None:
+def _layout(value: Any, name: str = "layout") -> dict | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise APIError(400, "layout must be an object {cx, cy, w, h} of fractions 0..1", field="layout")
+        raise APIError(400, f"{name} must be an object {{cx, cy, w, h}} of fractions 0..1", field=name)
     unknown = sorted(set(value) - set(LAYOUT_KEYS))
     missing = [k for k in LAYOUT_KEYS if k not in value]
     if unknown or missing:
-        raise APIError(400, f"layout takes exactly cx, cy, w, h (fractions of the image, 0..1); "
+        raise APIError(400, f"{name} takes exactly cx, cy, w, h (fractions of the image, 0..1); "
                        f"{'unknown: ' + ', '.join(unknown) if unknown else 'missing: ' + ', '.join(missing)}",
-                       field="layout")
+                       field=name)
     for key in LAYOUT_KEYS:
         item = value[key]
         if isinstance(item, bool) or not isinstance(item, (int, float)):
-            raise APIError(400, f"layout.{key} must be a number in 0..1", field=f"layout.{key}")
+            raise APIError(400, f"{name}.{key} must be a number in 0..1", field=f"{name}.{key}")
     try:
         return LayoutBox(**{k: float(value[k]) for k in LAYOUT_KEYS}).as_dict()
     except ValueError as error:
-        raise APIError(400, str(error), field=f"layout.{str(error).split()[0].split('.')[-1]}") from None
+        key = str(error).split()[0].split(".")[-1]
+        raise APIError(400, str(error).replace("layout.", f"{name}.", 1), field=f"{name}.{key}") from None
+
+
+def _objects(value: Any, limits: ServerConfig) -> list[dict]:
+    """`objects`: 1..max_objects of {prompt, layout}; a box left out is placed by the engine (side by side)."""
+    if not isinstance(value, list) or not 1 <= len(value) <= limits.max_objects:
+        raise APIError(400, f"objects must be a list of 1..{limits.max_objects} objects {{prompt, layout}}",
+                       field="objects")
+    objects = []
+    for n, item in enumerate(value, 1):
+        name = f"objects[{n}]"
+        if not isinstance(item, dict):
+            raise APIError(400, f"{name} must be an object {{prompt, layout}}", field=name)
+        unknown = sorted(set(item) - {"prompt", "layout"})
+        if unknown:
+            raise APIError(400, f"{name} has the unknown field {unknown[0]!r}: an object takes prompt and layout",
+                           field=f"{name}.{unknown[0]}")
+        prompt = _require_prompt(f"{name}.prompt", item.get("prompt"), limits.max_prompt_chars, True)
+        objects.append({"prompt": prompt, "layout": _layout(item.get("layout"), f"{name}.layout")})
+    return objects
 
 
 def _advanced_value(name: str, kind: str, value: Any) -> Any:
@@ -135,16 +156,24 @@ def _advanced_value(name: str, kind: str, value: Any) -> Any:
 
 def parse_job_request(body: dict, limits: ServerConfig, base_config: TAUEConfig) -> dict:
     """The engine's keyword arguments and the normalised request (to store) from a JSON body; APIError if bad."""
-    known = {"foreground_prompt", "background_prompt", "composite_prompt", "negative_prompt", "seed", "width",
-             "height", "steps", "layout", *advanced_fields()}
+    known = {"foreground_prompt", "objects", "background_prompt", "composite_prompt", "negative_prompt", "seed",
+             "width", "height", "steps", "layout", *advanced_fields()}
     unknown = sorted(set(body) - known)
     if unknown:
         hint = "; use steps" if unknown[0] in NOT_ADVANCED else ""
         raise APIError(400, f"unknown field {unknown[0]!r}{hint}: see /api/v1/openapi.json for the fields a job takes",
                        field=unknown[0])
     request: dict[str, Any] = {}
-    request["foreground_prompt"] = _require_prompt("foreground_prompt", body.get("foreground_prompt"),
-                                                   limits.max_prompt_chars, True)
+    if body.get("objects") is not None:
+        for name in ("foreground_prompt", "layout"):
+            if body.get(name) is not None:
+                raise APIError(400, f"send either objects (each with its prompt and layout) or foreground_prompt "
+                               f"and layout, not both ({name} was sent too)", field=name)
+        request["foreground_prompt"] = None
+        request["objects"] = _objects(body["objects"], limits)
+    else:
+        request["foreground_prompt"] = _require_prompt("foreground_prompt", body.get("foreground_prompt"),
+                                                       limits.max_prompt_chars, True)
     request["background_prompt"] = _require_prompt("background_prompt", body.get("background_prompt"),
                                                    limits.max_prompt_chars, True)
     for name in ("composite_prompt", "negative_prompt"):
@@ -175,8 +204,51 @@ def parse_job_request(body: dict, limits: ServerConfig, base_config: TAUEConfig)
     return {"request": request, "config": config}
 
 
+def parse_backgrounds_request(body: dict, limits: ServerConfig, objects: int) -> list[dict]:
+    """POST /jobs/<id>/backgrounds: one job request per new background, from `background_prompts` and the optional
+    `seeds` (one per prompt, or several for one prompt), `composite_prompt`, `negative_prompt` and `layouts` (one
+    per object of the parent job: null keeps the object where it is, a box moves and scales it there)."""
+    known = {"background_prompts", "seeds", "composite_prompt", "negative_prompt", "layouts"}
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise APIError(400, f"unknown field {unknown[0]!r}: new backgrounds take {', '.join(sorted(known))}",
+                       field=unknown[0])
+    prompts = body.get("background_prompts")
+    if not isinstance(prompts, list) or not 1 <= len(prompts) <= limits.max_batch:
+        raise APIError(400, f"background_prompts must be a list of 1..{limits.max_batch} prompts, one new job each",
+                       field="background_prompts")
+    prompts = [_require_prompt(f"background_prompts[{n}]", p, limits.max_prompt_chars, True)
+               for n, p in enumerate(prompts, 1)]
+    seeds = body.get("seeds")
+    if seeds is None:
+        seeds = [secrets.randbelow(2**32) for _ in prompts]
+    else:
+        if not isinstance(seeds, list) or not seeds:
+            raise APIError(400, "seeds must be a list of whole numbers", field="seeds")
+        seeds = [_require_int(f"seeds[{n}]", s, 0, SEED_MAX) for n, s in enumerate(seeds, 1)]
+        if len(prompts) == 1 and len(seeds) <= limits.max_batch:
+            prompts = prompts * len(seeds)
+        elif len(seeds) != len(prompts):
+            raise APIError(400, f"seeds must hold one seed per background prompt ({len(prompts)}), or several "
+                           "seeds for one prompt", field="seeds")
+    layouts = body.get("layouts")
+    if layouts is not None:
+        if not isinstance(layouts, list) or len(layouts) != objects:
+            raise APIError(400, f"layouts must hold one entry per object of the job ({objects}): a box {{cx, cy, w, "
+                           "h}} to move it, or null to keep it", field="layouts")
+        layouts = [_layout(box, f"layouts[{n}]") for n, box in enumerate(layouts, 1)]
+    composite = _require_prompt("composite_prompt", body.get("composite_prompt"), limits.max_prompt_chars, False)
+    negative = _require_prompt("negative_prompt", body.get("negative_prompt"), limits.max_prompt_chars, False)
+    return [{"background_prompt": p, "seed": s, "composite_prompt": composite, "negative_prompt": negative,
+             "layouts": layouts} for p, s in zip(prompts, seeds)]
+
+
 def engine_arguments(request: dict, config: TAUEConfig) -> dict:
     """The pipeline's keyword arguments for a stored, validated request."""
+    if request.get("objects"):
+        return {"objects": request["objects"], "background_prompt": request["background_prompt"],
+                "composite_prompt": request["composite_prompt"], "negative_prompt": request["negative_prompt"],
+                "seed": request["seed"], "width": request["width"], "height": request["height"], "config": config}
     return {
         "foreground_prompt": request["foreground_prompt"],
         "background_prompt": request["background_prompt"],
@@ -195,8 +267,22 @@ def job_request_schema(limits: ServerConfig, base_config: TAUEConfig) -> dict:
     prompt = {"type": "string", "maxLength": limits.max_prompt_chars}
     size = {"type": "integer", "minimum": limits.min_size, "maximum": limits.max_size, "multipleOf": SIZE_MULTIPLE,
             "nullable": True, "description": "pixels; default: the model's native size"}
+    box = {"type": "object", "additionalProperties": False, "required": list(LAYOUT_KEYS),
+           "properties": {"cx": {"type": "number", "minimum": 0, "maximum": 1},
+                          "cy": {"type": "number", "minimum": 0, "maximum": 1},
+                          "w": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 1},
+                          "h": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 1}}}
     properties: dict[str, Any] = {
-        "foreground_prompt": {**prompt, "minLength": 1, "description": "the object alone, e.g. 'a red bicycle'"},
+        "foreground_prompt": {**prompt, "minLength": 1, "nullable": True,
+                              "description": "the object alone, e.g. 'a red bicycle' (or send objects)"},
+        "objects": {"type": "array", "nullable": True, "minItems": 1, "maxItems": limits.max_objects,
+                    "description": "several objects instead of foreground_prompt (and layout): each gets its own "
+                                   "layer (layers/object-<n>.png) and mask (layers/mask-<n>.png), n from 1 in this "
+                                   "order; later objects are in front where boxes overlap; boxes left out are placed "
+                                   "side by side",
+                    "items": {"type": "object", "additionalProperties": False, "required": ["prompt"],
+                              "properties": {"prompt": {**prompt, "minLength": 1},
+                                             "layout": {**box, "nullable": True}}}},
         "background_prompt": {**prompt, "minLength": 1, "description": "the scene, e.g. 'a street at dusk'"},
         "composite_prompt": {**prompt, "nullable": True, "description": "default: foreground, background"},
         "negative_prompt": {**prompt, "nullable": True},
@@ -206,13 +292,8 @@ def job_request_schema(limits: ServerConfig, base_config: TAUEConfig) -> dict:
         "height": size,
         "steps": {"type": "integer", "minimum": 2, "maximum": limits.max_steps, "nullable": True,
                   "description": f"denoising steps per phase (default {base_config.num_inference_steps})"},
-        "layout": {"type": "object", "nullable": True, "additionalProperties": False,
-                   "required": list(LAYOUT_KEYS),
-                   "description": "where the object goes: centre and size as fractions of the image",
-                   "properties": {"cx": {"type": "number", "minimum": 0, "maximum": 1},
-                                  "cy": {"type": "number", "minimum": 0, "maximum": 1},
-                                  "w": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 1},
-                                  "h": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 1}}},
+        "layout": {**box, "nullable": True,
+                   "description": "where the object goes: centre and size as fractions of the image"},
     }
     docs = field_docs()
     for name, f in advanced_fields().items():
@@ -221,8 +302,27 @@ def job_request_schema(limits: ServerConfig, base_config: TAUEConfig) -> dict:
         schema["description"] = f"advanced (TAUEConfig.{name}, default {json.dumps(_jsonable(getattr(base_config, name)))}): " \
                                 f"{docs.get(name, '')}"
         properties[name] = schema
-    return {"type": "object", "additionalProperties": False, "required": ["foreground_prompt", "background_prompt"],
+    return {"type": "object", "additionalProperties": False, "required": ["background_prompt"],
+            "description": "foreground_prompt (one object) or objects (several) is required",
+            "oneOf": [{"required": ["foreground_prompt"]}, {"required": ["objects"]}],
             "properties": properties}
+
+
+def backgrounds_request_schema(limits: ServerConfig) -> dict:
+    """The JSON schema of POST /jobs/<id>/backgrounds."""
+    prompt = {"type": "string", "maxLength": limits.max_prompt_chars}
+    schema = job_request_schema(limits, TAUEConfig())
+    box = schema["properties"]["layout"]
+    return {"type": "object", "additionalProperties": False, "required": ["background_prompts"], "properties": {
+        "background_prompts": {"type": "array", "minItems": 1, "maxItems": limits.max_batch,
+                               "items": {**prompt, "minLength": 1}, "description": "one new job per prompt"},
+        "seeds": {"type": "array", "nullable": True, "items": {"type": "integer", "minimum": 0, "maximum": SEED_MAX},
+                  "description": "one per prompt, or several for one prompt (one job each); default random"},
+        "composite_prompt": {**prompt, "nullable": True},
+        "negative_prompt": {**prompt, "nullable": True},
+        "layouts": {"type": "array", "nullable": True, "items": box,
+                    "description": "re-layout: one entry per object of the job, a box to move and scale the object "
+                                   "there without regenerating it, or null to keep it"}}}
 
 
 def _jsonable(value: Any) -> Any:

@@ -55,7 +55,9 @@ def test_job_runs_to_success_with_monotonic_progress_and_downloadable_layers(ser
 
     urls = current["urls"]
     layers = {name: _png(server.get(url)) for name, url in urls["layers"].items()}
-    assert set(layers) == {"foreground", "foreground_on_green", "background", "composite", "mask"}
+    assert set(layers) == {"foreground", "foreground_on_green", "background", "composite", "mask", "object-1",
+                           "mask-1"}
+    assert (layers["object-1"] == layers["foreground"]).all() and (layers["mask-1"] == layers["mask"]).all()
     assert layers["foreground"].shape == (64, 64, 4) and layers["composite"].shape == (64, 64, 3)
     assert layers["mask"].shape == (64, 64)
     metadata = server.get(urls["metadata"]).json()
@@ -283,7 +285,11 @@ def test_openapi_document_describes_the_job_request(server):
     document = server.get("/api/v1/openapi.json").json()
     assert document["openapi"].startswith("3.")
     request = document["components"]["schemas"]["JobRequest"]
-    assert request["required"] == ["foreground_prompt", "background_prompt"]
+    assert request["required"] == ["background_prompt"]
+    assert request["oneOf"] == [{"required": ["foreground_prompt"]}, {"required": ["objects"]}]
+    assert request["properties"]["objects"]["maxItems"] == 8
+    assert "BackgroundsRequest" in document["components"]["schemas"]
+    assert "/jobs/{job_id}/backgrounds" in document["paths"]
     assert request["properties"]["width"]["maximum"] == 2048 and "tau_bg" in request["properties"]
     assert "num_inference_steps" not in request["properties"]
     assert set(document["paths"]) >= {"/health", "/jobs", "/jobs/{job_id}", "/jobs/{job_id}/cancel",
