@@ -63,6 +63,10 @@ class Client:
         """POST /jobs: the job as the server describes it (id, state, urls)."""
         return self._json("POST", "/jobs", request)
 
+    def backgrounds(self, job_id: str, request: dict) -> list:
+        """POST /jobs/<id>/backgrounds: new scenes for a succeeded job's objects; one job per background prompt."""
+        return self._json("POST", f"/jobs/{urllib.parse.quote(job_id, safe='')}/backgrounds", request)["jobs"]
+
     def job(self, job_id: str) -> dict:
         return self._json("GET", f"/jobs/{urllib.parse.quote(job_id, safe='')}")
 

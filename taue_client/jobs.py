@@ -12,11 +12,21 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .api import Client, TAUEError
-from .layers import EDITOR_STACK
+from .layers import editor_stack
 
 FINISHED = ("succeeded", "failed", "cancelled")
-EDITOR_KEYS = tuple(spec.key for spec in EDITOR_STACK)
 PHASE_NAMES = {"foreground": "Foreground", "composite": "Composite", "background": "Background"}
+
+
+def request_prompts(request: dict) -> list:
+    """The object prompts of a job's request (one object: its foreground prompt)."""
+    objects = request.get("objects")
+    return [obj["prompt"] for obj in objects] if objects else [request.get("foreground_prompt") or "?"]
+
+
+def editor_keys(job: dict) -> tuple:
+    """The layers a plug-in inserts of this job: background, each object, composite."""
+    return tuple(spec.key for spec in editor_stack(request_prompts(job.get("request") or {})))
 
 
 @dataclass
@@ -50,22 +60,28 @@ def describe_progress(job: dict) -> tuple[float, str]:
         phase = progress.get("phase")
         if phase is None:
             return fraction, "Starting"
-        return fraction, f"{PHASE_NAMES.get(phase, phase)} {progress.get('step', 0)}/{progress.get('phase_steps', '?')}"
+        name = f"Object {progress['object']}" if progress.get("object") else PHASE_NAMES.get(phase, phase)
+        return fraction, f"{name} {progress.get('step', 0)}/{progress.get('phase_steps', '?')}"
     if state == "succeeded":
         return 1.0, "Done"
     return fraction, (state or "unknown").capitalize()
 
 
 class JobRun:
-    """Submit one request and follow it to its layers. Thread-safe `cancel()`; `run()` on a worker thread."""
+    """Submit one request and follow it to its layers. Thread-safe `cancel()`; `run()` on a worker thread.
+
+    `layer_keys` None fetches the layers the editors insert of this job (background, each object, composite).
+    `new_background_of` (a succeeded job's id) makes the request a new background for that job's objects
+    (POST /jobs/<id>/backgrounds with one prompt) instead of a new job."""
 
     def __init__(self, client: Client, request: dict, poll_interval: float = 0.25,
-                 layer_keys: tuple = EDITOR_KEYS, documents: tuple = ()):
+                 layer_keys: tuple | None = None, documents: tuple = (), new_background_of: str | None = None):
         self.client = client
         self.request = request
         self.poll_interval = poll_interval
         self.layer_keys = layer_keys
         self.documents = documents
+        self.new_background_of = new_background_of
         self.job_id: str | None = None
         self._cancel = threading.Event()
 
@@ -83,7 +99,10 @@ class JobRun:
         if self._cancel.is_set():
             raise TAUEError("cancelled", "Cancelled before the job was sent: nothing was made.")
         report(0.0, "Sending")
-        job = self.client.submit(self.request)
+        if self.new_background_of:
+            job = self.client.backgrounds(self.new_background_of, self.request)[0]
+        else:
+            job = self.client.submit(self.request)
         self.job_id = job["id"]
         cancel_sent = False
         while job["state"] not in FINISHED:
@@ -109,9 +128,11 @@ def _cancelling(job: dict) -> tuple[float, str]:
     return fraction, "Cancelling"
 
 
-def fetch_result(client: Client, job: dict, layer_keys: tuple = EDITOR_KEYS, documents: tuple = ()) -> JobResult:
-    """Download a succeeded job's metadata, the PNGs of `layer_keys` and the `documents` ('psd', 'ora')."""
+def fetch_result(client: Client, job: dict, layer_keys: tuple | None = None, documents: tuple = ()) -> JobResult:
+    """Download a succeeded job's metadata, the PNGs of `layer_keys` (None: those the editors insert) and the
+    `documents` ('psd', 'ora')."""
     urls = job.get("urls") or {}
+    layer_keys = editor_keys(job) if layer_keys is None else layer_keys
     if job.get("state") != "succeeded" or "layers" not in urls:
         raise TAUEError("missing", f"Job {job.get('id')} is {job.get('state')}: only a finished job has layers.")
     try:

@@ -109,16 +109,42 @@ def layout_from_selection(x: int, y: int, w: int, h: int, width: int, height: in
     return {key: round(value, 4) for key, value in box.items()}
 
 
+KEY_COLORS = ("green", "blue", "magenta")  # the backdrop of the object runs; blue or magenta for green objects
+
+
+def scene_objects(foreground: str, layout: dict | None, added: list | None) -> list:
+    """The objects of a request: those added before ({prompt, layout}), then the form's own foreground if any."""
+    objects = [dict(obj) for obj in (added or [])]
+    if (foreground or "").strip():
+        objects.append({"prompt": foreground.strip(), "layout": layout})
+    return objects
+
+
 def build_request(foreground: str, background: str, *, composite: str = "", negative: str = "",
                   seed: int | None = None, steps: int | None = None, size: tuple | None = None,
-                  layout: dict | None = None) -> dict:
-    """The JSON body of POST /api/v1/jobs from a form's values; empty optional fields are left out."""
-    foreground, background = (foreground or "").strip(), (background or "").strip()
-    if not foreground:
+                  layout: dict | None = None, objects: list | None = None, key_color: str | None = None) -> dict:
+    """The JSON body of POST /api/v1/jobs from a form's values; empty optional fields are left out.
+
+    `objects` are the objects added before ({prompt, layout}); with the form's foreground they make a
+    several-object request (one object alone is sent as the single-object request it is)."""
+    background = (background or "").strip()
+    scene = scene_objects(foreground, layout, objects)
+    if not scene:
         raise TAUEError("settings", "Describe the foreground object (e.g. 'a red vintage bicycle').", "foreground")
     if not background:
         raise TAUEError("settings", "Describe the background (e.g. 'a cobblestone street at dusk').", "background")
-    request = {"foreground_prompt": foreground, "background_prompt": background}
+    if len(scene) == 1:
+        request = {"foreground_prompt": scene[0]["prompt"], "background_prompt": background}
+        layout = scene[0].get("layout")
+    else:
+        request = {"objects": [{k: v for k, v in obj.items() if v is not None} for obj in scene],
+                   "background_prompt": background}
+        layout = None
+    if key_color not in (None, "", "green"):
+        if key_color not in KEY_COLORS:
+            raise TAUEError("settings", f"The key colour must be one of {', '.join(KEY_COLORS)} (got {key_color!r}).",
+                            "key_color")
+        request["key_color"] = key_color
     if (composite or "").strip():
         request["composite_prompt"] = composite.strip()
     if (negative or "").strip():
@@ -134,10 +160,25 @@ def build_request(foreground: str, background: str, *, composite: str = "", nega
     return request
 
 
+def new_background_request(background: str, *, seed: int | None = None, composite: str = "",
+                           negative: str = "") -> dict:
+    """The body of POST /api/v1/jobs/<id>/backgrounds for one new background (seed None draws one)."""
+    background = (background or "").strip()
+    if not background:
+        raise TAUEError("settings", "Describe the new background (e.g. 'a beach at noon').", "background")
+    request = {"background_prompts": [background],
+               "seeds": [random.randint(0, SEED_MAX) if seed is None else int(seed)]}
+    if (composite or "").strip():
+        request["composite_prompt"] = composite.strip()
+    if (negative or "").strip():
+        request["negative_prompt"] = negative.strip()
+    return request
+
+
 def editor_request(foreground: str, background: str, *, image_size: tuple | None, size: tuple | None = None,
                    selection: tuple | None = None, seed: int | None = None, composite: str = "",
                    negative: str = "", steps: int | None = None, low: int = MIN_SIZE, high: int = MAX_SIZE,
-                   size_hint: str = "") -> dict:
+                   size_hint: str = "", objects: list | None = None, key_color: str | None = None) -> dict:
     """What an editor plug-in sends: generated at `size` (checked: multiples of 8 in low..high) or, when None, at
     the image's size rounded; the selection's bounds (x, y, w, h) place the object; seed None draws one (the
     request carries it, so the plug-in can show it). `size_hint` ends the size error with the host's own advice."""
@@ -149,4 +190,4 @@ def editor_request(foreground: str, background: str, *, image_size: tuple | None
     layout = layout_from_selection(*selection, *image_size) if selection is not None else None
     return build_request(foreground, background, composite=composite, negative=negative,
                          seed=random.randint(0, SEED_MAX) if seed is None else seed, steps=steps, size=size,
-                         layout=layout)
+                         layout=layout, objects=objects, key_color=key_color)
