@@ -189,6 +189,48 @@ def test_random_seed_is_shown_and_can_be_reused(plugin, fake, server):
     assert seed == panel.history[0].job["request"]["seed"]
 
 
+def test_added_objects_each_get_their_own_layer_and_a_new_background_keeps_them(plugin, fake, server):
+    document = fake.createDocument(64, 64, "scene", "RGBA", "U8", "", 72.0)
+    fake.active = document
+    selection = plugin[1].Selection()
+    selection.select(0, 16, 32, 32, 255)
+    document.setSelection(selection)
+    panel, view = make_panel(plugin, fake, server.url)
+    assert panel.add_object(form(plugin, foreground="a red star"))
+    assert view.last("show_objects")[1] == ["a red star (in its box)"]
+    document.setSelection(None)
+    panel.generate(form(plugin, foreground="a yellow circle", key_color="blue"))
+    drive(panel)
+    request = panel.history[0].job["request"]
+    assert request["objects"] == [{"prompt": "a red star", "layout": {"cx": 0.25, "cy": 0.5, "w": 0.5, "h": 0.5}},
+                                  {"prompt": "a yellow circle", "layout": None}]
+    assert request["settings"] == {"key_color": "blue"}
+    group = document.rootNode().childNodes()[-1]
+    assert group.name() == "TAUE: a red star + a yellow circle / a blue striped background (seed 5)"
+    assert [(n.name(), n.visible()) for n in group.childNodes()] == [
+        ("Background", True), ("a red star", True), ("a yellow circle", True), ("Composite", False)]
+    for node in group.childNodes()[1:3]:
+        assert [(m.name(), m.type()) for m in node.childNodes()] == [(f"{node.name()} alpha", "transparencymask")]
+
+    panel.new_background(form(plugin, background="a white background", seed=9), 0)
+    drive(panel)
+    child = panel.history[0].job["request"]
+    assert child["kind"] == "background" and child["parent"] == panel.history[1].id and child["seed"] == 9
+    again = document.rootNode().childNodes()[-1]
+    assert again.name() == "TAUE: a red star + a yellow circle / a white background (seed 9)"
+    assert [n.name() for n in again.childNodes()] == ["Background", "a red star", "a yellow circle", "Composite"]
+    panel.clear_objects()
+    assert view.last("show_objects")[1] == [] and panel.objects == []
+
+
+def test_new_background_needs_a_result_and_add_object_a_prompt(plugin, fake, server):
+    panel, view = make_panel(plugin, fake, server.url)
+    panel.new_background(form(plugin), 0)
+    assert "Choose a result in the history first" in view.last("show_message")[2] and not panel.running
+    assert panel.add_object(form(plugin, foreground=" ")) is False
+    assert "Describe the object to add" in view.last("show_message")[2] and panel.objects == []
+
+
 # ---------------------------------------------------------------------------------------------------- errors
 def test_server_down_says_how_to_start_it(plugin, fake):
     panel, view = make_panel(plugin, fake, "http://127.0.0.1:9")  # nothing listens on the discard port

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from krita import DockWidget, Krita
 from PyQt5.QtCore import QTimer
-from PyQt5.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QProgressBar,
-                             QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PyQt5.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+                             QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from .krita_host import KritaHost
 from .panel import Form, Panel, View
-from .taue_client.layers import SEED_MAX
+from .taue_client.layers import KEY_COLORS, SEED_MAX
 
 DOCKER_ID = "taue_layers_docker"
 POLL_MS = 100
@@ -99,6 +99,25 @@ class TAUEDocker(DockWidget, View):
         self.use_selection = QCheckBox("Place the object in the selection")
         self.use_selection.setChecked(True)
         form.addRow("", self.use_selection)
+
+        objects_row = QHBoxLayout()
+        self.objects = QLabel("none: one object")
+        self.objects.setWordWrap(True)
+        self.add_object_button = QPushButton("Add object")
+        self.add_object_button.setToolTip("Keep this foreground (in the selection) as one object and describe the "
+                                          "next; each object gets its own layer")
+        self.add_object_button.clicked.connect(self._add_object)
+        clear_objects = QPushButton("Clear")
+        clear_objects.clicked.connect(self.panel.clear_objects)
+        objects_row.addWidget(self.objects, 1)
+        objects_row.addWidget(self.add_object_button)
+        objects_row.addWidget(clear_objects)
+        form.addRow("Objects", objects_row)
+
+        self.key_color = QComboBox()
+        self.key_color.addItems(KEY_COLORS)
+        self.key_color.setToolTip("The backdrop the objects are made on: blue or magenta for green objects")
+        form.addRow("Key colour", self.key_color)
         layout.addLayout(form)
 
         self.generate_button = QPushButton("Generate")
@@ -121,8 +140,14 @@ class TAUEDocker(DockWidget, View):
         insert.clicked.connect(lambda: self.panel.insert_again(self.history.currentRow()))
         open_psd = QPushButton("Open PSD")
         open_psd.clicked.connect(lambda: self.panel.open_psd(self.history.currentRow()))
+        self.new_background_button = QPushButton("New background")
+        self.new_background_button.setToolTip("The selected result's objects, unchanged, in a new scene: the "
+                                              "Background field (and Seed) describe it")
+        self.new_background_button.clicked.connect(
+            lambda: self.panel.new_background(self.form(), self.history.currentRow()))
         buttons.addWidget(insert)
         buttons.addWidget(open_psd)
+        buttons.addWidget(self.new_background_button)
         layout.addLayout(buttons)
         layout.addStretch(1)
         self.setWidget(root)
@@ -132,7 +157,13 @@ class TAUEDocker(DockWidget, View):
                     composite=self.composite.text(), negative=self.negative.text(),
                     random_seed=self.random_seed.isChecked(), seed=self.seed.value(), steps=self.steps.value(),
                     use_document_size=self.document_size.isChecked(), width=self.width_box.value(),
-                    height=self.height_box.value(), use_selection=self.use_selection.isChecked())
+                    height=self.height_box.value(), use_selection=self.use_selection.isChecked(),
+                    key_color=self.key_color.currentText())
+
+    def _add_object(self) -> None:
+        if self.panel.add_object(self.form()):
+            self.foreground.clear()
+            self.foreground.setFocus()
 
     def _generate_or_cancel(self) -> None:
         if self.panel.running:
@@ -160,6 +191,9 @@ class TAUEDocker(DockWidget, View):
         self.last_seed.setText(f"last: {seed}")
         if self.random_seed.isChecked():
             self.seed.setValue(seed)  # untick Random to generate with it again
+
+    def show_objects(self, labels: list) -> None:
+        self.objects.setText(", ".join(labels) + " + the foreground above" if labels else "none: one object")
 
     def show_history(self, labels: list) -> None:
         self.history.clear()

@@ -1,7 +1,8 @@
 """The only module that calls Krita's API: documents, selections, settings, and turning a result into layers.
 
-A result goes in as one group named after the prompts and seed (taue_client.layers.EDITOR_STACK, bottom to top:
-Background, Foreground with a transparency mask holding its alpha, Composite hidden). Krita 5.1's Python API can
+A result goes in as one group named after the prompts and seed (taue_client.layers.editor_stack, bottom to top:
+Background, each object (Foreground when there is one) with a transparency mask holding its alpha, Composite
+hidden). Krita 5.1's Python API can
 make a transparency mask but not give it pixels (createNode's mask has no selection: setPixelData does nothing and
 saving crashes), so the group comes from the server's PSD, whose layer mask Krita's own importer turns into a real
 transparency mask: the PSD is opened as a hidden document, scaled to the target's size, trimmed to the editor
@@ -13,7 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from .taue_client import EDITOR_STACK, JobResult, TAUEError, group_name
+from .taue_client import EDITOR_STACK, JobResult, TAUEError, editor_stack, group_name, object_prompts
 
 SETTINGS_GROUP = "taue_layers"
 
@@ -87,7 +88,7 @@ class KritaHost:
                 source.scaleImage(document.width(), document.height(), int(document.xRes()), int(document.yRes()),
                                   "Bicubic")
                 source.waitForDone()
-            group = editor_group(source)
+            group = editor_group(source, editor_stack(object_prompts(result.metadata)))
             name = group_name(result.metadata)
             copy = group.duplicate()
             copy.setName(name)
@@ -101,13 +102,14 @@ class KritaHost:
         return name
 
 
-def editor_group(source):
-    """The result's group in an opened result PSD, trimmed to EDITOR_STACK with its visibility and mask name."""
+def editor_group(source, stack=EDITOR_STACK):
+    """The result's group in an opened result PSD, trimmed to `stack` (the editor's layers of this result: one per
+    object) with its visibility and mask names."""
     groups = [node for node in source.rootNode().childNodes() if node.type() == "grouplayer"]
     if len(groups) != 1:
         raise TAUEError("protocol", "The result's PSD does not hold one TAUE layer group: is the server a TAUE server?")
     group = groups[0]
-    wanted = {spec.name: spec for spec in EDITOR_STACK}
+    wanted = {spec.name: spec for spec in stack}
     found = {}
     for node in group.childNodes():
         name = node.name().rstrip("\x00")
@@ -122,8 +124,8 @@ def editor_group(source):
     missing = [name for name in wanted if name not in found]
     if missing:
         raise TAUEError("protocol", f"The result's PSD lacks the layers {missing}: is the server a TAUE server?")
-    if not any(mask.type() == "transparencymask" for spec in EDITOR_STACK if spec.alpha_as_mask
-               for mask in found[spec.name].childNodes()):
-        raise TAUEError("protocol", "The result's PSD has no mask on the foreground: is the server up to date?")
+    for spec in stack:
+        if spec.alpha_as_mask and not any(mask.type() == "transparencymask" for mask in found[spec.name].childNodes()):
+            raise TAUEError("protocol", f"The result's PSD has no mask on '{spec.name}': is the server up to date?")
     source.waitForDone()
     return group

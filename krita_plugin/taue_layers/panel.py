@@ -13,9 +13,10 @@ import threading
 import traceback
 from dataclasses import dataclass
 
-from .taue_client import Client, JobResult, JobRun, TAUEError, editor_request, group_name
+from .taue_client import (Client, JobResult, JobRun, TAUEError, editor_request, group_name, layout_from_selection,
+                          new_background_request)
 from .taue_client.api import DEFAULT_URL
-from .taue_client.layers import MAX_SIZE, MIN_SIZE
+from .taue_client.layers import MAX_SIZE, MIN_SIZE, object_layer_name
 
 HISTORY_LENGTH = 10
 
@@ -50,6 +51,7 @@ class Form:
     width: int = 1024
     height: int = 1024
     use_selection: bool = True
+    key_color: str = "green"
 
 
 class View:
@@ -61,6 +63,7 @@ class View:
     def show_message(self, kind: str, text: str) -> None: ...
     def show_seed(self, seed: int) -> None: ...
     def show_history(self, labels: list) -> None: ...
+    def show_objects(self, labels: list) -> None: ...
 
 
 class Panel:
@@ -74,6 +77,7 @@ class Panel:
         self.run: JobRun | None = None
         self.target_document = None
         self.history: list[JobResult] = []
+        self.objects: list[dict] = []  # objects added for the next job ({prompt, layout}), before the form's own
         self.limits = {"min_size": MIN_SIZE, "max_size": MAX_SIZE}
 
     # ------------------------------------------------------------------ settings
@@ -107,13 +111,62 @@ class Panel:
             return
         document = self.host.active_document()
         request = self._request(form, document)
-        client = self._client()
+        self._follow(JobRun(self._client(), request, layer_keys=(), documents=("psd",)), document)
+
+    def _follow(self, run: JobRun, document) -> None:
+        """Start following a job on a worker thread; its result goes into `document` (krita_host inserts the PSD)."""
         self.target_document = document
-        self.run = JobRun(client, request, layer_keys=(), documents=("psd",))  # krita_host inserts the PSD
+        self.run = run
         self.view.set_running(True)
         self.view.show_progress(0.0, "Sending")
         self.view.show_message("info", "")
-        self._start(self._job_work, self.run)
+        self._start(self._job_work, run)
+
+    @shown_errors
+    def add_object(self, form: Form) -> bool:
+        """Keep the form's foreground, placed in the current selection, as one more object of the next job (the
+        form's own foreground then goes in front of it). Returns whether it was added."""
+        prompt = form.foreground.strip()
+        if not prompt:
+            self.view.show_message("error", "Describe the object to add (e.g. 'a red vintage bicycle').")
+            return False
+        limit = self.limits.get("max_objects", 8)
+        if len(self.objects) + 1 >= limit:
+            self.view.show_message("error", f"The server takes at most {limit} objects per job.")
+            return False
+        document = self.host.active_document()
+        layout = None
+        if form.use_selection and document is not None:
+            box = self.host.selection_box(document)
+            if box is not None:
+                layout = layout_from_selection(*box, *self.host.document_size(document))
+        self.objects.append({"prompt": prompt, "layout": layout})
+        self._show_objects()
+        where = "in the selection" if layout else "placed side by side with the others"
+        self.view.show_message("info", f"Added '{prompt}' ({where}). Describe the next object, select where it "
+                                       "goes, and Add it or Generate.")
+        return True
+
+    @shown_errors
+    def clear_objects(self) -> None:
+        self.objects = []
+        self._show_objects()
+
+    @shown_errors
+    def new_background(self, form: Form, index: int) -> None:
+        """A new background for the objects of an earlier result (the history's selection), without making them
+        again: the form's Background (and seed, composite, negative) describe the new scene."""
+        if self.running:
+            self.view.show_message("info", "A job is running: wait for it, or cancel it first.")
+            return
+        if not 0 <= index < len(self.history):
+            self.view.show_message("error", "Choose a result in the history first: its objects get the new "
+                                            "background.")
+            return
+        request = new_background_request(form.background, seed=None if form.random_seed else form.seed,
+                                         composite=form.composite, negative=form.negative)
+        self._follow(JobRun(self._client(), request, layer_keys=(), documents=("psd",),
+                            new_background_of=self.history[index].id), self.host.active_document())
 
     @shown_errors
     def cancel(self) -> None:
@@ -195,13 +248,17 @@ class Panel:
                               size=None if own_size else (form.width, form.height), selection=selection,
                               seed=None if form.random_seed else form.seed, composite=form.composite,
                               negative=form.negative, steps=form.steps, low=self.limits["min_size"],
-                              high=self.limits["max_size"])
+                              high=self.limits["max_size"], objects=self.objects, key_color=form.key_color)
 
     def _insert(self, result: JobResult, document) -> None:
         if document is None:
             document = self.host.new_document(*result.size, group_name(result.metadata))
         name = self.host.insert(document, result)
         self.view.show_message("info", f"Added the layer group '{name}'.")
+
+    def _show_objects(self) -> None:
+        self.view.show_objects([object_layer_name(obj["prompt"]) + (" (in its box)" if obj["layout"] else "")
+                                for obj in self.objects])
 
     def _finish(self) -> None:
         self.run = None
