@@ -57,6 +57,10 @@ def krita_run(pipe, packager, tmp_path_factory):
         layers = {key: Image.open(io.BytesIO(server.get(f"/api/v1/jobs/{verdict['job']['id']}/layers/{key}.png")
                                              .content)).convert("RGBA")
                   for key in ("foreground", "background", "composite")}
+        for job in ("objects_job", "background_job"):
+            for n in (1, 2):
+                url = f"/api/v1/jobs/{verdict[job]['id']}/layers/object-{n}.png"
+                layers[job, n] = Image.open(io.BytesIO(server.get(url).content)).convert("RGBA")
         yield verdict, out, layers
 
 
@@ -119,3 +123,30 @@ def test_saved_kra_and_exported_psd(krita_run):
     assert [g.name.rstrip("\x00") for g in groups] == [verdict["group"]["name"]]
     children = [(layer.name.rstrip("\x00"), layer.visible, layer.has_mask()) for layer in groups[0]]
     assert children == [("Background", True, False), ("Foreground", True, True), ("Composite", False, False)]
+
+
+def test_two_objects_arrive_as_two_layers_with_masks_and_a_new_background_keeps_them(krita_run):
+    verdict, out, layers = krita_run
+    request = verdict["objects_job"]["request"]
+    assert [obj["prompt"] for obj in request["objects"]] == ["a red star", "a yellow circle"]
+    assert request["objects"][0]["layout"] == {"cx": 0.45, "cy": 0.4, "w": 0.5, "h": 0.5333}  # the first selection
+    assert request["objects"][1]["layout"] == {"cx": 0.75, "cy": 0.5333, "w": 0.4, "h": 0.5333}  # the second
+    for key, job in (("objects_group", "objects_job"), ("background_group", "background_job")):
+        group = verdict[key]
+        assert [(l["name"], l["type"], l["visible"]) for l in group["layers"]] == [
+            ("Background", "paintlayer", True), ("a red star", "paintlayer", True),
+            ("a yellow circle", "paintlayer", True), ("Composite", "paintlayer", False)]
+        prefix = "objects" if key == "objects_group" else "new-background"
+        for n, name in ((1, "a red star"), (2, "a yellow circle")):
+            assert group["layers"][n]["children"] == [[f"{name} alpha", "transparencymask"]]
+            expected = scaled(layers[job, n])
+            mask = np.frombuffer((out / f"{prefix}-mask-{name}.a8").read_bytes(), np.uint8).reshape(H, W)
+            assert np.abs(mask.astype(float) - expected[..., 3]).mean() < 2.0  # each object's own alpha
+    background = verdict["background_job"]["request"]
+    assert background["kind"] == "background" and background["parent"] == verdict["objects_job"]["id"]
+    assert verdict["background_group"]["name"] == \
+        "TAUE: a red star + a yellow circle / a white background (seed 3)"
+    for n in (1, 2):  # the new background's object layers are the first job's, pixel for pixel
+        assert np.array_equal(np.asarray(layers["objects_job", n]), np.asarray(layers["background_job", n]))
+    names = [name for name, kind in verdict["root_after"] if kind == "grouplayer"]
+    assert len(names) == 3 and names[-1] == verdict["background_group"]["name"]

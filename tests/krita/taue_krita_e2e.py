@@ -71,13 +71,8 @@ def run(out, report):
     panel.check_connection()
     panel.generate(Form(foreground="a red star", background="a blue striped background", seed=7, random_seed=False,
                         steps=int(os.environ.get("TAUE_STEPS", "4"))))
-    deadline = time.monotonic() + float(os.environ.get("TAUE_TIMEOUT", "240"))
-    while (panel.running or not panel.events.empty()) and time.monotonic() < deadline:
-        QApplication.processEvents()
-        panel.poll()
-        time.sleep(0.05)
-    panel.poll()
-    report["view_calls"] = view.calls
+    wait(panel)
+    report["view_calls"] = list(view.calls)  # the first job's calls only
     report["running_at_end"] = panel.running
     report["history"] = [result.id for result in panel.history]
     if not panel.history:
@@ -116,5 +111,58 @@ def run(out, report):
     report["exported_psd"] = bool(document.exportImage(os.path.join(out, "result.psd"), InfoObject()))
     report["exported_png"] = bool(document.exportImage(os.path.join(out, "projection.png"), InfoObject()))
     report["size"] = [document.width(), document.height()]
+
+    report["stage"] = "two objects"  # the first object in the selection, the second in another box
+    steps = int(os.environ.get("TAUE_STEPS", "4"))
+    if not panel.add_object(Form(foreground="a red star", background="", steps=steps)):
+        raise AssertionError(f"add object refused: {view.calls[-2:]}")
+    other = Selection()
+    other.select(55, 20, 40, 40, 255)
+    document.setSelection(other)
+    panel.generate(Form(foreground="a yellow circle", background="a blue striped background", seed=8,
+                        random_seed=False, steps=steps))
+    wait(panel)
+    if len(panel.history) != 2:
+        raise AssertionError(f"the two-object job did not arrive: {view.calls[-5:]}")
+    report["objects_job"] = {"id": panel.history[0].id, "request": panel.history[0].job["request"]}
+    report["objects_group"] = read_group(document, document.rootNode().childNodes()[-1], out, "objects")
+
+    report["stage"] = "new background"
+    panel.new_background(Form(background="a white background", seed=3, random_seed=False), 0)
+    wait(panel)
+    if len(panel.history) != 3:
+        raise AssertionError(f"the new background did not arrive: {view.calls[-5:]}")
+    report["background_job"] = {"id": panel.history[0].id, "request": panel.history[0].job["request"]}
+    report["background_group"] = read_group(document, document.rootNode().childNodes()[-1], out, "new-background")
+    report["root_after"] = [[node.name(), node.type()] for node in document.rootNode().childNodes()]
     document.close()  # an open document crashes kritarunner on exit (after the verdict, but noisily)
     report["stage"] = "done"
+
+
+def wait(panel):
+    """What the docker's timer does: poll on the UI thread until the job is over and its result inserted."""
+    from PyQt5.QtWidgets import QApplication
+
+    deadline = time.monotonic() + float(os.environ.get("TAUE_TIMEOUT", "240"))
+    while (panel.running or not panel.events.empty()) and time.monotonic() < deadline:
+        QApplication.processEvents()
+        panel.poll()
+        time.sleep(0.05)
+    panel.poll()
+
+
+def read_group(document, group, out, prefix):
+    """A group's layers (name, type, visibility, masks) as the report describes them; pixels to files."""
+    document.waitForDone()
+    entry = {"name": group.name(), "type": group.type(), "layers": []}
+    for node in group.childNodes():
+        layer = {"name": node.name(), "type": node.type(), "visible": node.visible(),
+                 "children": [[child.name(), child.type()] for child in node.childNodes()]}
+        with open(os.path.join(out, f"{prefix}-layer-{node.name()}.bgra"), "wb") as f:
+            f.write(bytes(node.pixelData(0, 0, DOC_W, DOC_H)))
+        for child in node.childNodes():
+            if child.type() == "transparencymask":
+                with open(os.path.join(out, f"{prefix}-mask-{node.name()}.a8"), "wb") as f:
+                    f.write(bytes(child.pixelData(0, 0, DOC_W, DOC_H)))
+        entry["layers"].append(layer)
+    return entry
