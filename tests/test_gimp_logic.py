@@ -32,9 +32,9 @@ def gimp_plugin(packager, tmp_path_factory):
 
 
 def values(**changes):
-    base = {"foreground-prompt": "a red star", "background-prompt": "a blue striped background",
-            "composite-prompt": "", "negative-prompt": "", "seed": -1, "steps": 30, "width": 0, "height": 0,
-            "use-selection": True, "server-url": "http://127.0.0.1:7860", "token": ""}
+    base = {"foreground-prompt": "a red star", "objects": "", "background-prompt": "a blue striped background",
+            "composite-prompt": "", "negative-prompt": "", "key-color": "green", "seed": -1, "steps": 30, "width": 0,
+            "height": 0, "use-selection": True, "server-url": "http://127.0.0.1:7860", "token": ""}
     base.update(changes)
     return base
 
@@ -63,6 +63,46 @@ def test_request_from_image_size_selection_and_seed(gimp_plugin):
     assert (fixed["seed"], fixed["width"], fixed["height"], fixed.get("layout")) == (7, 64, 72, None)
     whole = arguments.request_from(values(), (100, 75), (0, 0, 100, 75), seed=1)
     assert "layout" not in whole  # selecting everything places nothing
+    assert "objects" not in request and "key_color" not in request  # one object, green: the v1 request
+
+
+def test_more_objects_go_behind_the_foreground(gimp_plugin):
+    arguments = gimp_plugin[0]
+    lines = "a yellow moon @ 0.25, 0.3, 0.4, 0.5\n\n  a green tree  \n"
+    request = arguments.request_from(values(objects=lines, **{"key-color": "magenta"}), (100, 75), (20, 10, 50, 40),
+                                     seed=1)
+    assert request["objects"] == [{"prompt": "a yellow moon", "layout": {"cx": 0.25, "cy": 0.3, "w": 0.4, "h": 0.5}},
+                                  {"prompt": "a green tree"},  # no box: the server places it
+                                  {"prompt": "a red star", "layout": {"cx": 0.45, "cy": 0.4, "w": 0.5, "h": 0.5333}}]
+    assert request["key_color"] == "magenta" and "foreground_prompt" not in request and "layout" not in request
+    alone = arguments.request_from(values(objects="a yellow moon @ 0.5,0.5,1,1", **{"foreground-prompt": ""}),
+                                   (64, 64), None, seed=1)
+    assert alone["foreground_prompt"] == "a yellow moon"  # one object is the single-object request
+    assert alone["layout"] == {"cx": 0.5, "cy": 0.5, "w": 1.0, "h": 1.0}
+
+
+@pytest.mark.parametrize("lines, words", [
+    ("a moon\na tree @ 0.5,0.5,0.3", "line 2 ('a tree @ 0.5,0.5,0.3'): give four numbers CX,CY,W,H"),
+    ("a moon @ left", "line 1 ('a moon @ left'): give four numbers"),
+    ("@ 0.5,0.5,0.3,0.3", "line 1 ('@ 0.5,0.5,0.3,0.3'): describe the object before the @"),
+    ("\n\na moon @ 0.5,0.5,0,0.3", "line 3 ('a moon @ 0.5,0.5,0,0.3'): the box is four numbers"),
+    ("a moon @ 1.5,0.5,0.3,0.3", "fractions 0..1 of the image), with the width and height above 0"),
+])
+def test_bad_object_lines_are_named(gimp_plugin, lines, words):
+    with pytest.raises(TAUEError) as caught:
+        gimp_plugin[0].request_from(values(objects=lines), (64, 64), None, seed=1)
+    assert words in caught.value.message and caught.value.field == "objects"
+
+
+def test_new_background_request(gimp_plugin):
+    arguments = gimp_plugin[0]
+    request = arguments.background_request_from(values(**{"background-prompt": " a sunny beach ",
+                                                          "negative-prompt": "people"}), seed=9)
+    assert request == {"background_prompts": ["a sunny beach"], "seeds": [9], "negative_prompt": "people"}
+    assert arguments.background_request_from(values(seed=3))["seeds"] == [3]
+    with pytest.raises(TAUEError) as caught:
+        arguments.background_request_from(values(**{"background-prompt": ""}))
+    assert "Describe the new background" in caught.value.message
 
 
 @pytest.mark.parametrize("changes, words", [
@@ -70,6 +110,7 @@ def test_request_from_image_size_selection_and_seed(gimp_plugin):
     ({"background-prompt": "  "}, "Describe the background"),
     ({"width": 100, "height": 64}, "multiples of 8"),
     ({"width": 64, "height": 0}, "both width and height"),
+    ({"key-color": "red"}, "The key colour must be one of green, blue, magenta"),
 ])
 def test_bad_arguments_say_what_to_change(gimp_plugin, changes, words):
     with pytest.raises(TAUEError) as caught:
@@ -78,9 +119,15 @@ def test_bad_arguments_say_what_to_change(gimp_plugin, changes, words):
 
 
 def test_arguments_are_described_once(gimp_plugin):
-    names = [a.name for a in gimp_plugin[0].ARGUMENTS]
+    from taue_client import KEY_COLORS
+
+    arguments = gimp_plugin[0]
+    names = [a.name for a in arguments.ARGUMENTS]
     assert len(names) == len(set(names))
     assert set(values()) == set(names)
+    assert set(arguments.BACKGROUND_ARGUMENTS) < set(arguments.ARGUMENTS)
+    [key] = [a for a in arguments.ARGUMENTS if a.name == "key-color"]
+    assert key.choices == KEY_COLORS and key.default == "green"
 
 
 def test_watcher_cancels_the_job_when_the_plugin_dies(gimp_plugin, pipe, tmp_path):

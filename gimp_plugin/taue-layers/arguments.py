@@ -1,52 +1,105 @@
-"""The procedures' arguments, described once: GIMP registers them from here and the request is built from them.
+"""The procedures' arguments, described once: GIMP registers them from here and the requests are built from them.
 
 No GIMP import: unit-tested outside GIMP.
 """
 
 from __future__ import annotations
 
-from taue_client import DEFAULT_URL, TAUEError, editor_request
+from taue_client import DEFAULT_URL, KEY_COLORS, TAUEError, editor_request, new_background_request
 from taue_client.layers import MAX_SIZE, SEED_MAX
 
 
 class Argument:
-    def __init__(self, name: str, nick: str, blurb: str, kind: str, default, low=None, high=None):
+    def __init__(self, name: str, nick: str, blurb: str, kind: str, default, low=None, high=None, choices=()):
         self.name, self.nick, self.blurb, self.kind, self.default = name, nick, blurb, kind, default
-        self.low, self.high = low, high
+        self.low, self.high, self.choices = low, high, choices
 
 
-# in the dialog's order; names are GIMP's (kebab-case)
+# in the dialog's order; names are GIMP's (kebab-case). kind 'text': a string of several lines
 ARGUMENTS = (
-    Argument("foreground-prompt", "_Foreground", "The object alone, e.g. 'a red vintage bicycle'", "string", ""),
+    Argument("foreground-prompt", "_Foreground", "The object alone, e.g. 'a red vintage bicycle' (in front of the "
+             "other objects)", "string", ""),
+    Argument("objects", "More _objects (optional)", "One object per line, behind the Foreground: PROMPT, or "
+             "PROMPT @ CX,CY,W,H to place it (centre and size, fractions 0..1 of the image)", "text", ""),
     Argument("background-prompt", "_Background", "The scene behind it, e.g. 'a cobblestone street at dusk'",
              "string", ""),
     Argument("composite-prompt", "_Composite (optional)", "The whole scene; default: foreground, background",
              "string", ""),
     Argument("negative-prompt", "_Negative (optional)", "What none of the layers should show", "string", ""),
+    Argument("key-color", "_Key colour", "The backdrop the objects are cut from: blue or magenta for green objects",
+             "choice", KEY_COLORS[0], choices=KEY_COLORS),
     Argument("seed", "_Seed", "-1: a new random seed each run", "int", -1, -1, SEED_MAX),
     Argument("steps", "S_teps", "Denoising steps per phase", "int", 30, 2, 200),
     Argument("width", "_Width", "0: the image's width, rounded to a multiple of 8", "int", 0, 0, MAX_SIZE),
     Argument("height", "_Height", "0: the image's height, rounded to a multiple of 8", "int", 0, 0, MAX_SIZE),
-    Argument("use-selection", "_Place the object in the selection", "The selection's bounds become the object's box",
-             "boolean", True),
+    Argument("use-selection", "_Place the object in the selection", "The selection's bounds become the "
+             "Foreground's box", "boolean", True),
     Argument("server-url", "Server _URL", "Where taue-server listens", "string", DEFAULT_URL),
     Argument("token", "T_oken", "Only for a server started with --token", "string", ""),
 )
+
+# New Background: the scene's prompts and seed; the objects are the selected result's
+BACKGROUND_ARGUMENTS = tuple(a for a in ARGUMENTS if a.name in (
+    "background-prompt", "composite-prompt", "negative-prompt", "seed", "server-url", "token"))
+
+BOX_HELP = "four numbers CX,CY,W,H after the @ (centre x, centre y, width, height: fractions 0..1 of the image)"
+
+
+def parse_objects(text: str) -> list:
+    """The 'More objects' lines as the request's objects ({prompt, layout}); blank lines are skipped."""
+    objects = []
+    for number, line in enumerate((text or "").splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        prompt, at, box = line.rpartition("@")
+        if not at:
+            prompt, box = line, None
+        if not prompt.strip():
+            raise TAUEError("settings", f"More objects, line {number} ({line!r}): describe the object before the @ "
+                                        "(e.g. 'a yellow moon @ 0.7,0.3,0.3,0.3').", "objects")
+        objects.append({"prompt": prompt.strip(), "layout": None if box is None else _box(box, number, line)})
+    return objects
+
+
+def _box(text: str, number: int, line: str) -> dict:
+    try:
+        cx, cy, w, h = (float(part) for part in text.split(","))
+    except ValueError:
+        raise TAUEError("settings", f"More objects, line {number} ({line!r}): give {BOX_HELP}, e.g. 'a yellow "
+                                    "moon @ 0.7,0.3,0.3,0.3'; an @ always starts the box.", "objects") from None
+    if not (0 <= cx <= 1 and 0 <= cy <= 1 and 0 < w <= 1 and 0 < h <= 1):
+        raise TAUEError("settings", f"More objects, line {number} ({line!r}): the box is {BOX_HELP}, with the width "
+                                    "and height above 0.", "objects")
+    return {"cx": cx, "cy": cy, "w": w, "h": h}
+
+
+def _seed(values: dict, seed: int | None) -> int | None:
+    """The seed argument, or `seed` when it is -1 (None: taue_client draws one)."""
+    chosen = values.get("seed", -1)
+    return seed if chosen is None or chosen < 0 else chosen
 
 
 def request_from(values: dict, image_size: tuple, selection: tuple | None, seed: int | None = None) -> dict:
     """The POST /jobs body from the procedure's values.
 
     image_size: the image's (width, height), the default generation size (rounded); selection: the selection's
-    bounds (x, y, w, h) or None; seed: used when values['seed'] is -1 (None: a new random one).
+    bounds (x, y, w, h) or None, the Foreground's box; seed: used when values['seed'] is -1 (None: a new random one).
     """
     width, height = values.get("width") or 0, values.get("height") or 0
     if bool(width) != bool(height):
         raise TAUEError("settings", "Give both width and height, or 0 for both to use the image's size.", "size")
-    chosen = values.get("seed", -1)
     return editor_request(values.get("foreground-prompt", ""), values.get("background-prompt", ""),
                           image_size=image_size, size=(width, height) if width else None,
                           selection=selection if values.get("use-selection", True) else None,
-                          seed=seed if chosen is None or chosen < 0 else chosen,
+                          seed=_seed(values, seed), objects=parse_objects(values.get("objects", "")),
+                          key_color=values.get("key-color") or None,
                           composite=values.get("composite-prompt", ""), negative=values.get("negative-prompt", ""),
                           steps=values.get("steps"), size_hint="; 0 uses the image's size")
+
+
+def background_request_from(values: dict, seed: int | None = None) -> dict:
+    """The POST /jobs/<id>/backgrounds body (one new background) from the New Background procedure's values."""
+    return new_background_request(values.get("background-prompt", ""), seed=_seed(values, seed),
+                                  composite=values.get("composite-prompt", ""),
+                                  negative=values.get("negative-prompt", ""))

@@ -1,8 +1,9 @@
 """The only module that calls GIMP's API: image size and selection, progress, and a result as layers.
 
-A result goes in as one layer group named after the prompts and seed (taue_client.layers.EDITOR_STACK: Background,
-Foreground with a layer mask made from its alpha, Composite hidden), inside one undo group, scaled to the image
-when the sizes differ.
+A result goes in as one layer group named after the prompts and seed (taue_client.editor_stack: Background, the
+Foreground, or one layer per object named after its prompt, each with a layer mask made from its alpha, Composite
+hidden), inside one undo group, scaled to the image when the sizes differ. The group keeps its server job's id in a
+persistent parasite (saved in .xcf too), so New Background finds the job from a selected layer.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import gi
 gi.require_version("Gimp", "3.0")
 from gi.repository import Gimp, Gio  # noqa: E402
 
-from taue_client import EDITOR_STACK, JobResult, TAUEError, group_name  # noqa: E402
+from taue_client import JobResult, TAUEError, editor_stack, group_name, object_prompts  # noqa: E402
+
+JOB_PARASITE = "taue-job"  # on a result's group: the id of the server job it came from
 
 
 def image_size(image) -> tuple:
@@ -43,8 +46,8 @@ class Progress:
         Gimp.progress_end()
 
 
-def insert(image, result: JobResult):
-    """Add the result on top of the image's layers; returns the group."""
+def insert(image, result: JobResult, above=None):
+    """Add the result on top of the image's layers, or right above the layer `above`; returns the group."""
     if image.get_base_type() != Gimp.ImageBaseType.RGB:
         raise TAUEError("settings", "TAUE layers are RGB: convert the image first (Image > Mode > RGB), or use "
                                     "File > Create > TAUE Layers for a new image.")
@@ -54,8 +57,12 @@ def insert(image, result: JobResult):
     try:
         with tempfile.TemporaryDirectory(prefix="taue-gimp-") as folder:
             group = Gimp.GroupLayer.new(image, name)
-            image.insert_layer(group, None, 0)
-            for spec in EDITOR_STACK:  # bottom to top: each goes on top of the group
+            if above is None:
+                image.insert_layer(group, None, 0)
+            else:
+                image.insert_layer(group, above.get_parent(), image.get_item_position(above))
+            group.attach_parasite(Gimp.Parasite.new(JOB_PARASITE, Gimp.PARASITE_PERSISTENT, list(result.id.encode())))
+            for spec in editor_stack(object_prompts(result.metadata)):  # bottom to top: each goes on top of the group
                 layer = _load_layer(image, folder, spec.key, result.layers[spec.key])
                 layer.set_name(spec.name)
                 image.insert_layer(layer, group, 0)
@@ -69,6 +76,25 @@ def insert(image, result: JobResult):
         image.undo_group_end()
     Gimp.displays_flush()
     return group
+
+
+def result_group(drawables):
+    """(the TAUE result group holding the first selected layer, its server job's id): the layer itself, or the
+    nearest group above it, that carries the job parasite."""
+    if not drawables:
+        raise TAUEError("settings", "Select a layer of a TAUE result group first (one made by Filters > Render > "
+                                    "TAUE Layers), then choose New Background again.")
+    item = drawables[0]
+    if isinstance(item, Gimp.LayerMask):
+        item = Gimp.Layer.from_mask(item)
+    selected = item.get_name()
+    while item is not None:
+        parasite = item.get_parasite(JOB_PARASITE)
+        if parasite is not None:
+            return item, bytes(parasite.get_data()).decode("utf-8")
+        item = item.get_parent()
+    raise TAUEError("settings", f"The selected layer '{selected}' is not part of a TAUE result group: select a "
+                                "layer inside a group made by Filters > Render > TAUE Layers (or the group itself).")
 
 
 def _load_layer(image, folder: str, key: str, png: bytes):

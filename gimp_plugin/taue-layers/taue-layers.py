@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""TAUE Layers for GIMP 3: a foreground, a matching background and the harmonised composite, as layers.
+"""TAUE Layers for GIMP 3: foreground objects, a matching background and the harmonised composite, as layers.
 
-Filters > Render > TAUE Layers... adds them to the image; File > Create > TAUE Layers... makes a new image. Both
-speak to a TAUE server (taue-server) through taue_client, the client shared with the Krita plug-in; the server is
-only contacted when a procedure runs, never when GIMP registers them.
+Filters > Render > TAUE Layers... adds them to the image; File > Create > TAUE Layers... makes a new image;
+Filters > Render > TAUE Layers: New Background... puts the objects of a result already in the image into a new
+scene. All speak to a TAUE server (taue-server) through taue_client, the client shared with the Krita plug-in; the
+server is only contacted when a procedure runs, never when GIMP registers them.
 """
 
 from __future__ import annotations
@@ -17,33 +18,43 @@ import gi
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("GimpUi", "3.0")
-from gi.repository import Gimp, GimpUi, GLib, GObject  # noqa: E402
+gi.require_version("Gtk", "3.0")
+from gi.repository import Gimp, GimpUi, GLib, GObject, Gtk  # noqa: E402
 
-from arguments import ARGUMENTS, request_from  # noqa: E402
-from taue_client import Client, JobRun, TAUEError  # noqa: E402
+from arguments import ARGUMENTS, BACKGROUND_ARGUMENTS, background_request_from, request_from  # noqa: E402
+from taue_client import Client, JobResult, JobRun, TAUEError  # noqa: E402
 
 PROC_LAYERS = "python-fu-taue-layers"
 PROC_NEW = "python-fu-taue-layers-new"
+PROC_BACKGROUND = "python-fu-taue-layers-background"
 NEW_IMAGE_SIZE = (1024, 1024)  # File > Create with width and height left at 0
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def add_arguments(procedure) -> None:
+def add_arguments(procedure, arguments) -> None:
     flags = GObject.ParamFlags.READWRITE
-    for a in ARGUMENTS:
-        if a.kind == "string":
+    for a in arguments:
+        if a.kind in ("string", "text"):
             procedure.add_string_argument(a.name, a.nick, a.blurb, a.default, flags)
+        elif a.kind == "choice":
+            choice = Gimp.Choice.new()
+            for number, nick in enumerate(a.choices):
+                choice.add(nick, number, nick.capitalize(), "")
+            procedure.add_choice_argument(a.name, a.nick, a.blurb, choice, a.default, flags)
         elif a.kind == "int":
             procedure.add_int_argument(a.name, a.nick, a.blurb, a.low, a.high, a.default, flags)
         else:
             procedure.add_boolean_argument(a.name, a.nick, a.blurb, a.default, flags)
 
 
-def ask(procedure, config, title: str) -> bool:
+def ask(procedure, config, title: str, arguments) -> bool:
     """The procedure dialog (it remembers the last values); False when the user cancels."""
     GimpUi.init("taue-layers")
     dialog = GimpUi.ProcedureDialog.new(procedure, config, title)
-    dialog.fill([a.name for a in ARGUMENTS])
+    for a in arguments:
+        if a.kind == "text":  # several lines: a text box instead of the one-line entry
+            dialog.get_widget(a.name, Gtk.TextView.__gtype__)
+    dialog.fill([a.name for a in arguments])
     accepted = dialog.run()
     dialog.destroy()
     return accepted
@@ -69,6 +80,25 @@ class CancelWatch:
             self.process.wait(timeout=5)
 
 
+def follow(client: Client, run: JobRun, title: str) -> JobResult:
+    """Run the job with GIMP's progress, cancelling it on the server if GIMP kills the plug-in meanwhile."""
+    import gimp_host
+
+    watch = CancelWatch()
+    progress = gimp_host.Progress(title)
+
+    def on_progress(fraction: float, text: str) -> None:
+        if run.job_id is not None:
+            watch.start(client, run.job_id)
+        progress(fraction, text)
+
+    try:
+        return run.run(on_progress)
+    finally:
+        watch.stop()
+        progress.end()
+
+
 def generate(config, image):
     """Run one job for `image` (None: a new image) and insert it; returns the image."""
     import gimp_host
@@ -78,24 +108,22 @@ def generate(config, image):
     selection = gimp_host.selection_box(image) if image is not None else None
     request = request_from(values, size, selection)  # seed -1: taue_client draws one
     client = Client(values["server-url"], values["token"])
-    run = JobRun(client, request)
-    watch = CancelWatch()
-    progress = gimp_host.Progress()
-
-    def on_progress(fraction: float, text: str) -> None:
-        if run.job_id is not None:
-            watch.start(client, run.job_id)
-        progress(fraction, text)
-
-    try:
-        result = run.run(on_progress)
-    finally:
-        watch.stop()
-        progress.end()
+    result = follow(client, JobRun(client, request), "TAUE Layers")
     if image is None:
         image = Gimp.Image.new(request["width"], request["height"], Gimp.ImageBaseType.RGB)
     gimp_host.insert(image, result)
     return image
+
+
+def new_background(config, image, source, job_id: str) -> None:
+    """A new background for the objects of the result group `source` (made by job `job_id`), inserted above it."""
+    import gimp_host
+
+    values = {a.name: config.get_property(a.name) for a in BACKGROUND_ARGUMENTS}
+    request = background_request_from(values)  # seed -1: taue_client draws one
+    client = Client(values["server-url"], values["token"])
+    result = follow(client, JobRun(client, request, new_background_of=job_id), "TAUE New Background")
+    gimp_host.insert(image, result, above=source)
 
 
 def failure(procedure, message: str):
@@ -115,13 +143,27 @@ def guarded(procedure, work):
 
 class TAUELayers(Gimp.PlugIn):
     def do_query_procedures(self):
-        return [PROC_LAYERS, PROC_NEW]
+        return [PROC_LAYERS, PROC_NEW, PROC_BACKGROUND]
 
     def do_set_i18n(self, name):
         return False
 
     def do_create_procedure(self, name):
-        if name == PROC_LAYERS:
+        arguments = ARGUMENTS
+        if name == PROC_BACKGROUND:
+            arguments = BACKGROUND_ARGUMENTS
+            procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, self.run_background, None)
+            procedure.set_image_types("RGB*")
+            procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE
+                                           | Gimp.ProcedureSensitivityMask.DRAWABLES)
+            procedure.set_menu_label("TAUE Layers: New Background...")
+            procedure.add_menu_path("<Image>/Filters/Render/")
+            procedure.set_documentation(
+                "A new background for the objects of a TAUE result in the image",
+                "Select a layer of a TAUE result group (or the group): the server puts the same objects into a new "
+                "scene from the background prompt, and the new result arrives as a group above it (object layers "
+                "identical, new Background and Composite).", name)
+        elif name == PROC_LAYERS:
             procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, self.run_on_image, None)
             procedure.set_image_types("*")
             procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE
@@ -131,8 +173,9 @@ class TAUELayers(Gimp.PlugIn):
             procedure.add_menu_path("<Image>/Filters/Render/")
             procedure.set_documentation(
                 "Foreground, background and composite layers from two prompts (TAUE)",
-                "Asks a TAUE server for a foreground with a clean alpha, a background plate without the object and "
-                "the harmonised composite, and adds them as a layer group. The selection's bounds place the object.",
+                "Asks a TAUE server for a foreground with a clean alpha (and one layer per object given under More "
+                "objects, each with its mask), a background plate without the objects and the harmonised composite, "
+                "and adds them as a layer group. The selection's bounds place the Foreground.",
                 name)
         else:
             procedure = Gimp.Procedure.new(self, name, Gimp.PDBProcType.PLUGIN, self.run_new, None)
@@ -145,11 +188,11 @@ class TAUELayers(Gimp.PlugIn):
                                         Gimp.RunMode.NONINTERACTIVE, GObject.ParamFlags.READWRITE)
             procedure.add_image_return_value("image", "Image", "The new image", False, GObject.ParamFlags.READWRITE)
         procedure.set_attribution("TAUE Layers", "TAUE Layers (Apache-2.0)", "2026")
-        add_arguments(procedure)
+        add_arguments(procedure, arguments)
         return procedure
 
     def run_on_image(self, procedure, run_mode, image, drawables, config, data):
-        if run_mode == Gimp.RunMode.INTERACTIVE and not ask(procedure, config, "TAUE Layers"):
+        if run_mode == Gimp.RunMode.INTERACTIVE and not ask(procedure, config, "TAUE Layers", ARGUMENTS):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
 
         def work():
@@ -160,7 +203,7 @@ class TAUELayers(Gimp.PlugIn):
 
     def run_new(self, procedure, config, data):
         run_mode = config.get_property("run-mode")
-        if run_mode == Gimp.RunMode.INTERACTIVE and not ask(procedure, config, "TAUE Layers: new image"):
+        if run_mode == Gimp.RunMode.INTERACTIVE and not ask(procedure, config, "TAUE Layers: new image", ARGUMENTS):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
 
         def work():
@@ -169,6 +212,19 @@ class TAUELayers(Gimp.PlugIn):
                 Gimp.Display.new(image)
             return Gimp.ValueArray.new_from_values([
                 GObject.Value(Gimp.PDBStatusType, Gimp.PDBStatusType.SUCCESS), GObject.Value(Gimp.Image, image)])
+
+        return guarded(procedure, work)
+
+    def run_background(self, procedure, run_mode, image, drawables, config, data):
+        def work():
+            import gimp_host
+
+            source, job_id = gimp_host.result_group(drawables)  # before the dialog: no prompts asked in vain
+            if run_mode == Gimp.RunMode.INTERACTIVE and not ask(procedure, config, "TAUE Layers: New Background",
+                                                                BACKGROUND_ARGUMENTS):
+                return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+            new_background(config, image, source, job_id)
+            return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
         return guarded(procedure, work)
 
