@@ -1,6 +1,6 @@
 """The GIMP plug-in in real GIMP 3: gimp-console runs tests/gimp/taue_gimp_e2e.py in batch mode, which calls the
 procedures non-interactively against a real taue-server (tiny-random) and exports .xcf and .psd; this test reads
-the verdict and the exported files.
+the verdict and the exported files. A second image gets a two-object result and then a new background for it.
 
 GIMP 3 is Debian 13's: on a Debian 12 machine it runs inside a Debian 13 root (tools/gimp_root.sh builds and caches
 it outside the repo; needs root). CI sets TAUE_REQUIRE_EDITORS=1, so a missing GIMP fails there instead of skipping.
@@ -96,13 +96,35 @@ def gimp_run(gimp, pipe, packager, tmp_path_factory):
         assert verdict["ok"], verdict.get("exception")
         jobs = server.session.get(server.api + "/jobs?limit=10", timeout=10).json()["jobs"]
         first = [job for job in jobs if job["request"]["width"] == 96][0]
-        layers = {key: Image.open(io.BytesIO(server.get(f"/api/v1/jobs/{first['id']}/layers/{key}.png").content))
-                  .convert("RGBA") for key in ("foreground", "background", "composite")}
-        yield verdict, work / "out", layers, first
+        layers = {key: layer_png(server, first["id"], key) for key in ("foreground", "background", "composite")}
+        yield verdict, work / "out", layers, first, server
+
+
+def layer_png(server, job_id: str, key: str) -> Image.Image:
+    return Image.open(io.BytesIO(server.get(f"/api/v1/jobs/{job_id}/layers/{key}.png").content)).convert("RGBA")
+
+
+def psd_groups(path: Path) -> dict:
+    """{group name: {layer name: layer}} of an exported .psd (layers bottom to top)."""
+    from psd_tools import PSDImage
+
+    return {group.name.rstrip("\x00"): {layer.name.rstrip("\x00"): layer for layer in group}
+            for group in PSDImage.open(path) if group.is_group()}
+
+
+def check_object_layer(layer, rgba: np.ndarray) -> None:
+    """A layer inserted from an RGBA PNG (`rgba`, at the layer's size): its mask is the alpha, its colour the PNG's
+    where the object is."""
+    mask = layer.mask
+    assert mask is not None and (mask.width, mask.height) == rgba.shape[1::-1]
+    assert np.abs(np.asarray(mask.topil()).astype(float) - rgba[..., 3]).mean() < 4.0  # the layer mask is the alpha
+    inside = rgba[..., 3] > 128
+    colour = np.asarray(layer.topil().convert("RGB")).astype(float)
+    assert inside.any() and np.abs(colour - rgba[..., :3])[inside].mean() < 6.0
 
 
 def test_filters_procedure_adds_the_group(gimp_run):
-    verdict, _, _, job = gimp_run
+    verdict, _, _, job, _ = gimp_run
     assert verdict["gimp"].startswith("3.") and verdict["status"] == "success", verdict.get("error")
     assert (job["request"]["width"], job["request"]["height"]) == (96, 72)  # the image's size, to multiples of 8
     assert job["request"]["layout"] == {"cx": 0.45, "cy": 0.4, "w": 0.5, "h": 0.5333}  # the selection's box
@@ -132,14 +154,10 @@ def test_errors_are_execution_errors_with_a_message(gimp_run):
 
 
 def test_exported_files_hold_the_layers_and_pixels(gimp_run):
-    from psd_tools import PSDImage
-
-    verdict, out, layers, _ = gimp_run
+    verdict, out, layers, _, _ = gimp_run
     assert verdict["xcf"] and verdict["psd"]
     assert (out / "result.xcf").read_bytes()[:9] == b"gimp xcf "
-    psd = PSDImage.open(out / "result.psd")
-    [group] = [layer for layer in psd if layer.is_group()]
-    children = {layer.name.rstrip("\x00"): layer for layer in group}
+    [children] = psd_groups(out / "result.psd").values()
     assert list(children) == ["Background", "Foreground", "Composite"]  # bottom to top
     assert [children[n].visible for n in children] == [True, True, False]
 
@@ -150,11 +168,54 @@ def test_exported_files_hold_the_layers_and_pixels(gimp_run):
         pixels = np.asarray(children[name].topil().convert("RGB")).astype(float)
         assert pixels.shape == (H, W, 3)
         assert np.abs(pixels - scaled(layers[key])[..., :3]).mean() < 4.0
-    foreground = scaled(layers["foreground"])
-    mask = children["Foreground"].mask
-    assert mask is not None and (mask.width, mask.height) == (W, H)
-    mask_pixels = np.asarray(mask.topil()).astype(float)
-    assert np.abs(mask_pixels - foreground[..., 3]).mean() < 4.0  # the layer mask is the alpha
-    inside = foreground[..., 3] > 128
-    colour = np.asarray(children["Foreground"].topil().convert("RGB")).astype(float)
-    assert inside.any() and np.abs(colour - foreground[..., :3])[inside].mean() < 6.0
+    check_object_layer(children["Foreground"], scaled(layers["foreground"]))
+
+
+OBJECTS_GROUP = "TAUE: a yellow moon + a red star / a blue striped background (seed 11)"
+BEACH_GROUP = "TAUE: a yellow moon + a red star / a sunny beach (seed 5)"
+OBJECT_LAYERS = ["Composite", "a red star", "a yellow moon", "Background"]  # top to bottom: the foreground in front
+
+
+def test_two_objects_arrive_as_one_layer_each_with_its_mask(gimp_run):
+    verdict, out, _, _, server = gimp_run
+    assert verdict["objects_status"] == "success", verdict.get("objects_error")
+    _, first, artwork = verdict["scene"]
+    job = server.job(first["job"])  # the group knows its job
+    assert job["request"]["objects"] == [  # the lines of More objects, then the Foreground in the selection
+        {"prompt": "a yellow moon", "layout": {"cx": 0.25, "cy": 0.3, "w": 0.4, "h": 0.5}},
+        {"prompt": "a red star", "layout": {"cx": 0.7188, "cy": 0.5625, "w": 0.4375, "h": 0.625}}]
+    assert server.get(job["urls"]["metadata"]).json()["config"]["key_color"] == "magenta"
+    assert first["name"] == OBJECTS_GROUP and artwork["name"] == "Artwork"
+    assert [(c["name"], c["visible"], c["mask"]) for c in first["children"]] == [
+        ("Composite", False, False), ("a red star", True, True), ("a yellow moon", True, True),
+        ("Background", True, False)]
+    children = psd_groups(out / "scene.psd")[OBJECTS_GROUP]
+    for n, name in ((1, "a yellow moon"), (2, "a red star")):
+        check_object_layer(children[name], np.asarray(layer_png(server, job["id"], f"object-{n}")).astype(float))
+
+
+def test_new_background_keeps_the_objects_of_the_selected_group(gimp_run):
+    verdict, out, _, _, server = gimp_run
+    assert verdict["background_status"] == "success", verdict.get("background_error")
+    new, first, _ = verdict["scene"]  # the new group right above the one it came from
+    renamed = [f"{name} #1" for name in OBJECT_LAYERS]  # GIMP numbers a layer name the image already has
+    assert new["name"] == BEACH_GROUP and [c["name"] for c in new["children"]] == renamed
+    assert [c["mask"] for c in new["children"]] == [False, True, True, False]
+    job = server.job(new["job"])
+    assert new["job"] != first["job"] and job["state"] == "succeeded"
+    assert job["request"]["kind"] == "background" and job["request"]["parent"] == first["job"]
+    assert verdict["reloaded_jobs"] == [new["job"], first["job"], None]  # the job ids survive .xcf
+    groups = psd_groups(out / "scene.psd")
+    for name in OBJECT_LAYERS[1:3]:  # object layers and their masks identical
+        kept, made = groups[BEACH_GROUP][f"{name} #1"], groups[OBJECTS_GROUP][name]
+        assert np.array_equal(np.asarray(kept.topil()), np.asarray(made.topil()))
+        assert np.array_equal(np.asarray(kept.mask.topil()), np.asarray(made.mask.topil()))
+    background = np.asarray(groups[BEACH_GROUP]["Background #1"].topil().convert("RGB")).astype(float)
+    assert np.abs(background - np.asarray(layer_png(server, job["id"], "background"))[..., :3]).mean() < 4.0
+
+
+def test_new_background_needs_a_layer_of_a_result_group(gimp_run):
+    verdict = gimp_run[0]
+    assert verdict["outside_status"] == "execution-error"
+    assert "'Artwork' is not part of a TAUE result group" in verdict["outside_error"]  # before any server is asked
+    assert "Traceback" not in verdict["outside_error"]

@@ -1,6 +1,7 @@
 # Batch code for `gimp-console-3.0 -i --batch-interpreter python-fu-eval -b -` (tests/test_gimp_e2e.py pipes it in).
 # Calls the TAUE Layers procedures non-interactively against a real taue-server ($TAUE_URL), reads the image back,
 # exports .xcf and .psd, and writes a verdict to $TAUE_OUT/verdict.json: GIMP's exit status proves nothing.
+# Second part: two objects (each its own layer and mask), then New Background on that group.
 import json
 import os
 import traceback
@@ -28,13 +29,17 @@ def run_procedure(name, **values):
     return status, result, error
 
 
-def describe(image):
-    from gi.repository import Gimp
+def job_of(layer):
+    parasite = layer.get_parasite("taue-job")
+    return None if parasite is None else bytes(parasite.get_data()).decode()
 
+
+def describe(image):
     layers = image.get_layers()
     described = []
     for layer in layers:
-        entry = {"name": layer.get_name(), "group": layer.is_group(), "size": [layer.get_width(), layer.get_height()]}
+        entry = {"name": layer.get_name(), "group": layer.is_group(), "size": [layer.get_width(), layer.get_height()],
+                 "job": job_of(layer)}
         if layer.is_group():
             entry["children"] = [{"name": child.get_name(), "visible": child.get_visible(),
                                   "size": [child.get_width(), child.get_height()], "offsets": list(child.get_offsets()[1:]),
@@ -89,6 +94,37 @@ try:
     status, _, error = run_procedure("python-fu-taue-layers", **{"run-mode": Gimp.RunMode.NONINTERACTIVE},
                                      image=down, drawables=[], **dict(common, **{"foreground-prompt": " "}))
     verdict["bad_status"], verdict["bad_error"] = status.value_nick, error
+
+    verdict["stage"] = "two objects"
+    scene = Gimp.Image.new(64, 64, Gimp.ImageBaseType.RGB)
+    base = Gimp.Layer.new(scene, "Artwork", 64, 64, Gimp.ImageType.RGB_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    scene.insert_layer(base, None, 0)
+    scene.select_rectangle(Gimp.ChannelOps.REPLACE, 32, 16, 28, 40)
+    status, _, error = run_procedure("python-fu-taue-layers", **{"run-mode": Gimp.RunMode.NONINTERACTIVE},
+                                     image=scene, drawables=[base], **dict(
+                                         common, seed=11, steps=3, objects="a yellow moon @ 0.25,0.3,0.4,0.5\n",
+                                         **{"key-color": "magenta"}))
+    verdict["objects_status"], verdict["objects_error"] = status.value_nick, error
+
+    verdict["stage"] = "new background"
+    first = scene.get_layers()[0]
+    moon = [child for child in first.get_children() if child.get_name() == "a yellow moon"][0]
+    status, _, error = run_procedure("python-fu-taue-layers-background", **{"run-mode": Gimp.RunMode.NONINTERACTIVE},
+                                     image=scene, drawables=[moon], **{
+                                         "background-prompt": "a sunny beach", "seed": 5,
+                                         "server-url": os.environ["TAUE_URL"], "token": ""})
+    verdict["background_status"], verdict["background_error"] = status.value_nick, error
+    verdict["scene"] = describe(scene)
+    status, _, error = run_procedure("python-fu-taue-layers-background", **{"run-mode": Gimp.RunMode.NONINTERACTIVE},
+                                     image=scene, drawables=[base], **{
+                                         "background-prompt": "a sunny beach", "server-url": "http://127.0.0.1:9"})
+    verdict["outside_status"], verdict["outside_error"] = status.value_nick, error
+    verdict["scene_psd"] = Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, scene,
+                                          Gio.File.new_for_path(os.path.join(OUT, "scene.psd")), None)
+    xcf = Gio.File.new_for_path(os.path.join(OUT, "scene.xcf"))
+    Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, scene, xcf, None)
+    verdict["reloaded_jobs"] = [job_of(layer) for layer in Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, xcf)
+                                .get_layers()]
     verdict["stage"] = "done"
     verdict["ok"] = True
 except Exception:
