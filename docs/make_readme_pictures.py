@@ -1,12 +1,20 @@
-"""Regenerate the README's pictures from the demo's own files: python docs/make_readme_pictures.py [taue-out]."""
+"""Regenerate the README's pictures from the commands' own files.
+
+    python docs/make_readme_pictures.py [taue-out]                  # docs/demo.png from `bash run.sh demo`
+    python docs/make_readme_pictures.py --objects two two-bg/1      # docs/objects.png from the README's commands
+"""
 
 import sys
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from taue_engine.sheet import COLUMNS, contact_sheet  # noqa: E402
+from taue_engine.sheet import COLUMNS, checkerboard, contact_sheet  # noqa: E402
+
+TILE, GAP = 160, 4
+MASK_COLOURS = ((220, 30, 30), (245, 220, 30), (30, 70, 220))
 
 
 class _Saved:
@@ -17,10 +25,42 @@ class _Saved:
             setattr(self, name, Image.open(folder / f"{name}.png"))
 
 
+def _over_checkerboard(layer: Image.Image) -> Image.Image:
+    backdrop = checkerboard(layer.size, cell=max(4, layer.size[0] // 16))
+    backdrop.paste(layer, (0, 0), layer)
+    return backdrop
+
+
+def _masks(folder: Path) -> Image.Image:
+    """Each object's mask-<n>.png in its own colour on black."""
+    paths = sorted(folder.glob("mask-*.png"), key=lambda p: int(p.stem.split("-")[1]))
+    canvas = None
+    for path, colour in zip(paths, MASK_COLOURS):
+        mask = np.asarray(Image.open(path), dtype=np.float32)[..., None] / 255
+        canvas = (np.zeros(mask.shape[:2] + (3,)) if canvas is None else canvas) + mask * np.array(colour)
+    return Image.fromarray(canvas.clip(0, 255).astype(np.uint8))
+
+
+def objects_figure(first: Path, again: Path) -> Image.Image:
+    """Composite, background, each object layer, the masks; then the new background's composite and background."""
+    tiles = [Image.open(first / "composite.png"), Image.open(first / "background.png")]
+    tiles += [_over_checkerboard(Image.open(p).convert("RGBA"))
+              for p in sorted(first.glob("object-*.png"), key=lambda p: int(p.stem.split("-")[1]))]
+    tiles += [_masks(first), Image.open(again / "composite.png"), Image.open(again / "background.png")]
+    sheet = Image.new("RGB", (len(tiles) * (TILE + GAP) + GAP, TILE + 2 * GAP), (255, 255, 255))
+    for i, tile in enumerate(tiles):
+        sheet.paste(tile.convert("RGB").resize((TILE, TILE), Image.NEAREST), (GAP + i * (TILE + GAP), GAP))
+    return sheet
+
+
 def main() -> None:
-    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "taue-out")
-    out = Path(__file__).with_name("demo.png")
-    contact_sheet([_Saved(folder)], tile=192).save(out)
+    if sys.argv[1:2] == ["--objects"]:
+        out = Path(__file__).with_name("objects.png")
+        objects_figure(Path(sys.argv[2]), Path(sys.argv[3])).save(out)
+    else:
+        folder = Path(sys.argv[1] if len(sys.argv) > 1 else "taue-out")
+        out = Path(__file__).with_name("demo.png")
+        contact_sheet([_Saved(folder)], tile=192).save(out)
     print(out)
 
 
