@@ -51,10 +51,16 @@ def ask(procedure, config, title: str, arguments) -> bool:
     """The procedure dialog (it remembers the last values); False when the user cancels."""
     GimpUi.init("taue-layers")
     dialog = GimpUi.ProcedureDialog.new(procedure, config, title)
+    names = []
     for a in arguments:
-        if a.kind == "text":  # several lines: a text box instead of the one-line entry
+        if a.kind == "text":  # several lines: a text box (it has no label of its own) in a frame titled by the nick
+            dialog.get_label(f"{a.name}-label", a.nick, False, True)
             dialog.get_widget(a.name, Gtk.TextView.__gtype__)
-    dialog.fill([a.name for a in arguments])
+            dialog.fill_frame(f"{a.name}-frame", f"{a.name}-label", False, a.name)
+            names.append(f"{a.name}-frame")
+        else:
+            names.append(a.name)
+    dialog.fill(names)
     accepted = dialog.run()
     dialog.destroy()
     return accepted
