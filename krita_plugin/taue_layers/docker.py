@@ -101,7 +101,7 @@ class TAUEDocker(DockWidget, View):
         form.addRow("", self.use_selection)
 
         objects_row = QHBoxLayout()
-        self.objects = QLabel("none: one object")
+        self.objects = QLabel("none yet")
         self.objects.setWordWrap(True)
         self.add_object_button = QPushButton("Add object")
         self.add_object_button.setToolTip("Keep this foreground (in the selection) as one object and describe the "
@@ -193,7 +193,7 @@ class TAUEDocker(DockWidget, View):
             self.seed.setValue(seed)  # untick Random to generate with it again
 
     def show_objects(self, labels: list) -> None:
-        self.objects.setText(", ".join(labels) + " + the foreground above" if labels else "none: one object")
+        self.objects.setText(", ".join(labels) + " + Foreground" if labels else "none yet")
 
     def show_history(self, labels: list) -> None:
         self.history.clear()
