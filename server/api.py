@@ -10,7 +10,7 @@ from . import __version__
 from .errors import APIError
 from .jobs import DOCUMENTS, SUCCEEDED, Job, JobManager, job_layers, object_count
 from .openapi import openapi_document
-from .validation import parse_backgrounds_request, parse_json_body, parse_job_request
+from .validation import parse_backgrounds_request, parse_json_body, parse_job_request, parse_layers_request
 
 api = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 
@@ -112,6 +112,19 @@ def new_backgrounds(job_id: str):
     body = _json_body_for_a_ready_engine()
     requests = parse_backgrounds_request(body, current_app.extensions["taue"]["config"], object_count(parent.request))
     jobs = manager().submit_backgrounds(parent, requests)
+    response = jsonify({"jobs": [job_view(job) for job in jobs]})
+    response.status_code = 202
+    return response
+
+
+@api.post("/backgrounds")
+def new_backgrounds_for_layers():
+    """New scenes for object layers the user brings (base64 PNGs in the JSON): one job per background prompt."""
+    config = current_app.extensions["taue"]["config"]
+    request.max_content_length = config.max_upload_bytes
+    body = _json_body_for_a_ready_engine()
+    parsed = parse_layers_request(body, config, _base_config())
+    jobs = manager().submit_brought_layers(parsed["requests"], parsed["layers"], parsed["config"])
     response = jsonify({"jobs": [job_view(job) for job in jobs]})
     response.status_code = 202
     return response

@@ -33,6 +33,8 @@ class ServerConfig:
     """Objects one job may hold (each adds one foreground run)."""
     max_batch: int = 16
     """New backgrounds one POST .../backgrounds may ask for (one job each)."""
+    max_upload_bytes: int = 64 * 1024 * 1024
+    """Body limit of POST /backgrounds, whose object layers travel inside the JSON as base64 PNGs."""
     max_queue: int = 1000
     """Queued jobs beyond this are refused (409), so a runaway client cannot fill the disk."""
     page_size: int = 20

@@ -209,6 +209,30 @@ class JobManager:
             self.lock.notify_all()
         return jobs
 
+    def submit_brought_layers(self, requests: list[dict], layers: list, config: TAUEConfig) -> list[Job]:
+        """One queued job per new background for object layers the user brought (kept in each job's folder)."""
+        with self.lock:
+            if len(self.queue) + len(requests) > self.config.max_queue:
+                raise APIError(409, f"the queue is full ({self.config.max_queue} jobs): wait for some to finish",
+                               code="queue_full")
+            jobs = []
+            for extra in requests:
+                request = {"kind": BACKGROUND, "parent": None, "foreground_prompt": None, "moved": [],
+                           "layout": None, **extra}
+                job = Job(id=uuid.uuid4().hex, created_at=now(), request=request, settings=config.to_dict())
+                folder = self.folder(job.id)
+                (folder / KEPT_DIR).mkdir(parents=True)
+                for n, layer in enumerate(layers, 1):
+                    layer.save(folder / KEPT_DIR / f"object-{n}.png", format="PNG")
+                write_json(folder / "job.json", {"id": job.id, "created_at": job.created_at, "request": job.request,
+                                                 "settings": job.settings})
+                self._save_state(job)
+                self.jobs[job.id] = job
+                self.queue.append(job.id)
+                jobs.append(job)
+            self.lock.notify_all()
+        return jobs
+
     def get(self, job_id: str) -> Job:
         check_job_id(job_id)
         with self.lock:
@@ -369,8 +393,22 @@ class JobManager:
         from taue_engine.config import LayoutBox
         from taue_engine.objects import Transplant
 
+        from PIL import Image
+
         pipe = self.engine.pipe
-        kept = Transplant.load(self.folder(job.id) / KEPT_DIR)
+        folder = self.folder(job.id) / KEPT_DIR
+        if (folder / "transplant.json").exists():
+            kept = Transplant.load(folder)
+        else:  # layers the user brought: their seedlings are encoded by the pipeline
+            layers = []
+            for n in range(1, len(job.request["objects"]) + 1):
+                with Image.open(folder / f"object-{n}.png") as image:
+                    layers.append(image.convert("RGBA"))
+            factor = pipe.vae_scale_factor
+            kept = Transplant.from_layers(layers, [o["prompt"] for o in job.request["objects"]],
+                                          latent_size=(job.request["height"] // factor, job.request["width"] // factor),
+                                          num_inference_steps=config.num_inference_steps, crop_step=config.crop_step,
+                                          model=getattr(pipe, "model_name", "unknown"), key_color=config.key_color)
         latent_size = tuple(kept.masks[0].shape)
         for n in job.request.get("moved", []):
             kept = kept.moved(n - 1, LayoutBox(**job.request["objects"][n - 1]["layout"]), latent_size)

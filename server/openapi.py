@@ -7,7 +7,7 @@ from taue_engine.config import TAUEConfig
 from . import __version__
 from .config import ServerConfig
 from .jobs import LAYERS
-from .validation import JOB_ID, backgrounds_request_schema, job_request_schema
+from .validation import JOB_ID, backgrounds_request_schema, job_request_schema, layers_request_schema
 
 JOB_STATES = ["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -70,6 +70,18 @@ def openapi_document(limits: ServerConfig, base_config: TAUEConfig) -> dict:
                           "400": _error("invalid field (named in field)"), "401": auth, "404": not_found,
                           "409": _error("the job has not succeeded, kept no objects, or the queue is full"),
                           "503": _error("model loading or failed to load")}}},
+        "/backgrounds": {"post": {
+            "summary": "New scenes for object layers you bring (RGBA PNGs, base64 in the JSON, all of one size): "
+                       "each layer is encoded by the model's VAE and noised to the cut, its alpha is its mask; one "
+                       "new job per background prompt (or seed), each answered like any job",
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/LayersBackgroundsRequest"}}}},
+            "responses": {"202": {"description": "queued", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"jobs": {"type": "array",
+                                                          "items": {"$ref": "#/components/schemas/Job"}}}}}}},
+                          "400": _error("invalid field (named in field)"), "401": auth,
+                          "409": _error("the queue is full"), "413": _error("body too large"),
+                          "503": _error("model loading or failed to load")}}},
         "/jobs/{job_id}/layers/{name}.png": {"get": {
             "summary": "One layer as PNG (foreground and object-<n> are RGBA; mask and mask-<n> are grey): "
                        "object-<n> and mask-<n> exist for n = 1 .. the job's number of objects",
@@ -102,6 +114,7 @@ def openapi_document(limits: ServerConfig, base_config: TAUEConfig) -> dict:
                  "max_batch")}}}},
         "JobRequest": job_request_schema(limits, base_config),
         "BackgroundsRequest": backgrounds_request_schema(limits),
+        "LayersBackgroundsRequest": layers_request_schema(limits),
         "Progress": {"type": "object", "nullable": True, "properties": {
             "phase": {"type": "string", "nullable": True, "enum": ["foreground", "composite", "background", None]},
             "object": {"type": "integer", "nullable": True,

@@ -13,7 +13,7 @@ import re
 import secrets
 from typing import Any
 
-from taue_engine.config import SIZE_MULTIPLE, LayoutBox, TAUEConfig, field_docs
+from taue_engine.config import KEY_COLORS, SIZE_MULTIPLE, LayoutBox, TAUEConfig, field_docs
 
 from .config import ServerConfig
 from .errors import APIError
@@ -243,6 +243,70 @@ def parse_backgrounds_request(body: dict, limits: ServerConfig, objects: int) ->
              "layouts": layouts} for p, s in zip(prompts, seeds)]
 
 
+def parse_layers_request(body: dict, limits: ServerConfig, base_config: TAUEConfig) -> dict:
+    """POST /backgrounds: object layers the user brings (`objects`: [{prompt, png}], png a base64 RGBA PNG, all of
+    one size) and the new backgrounds to put them in. Returns the job requests, the layers and the config."""
+    import base64
+    import binascii
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    known = {"objects", "background_prompts", "seeds", "composite_prompt", "negative_prompt", "steps", "key_color"}
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise APIError(400, f"unknown field {unknown[0]!r}: new backgrounds for brought layers take "
+                       f"{', '.join(sorted(known))}", field=unknown[0])
+    items = body.get("objects")
+    if not isinstance(items, list) or not 1 <= len(items) <= limits.max_objects:
+        raise APIError(400, f"objects must be a list of 1..{limits.max_objects} objects {{prompt, png}} (png: a "
+                       "base64-encoded RGBA PNG whose alpha covers the object)", field="objects")
+    prompts, layers = [], []
+    for n, item in enumerate(items, 1):
+        name = f"objects[{n}]"
+        if not isinstance(item, dict) or sorted(item) != ["png", "prompt"]:
+            raise APIError(400, f"{name} must be {{prompt, png}}", field=name)
+        prompts.append(_require_prompt(f"{name}.prompt", item["prompt"], limits.max_prompt_chars, True))
+        try:
+            data = base64.b64decode(item["png"], validate=True) if isinstance(item["png"], str) else None
+            image = Image.open(io.BytesIO(data)) if data else None
+        except (binascii.Error, ValueError, UnidentifiedImageError):
+            image = None
+        if image is None or image.format != "PNG":
+            raise APIError(400, f"{name}.png must be a PNG file encoded as base64", field=f"{name}.png")
+        image = image.convert("RGBA")
+        width, height = image.size
+        if (width % SIZE_MULTIPLE or height % SIZE_MULTIPLE or not limits.min_size <= min(width, height)
+                or max(width, height) > limits.max_size):
+            raise APIError(400, f"{name}.png is {width}x{height}: layers must be multiples of {SIZE_MULTIPLE} in "
+                           f"{limits.min_size}..{limits.max_size} pixels (scale or crop it)", field=f"{name}.png")
+        if layers and image.size != layers[0].size:
+            raise APIError(400, f"{name}.png is {width}x{height} but objects[1].png is "
+                           f"{layers[0].width}x{layers[0].height}: bring all layers at the scene's size",
+                           field=f"{name}.png")
+        if not image.getchannel("A").point(lambda a: 255 if a > 127 else 0).getbbox():
+            raise APIError(400, f"{name}.png is (nearly) fully transparent: its alpha must cover the object",
+                           field=f"{name}.png")
+        layers.append(image)
+    batch = parse_backgrounds_request({k: body[k] for k in ("background_prompts", "seeds", "composite_prompt",
+                                                             "negative_prompt") if k in body}, limits, len(layers))
+    steps = body.get("steps")
+    steps = base_config.num_inference_steps if steps is None else _require_int("steps", steps, 2, limits.max_steps)
+    settings = {}
+    if body.get("key_color") is not None:
+        settings["key_color"] = _advanced_value("key_color", "str", body["key_color"])
+    try:
+        config = base_config.replace(num_inference_steps=steps, **settings)
+    except ValueError as error:
+        raise APIError(400, str(error), field="key_color" if "key_color" in str(error) else "steps") from None
+    width, height = layers[0].size
+    requests = [{**extra, "objects": [{"prompt": p, "layout": None} for p in prompts], "width": width,
+                 "height": height, "steps": steps, "settings": settings} for extra in batch]
+    for request in requests:
+        request.pop("layouts")
+    return {"requests": requests, "layers": layers, "config": config}
+
+
 def engine_arguments(request: dict, config: TAUEConfig) -> dict:
     """The pipeline's keyword arguments for a stored, validated request."""
     if request.get("objects"):
@@ -331,3 +395,19 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def layers_request_schema(limits: ServerConfig) -> dict:
+    """The JSON schema of POST /backgrounds (object layers brought as base64 PNGs)."""
+    schema = backgrounds_request_schema(limits)
+    properties = {k: v for k, v in schema["properties"].items() if k != "layouts"}
+    properties["objects"] = {
+        "type": "array", "minItems": 1, "maxItems": limits.max_objects,
+        "description": "the objects, in order (later in front): each an RGBA PNG at the scene's size, base64",
+        "items": {"type": "object", "additionalProperties": False, "required": ["prompt", "png"],
+                  "properties": {"prompt": {"type": "string", "minLength": 1, "maxLength": limits.max_prompt_chars},
+                                 "png": {"type": "string", "format": "byte"}}}}
+    properties["steps"] = {"type": "integer", "minimum": 2, "maximum": limits.max_steps, "nullable": True}
+    properties["key_color"] = {"type": "string", "enum": list(KEY_COLORS), "nullable": True}
+    return {"type": "object", "additionalProperties": False, "required": ["objects", "background_prompts"],
+            "properties": properties}

@@ -183,3 +183,62 @@ def test_bad_objects_name_the_field(server, body, field, words):
 def test_health_reports_the_object_and_batch_limits(server):
     limits = server.get("/api/v1/health").json()["limits"]
     assert limits["max_objects"] == 8 and limits["max_batch"] == 16
+
+
+def layer_png(size=(64, 64), box=(16, 20, 40, 48), colour=(220, 30, 30, 255)) -> str:
+    import base64
+
+    image = Image.new("RGBA", size, (0, 0, 0, 0))
+    image.paste(Image.new("RGBA", (box[2] - box[0], box[3] - box[1]), colour), box[:2])
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_object_layers_a_user_brings_get_new_backgrounds(server):
+    import base64
+
+    png = layer_png()
+    response = server.session.post(f"{server.api}/backgrounds", json={
+        "objects": [{"prompt": "a red square", "png": png}], "background_prompts": ["a white background",
+                                                                                 "a blue background"],
+        "seeds": [1, 2], "steps": 3, "key_color": "blue"})
+    assert response.status_code == 202, response.text
+    jobs = response.json()["jobs"]
+    assert [j["request"]["background_prompt"] for j in jobs] == ["a white background", "a blue background"]
+    assert jobs[0]["request"]["parent"] is None and jobs[0]["request"]["settings"] == {"key_color": "blue"}
+    brought = np.asarray(Image.open(io.BytesIO(base64.b64decode(png))))
+    for job in jobs:
+        done = server.wait(job["id"])
+        assert done["state"] == "succeeded", done
+        assert (png_of(server, done, "object-1") == brought).all()  # the layer is kept as it was brought
+        assert png_of(server, done, "background").shape == (64, 64, 3)
+        mask = png_of(server, done, "mask-1") > 127
+        assert mask[20:48, 16:40].mean() > 0.5 and mask[:8].mean() == 0
+
+
+def png_of(server, job, name):
+    return png(server, job["urls"]["layers"][name])
+
+
+BAD_LAYERS = [
+    ({"objects": [{"prompt": "a", "png": "not base64!"}]}, "objects[1].png", "PNG file encoded as base64"),
+    ({"objects": [{"prompt": "a", "png": "aGVsbG8="}]}, "objects[1].png", "PNG file encoded as base64"),
+    ({"objects": [{"prompt": "a", "png": layer_png(size=(60, 64))}]}, "objects[1].png", "multiples of 8"),
+    ({"objects": [{"prompt": "a", "png": layer_png(colour=(255, 0, 0, 0))}]}, "objects[1].png", "transparent"),
+    ({"objects": [{"prompt": "a", "png": layer_png()}, {"prompt": "b", "png": layer_png(size=(72, 64))}]},
+     "objects[2].png", "scene's size"),
+    ({"objects": [{"prompt": "", "png": layer_png()}]}, "objects[1].prompt", "must not be empty"),
+    ({"objects": [{"prompt": "a"}]}, "objects[1]", "{prompt, png}"),
+    ({"objects": []}, "objects", "1..8"),
+    ({"objects": [{"prompt": "a", "png": layer_png()}], "key_color": "cyan"}, "key_color", "green, blue, magenta"),
+]
+
+
+@pytest.mark.parametrize("body, field, words", BAD_LAYERS)
+def test_bad_brought_layers_name_the_field(server, body, field, words):
+    response = server.session.post(f"{server.api}/backgrounds",
+                                   json={"background_prompts": ["a white background"], **body})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["field"] == field and words in error["message"], error
