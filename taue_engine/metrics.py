@@ -15,7 +15,7 @@ import torch
 from .masks import gaussian_blur
 
 EDGE_BAND = 1  # pixels on each side of the alpha edge that count as edge
-FRINGE_EXCESS = 0.1  # G - max(R, B) above this (0..1) on an edge pixel is a key-green fringe
+FRINGE_EXCESS = 0.1  # key excess (green: G - max(R, B)) above this (0..1) on an edge pixel is a fringe of the key
 
 
 def _float(image) -> np.ndarray:
@@ -90,16 +90,22 @@ def alpha_edge(alpha: np.ndarray) -> np.ndarray:
     return ((grown - shrunk)[0, 0] > 0).numpy() | ((alpha > 0.02) & (alpha < 0.98))
 
 
-def fringe_fraction(foreground_rgba) -> float:
-    """Fraction of edge pixels of the RGBA layer that still carry key green (G well above max(R, B))."""
+def fringe_fraction(foreground_rgba, key_name: str = "green") -> float:
+    """Fraction of edge pixels of the RGBA layer that still carry the key colour (green: G well above max(R, B))."""
+    from .keying import key_excess
+
     pixels = np.asarray(foreground_rgba, dtype=np.float32) / 255.0
     alpha = pixels[..., 3]
     edge = alpha_edge(alpha) & (alpha > 0.02)  # a fully transparent pixel shows nothing
     if not edge.any():
         return 0.0
-    rgb = pixels[..., :3][edge]
-    excess = rgb[:, 1] - np.maximum(rgb[:, 0], rgb[:, 2])
+    excess = key_excess(torch.from_numpy(np.ascontiguousarray(pixels[..., :3][edge])), key_name).numpy()
     return float((excess > FRINGE_EXCESS).mean())
+
+
+def key_color_of(result) -> str:
+    """The key colour a result was made with (its metadata's config; green when it does not say)."""
+    return ((getattr(result, "metadata", None) or {}).get("config") or {}).get("key_color", "green")
 
 
 def toy_metrics(result, object_colour: str, background_colour: str) -> dict[str, float]:
@@ -123,5 +129,5 @@ def toy_metrics(result, object_colour: str, background_colour: str) -> dict[str,
         "leakage": label_fraction(classify_colours(np.asarray(result.background)), object_colour, inside),
         "object_colour_in_composite": label_fraction(composite, object_colour, inside),
         "background_colour_in_composite": label_fraction(composite, background_colour, ~inside),
-        "fringe": fringe_fraction(result.foreground),
+        "fringe": fringe_fraction(result.foreground, key_color_of(result)),
     }

@@ -111,3 +111,10 @@ def test_psnr_and_ssim_basics():
     assert ssim(a, a) == pytest.approx(1.0, abs=1e-5)
     assert ssim(a, 1 - a) < 0.0
     assert fringe_fraction(Image.new("RGBA", (8, 8), (255, 0, 0, 255))) == 0.0
+
+
+def test_fringe_is_measured_against_the_key_colour():
+    edge = Image.new("RGBA", (16, 16), (0, 0, 0, 0))
+    edge.paste(Image.new("RGBA", (8, 16), (200, 30, 30, 255)), (0, 0))
+    edge.paste(Image.new("RGBA", (1, 16), (60, 60, 230, 128)), (8, 0))  # a half-transparent blue edge column
+    assert fringe_fraction(edge, "blue") > 0.3 and fringe_fraction(edge, "green") == 0.0
