@@ -186,8 +186,8 @@ class Transplant:
                        sources=swap(self.sources, "moved"))
 
     # ------------------------------------------------------------------ files
-    def save(self, directory: str | Path) -> list[Path]:
-        """transplant.json, transplant.safetensors and object-<n>.png (the layers) in `directory`."""
+    def save(self, directory: str | Path, layers: bool = True) -> list[Path]:
+        """transplant.json, transplant.safetensors and (unless the caller wrote them) object-<n>.png in `directory`."""
         from safetensors.torch import save_file
 
         directory = Path(directory)
@@ -198,7 +198,8 @@ class Transplant:
         written = [directory / "transplant.safetensors"]
         for n, layer in enumerate(self.layers, 1):
             path = directory / f"object-{n}.png"
-            layer.save(path, format="PNG")
+            if layers:
+                layer.save(path, format="PNG")
             written.append(path)
         record = {"prompts": self.prompts, "layouts": [b.as_dict() if b else None for b in self.layouts],
                   "width": self.width, "height": self.height, "num_inference_steps": self.num_inference_steps,

@@ -121,7 +121,7 @@ class TAUEResult:
             image.save(path, format="PNG")
             written[name] = path
         if self.transplant is not None:
-            self.transplant.save(directory)
+            self.transplant.save(directory, layers=False)  # the object layers are written above
             written["transplant"] = directory / "transplant.safetensors"
         path = directory / "taue.json"
         path.write_text(json.dumps(self.metadata, indent=2, sort_keys=True), encoding="utf-8")
