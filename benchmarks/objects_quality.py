@@ -2,7 +2,7 @@
 
 For each object layer: the share of its opaque pixels in its own colour and in the other objects' colours
 (attribute leakage), and PSNR_fg against the composite where the object is visible; for the background layer, the
-share of the objects' area that still carries an object's colour. The scenes are tests/test_objects_toy.py's.
+share of the objects' area that still carries an object's colour. The scenes are taue_engine.testbed.OBJECT_SCENES, as in tests/test_objects_toy.py.
 
     python benchmarks/objects_quality.py
 """
@@ -21,14 +21,10 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from taue_engine import TAUEPipeline  # noqa: E402
 from taue_engine.metrics import psnr  # noqa: E402
+from taue_engine.testbed import OBJECT_SCENES, OBJECT_SEEDS, object_request  # noqa: E402
 from taue_engine.toy.scenes import classify_colours, palette_names  # noqa: E402
 
-SCENES = {
-    2: [("a red circle", "red", (0.28, 0.5, 0.4, 0.5)), ("a yellow square", "yellow", (0.72, 0.5, 0.4, 0.5))],
-    3: [("a red circle", "red", (0.25, 0.3, 0.4, 0.4)), ("a blue star", "blue", (0.75, 0.3, 0.4, 0.4)),
-        ("a yellow square", "yellow", (0.5, 0.72, 0.4, 0.4))],
-}
-SEEDS = (1, 2, 3)
+SCENES, SEEDS = OBJECT_SCENES, OBJECT_SEEDS
 NAMES = palette_names()
 
 
@@ -40,11 +36,10 @@ def main() -> int:
     pipe = TAUEPipeline.from_pretrained("taue_engine/toy/model")
     pipe.set_progress_bar_config(disable=True)
     rows = []
-    for count, objects in SCENES.items():
-        colours = [c for _, c, _ in objects]
+    for count in SCENES:
+        colours = [c for _, c, _ in SCENES[count]]
         for seed in SEEDS:
-            request = [{"prompt": p, "layout": dict(zip(("cx", "cy", "w", "h"), b))} for p, _, b in objects]
-            result = pipe(objects=request, background_prompt="a white background", seed=seed)
+            result = pipe(objects=object_request(count), background_prompt="a white background", seed=seed)
             composite = as_float(result.composite)
             union = np.asarray(result.mask) > 127
             background = classify_colours(np.asarray(result.background))

@@ -111,7 +111,11 @@ def new_backgrounds(job_id: str):
     parent = manager().get(job_id)
     body = _json_body_for_a_ready_engine()
     requests = parse_backgrounds_request(body, current_app.extensions["taue"]["config"], object_count(parent.request))
-    jobs = manager().submit_backgrounds(parent, requests)
+    return _queued(manager().submit_backgrounds(parent, requests))
+
+
+def _queued(jobs: list[Job]):
+    """202 and the new jobs, each described as GET /jobs/<id> describes it."""
     response = jsonify({"jobs": [job_view(job) for job in jobs]})
     response.status_code = 202
     return response
@@ -124,10 +128,7 @@ def new_backgrounds_for_layers():
     request.max_content_length = config.max_upload_bytes
     body = _json_body_for_a_ready_engine()
     parsed = parse_layers_request(body, config, _base_config())
-    jobs = manager().submit_brought_layers(parsed["requests"], parsed["layers"], parsed["config"])
-    response = jsonify({"jobs": [job_view(job) for job in jobs]})
-    response.status_code = 202
-    return response
+    return _queued(manager().submit_brought_layers(parsed["requests"], parsed["layers"], parsed["config"]))
 
 
 @api.get("/jobs")

@@ -151,20 +151,7 @@ class JobManager:
 
     # ------------------------------------------------------------------ API operations
     def submit(self, request: dict, config: TAUEConfig) -> Job:
-        with self.lock:
-            if len(self.queue) >= self.config.max_queue:
-                raise APIError(409, f"the queue is full ({self.config.max_queue} jobs): wait for some to finish",
-                               code="queue_full")
-            job = Job(id=uuid.uuid4().hex, created_at=now(), request=request, settings=config.to_dict())
-            folder = self.folder(job.id)
-            folder.mkdir()
-            write_json(folder / "job.json", {"id": job.id, "created_at": job.created_at, "request": job.request,
-                                             "settings": job.settings})
-            self._save_state(job)
-            self.jobs[job.id] = job
-            self.queue.append(job.id)
-            self.lock.notify_all()
-            return job
+        return self._enqueue([request], config.to_dict())[0]
 
     def submit_backgrounds(self, parent: Job, requests: list[dict]) -> list[Job]:
         """One queued job per new background of a succeeded job; each gets its own copy of the parent's kept objects
@@ -181,49 +168,46 @@ class JobManager:
             raise APIError(409, f"job {parent.id} kept no objects (made by an older version?): generate it again",
                            code="no_objects")
         record = json.loads((result / "transplant.json").read_text(encoding="utf-8"))
-        with self.lock:
-            if len(self.queue) + len(requests) > self.config.max_queue:
-                raise APIError(409, f"the queue is full ({self.config.max_queue} jobs): wait for some to finish",
-                               code="queue_full")
-            jobs = []
-            for extra in requests:
-                layouts = extra.pop("layouts") or [None] * count
-                objects = [{"prompt": p, "layout": new or old}
-                           for p, old, new in zip(record["prompts"], record["layouts"], layouts)]
-                request = {"kind": BACKGROUND, "parent": parent.id, "foreground_prompt": None, "objects": objects,
-                           "moved": [n for n, box in enumerate(layouts, 1) if box is not None], "layout": None,
-                           "width": record["width"], "height": record["height"],
-                           "steps": record["num_inference_steps"], **extra}
-                job = Job(id=uuid.uuid4().hex, created_at=now(), request=request, settings=dict(parent.settings))
-                folder = self.folder(job.id)
-                folder.mkdir()
-                (folder / KEPT_DIR).mkdir()
-                for path in kept:
-                    shutil.copyfile(path, folder / KEPT_DIR / path.name)
-                write_json(folder / "job.json", {"id": job.id, "created_at": job.created_at, "request": job.request,
-                                                 "settings": job.settings})
-                self._save_state(job)
-                self.jobs[job.id] = job
-                self.queue.append(job.id)
-                jobs.append(job)
-            self.lock.notify_all()
-        return jobs
+        jobs = []
+        for extra in requests:
+            layouts = extra.pop("layouts") or [None] * count
+            objects = [{"prompt": p, "layout": new or old}
+                       for p, old, new in zip(record["prompts"], record["layouts"], layouts)]
+            jobs.append({"kind": BACKGROUND, "parent": parent.id, "foreground_prompt": None, "objects": objects,
+                         "moved": [n for n, box in enumerate(layouts, 1) if box is not None], "layout": None,
+                         "width": record["width"], "height": record["height"],
+                         "steps": record["num_inference_steps"], **extra})
+
+        def copy_kept(folder: Path) -> None:
+            for path in kept:
+                shutil.copyfile(path, folder / path.name)
+
+        return self._enqueue(jobs, dict(parent.settings), copy_kept)
 
     def submit_brought_layers(self, requests: list[dict], layers: list, config: TAUEConfig) -> list[Job]:
         """One queued job per new background for object layers the user brought (kept in each job's folder)."""
+        def save_layers(folder: Path) -> None:
+            for n, layer in enumerate(layers, 1):
+                layer.save(folder / f"object-{n}.png", format="PNG")
+
+        return self._enqueue([{"kind": BACKGROUND, "parent": None, "foreground_prompt": None, "moved": [],
+                               "layout": None, **extra} for extra in requests], config.to_dict(), save_layers)
+
+    def _enqueue(self, requests: list[dict], settings: dict, keep=None) -> list[Job]:
+        """Queue one job per request, all or none (409 when the queue has no room for all): a folder each with its
+        job.json and state.json, and `keep(folder)` filling its kept/ folder for a new background."""
         with self.lock:
             if len(self.queue) + len(requests) > self.config.max_queue:
                 raise APIError(409, f"the queue is full ({self.config.max_queue} jobs): wait for some to finish",
                                code="queue_full")
             jobs = []
-            for extra in requests:
-                request = {"kind": BACKGROUND, "parent": None, "foreground_prompt": None, "moved": [],
-                           "layout": None, **extra}
-                job = Job(id=uuid.uuid4().hex, created_at=now(), request=request, settings=config.to_dict())
+            for request in requests:
+                job = Job(id=uuid.uuid4().hex, created_at=now(), request=request, settings=dict(settings))
                 folder = self.folder(job.id)
-                (folder / KEPT_DIR).mkdir(parents=True)
-                for n, layer in enumerate(layers, 1):
-                    layer.save(folder / KEPT_DIR / f"object-{n}.png", format="PNG")
+                folder.mkdir()
+                if keep is not None:
+                    (folder / KEPT_DIR).mkdir()
+                    keep(folder / KEPT_DIR)
                 write_json(folder / "job.json", {"id": job.id, "created_at": job.created_at, "request": job.request,
                                                  "settings": job.settings})
                 self._save_state(job)

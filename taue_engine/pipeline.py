@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -328,9 +329,15 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             draws[name] = randn_tensor(shape, generator=generator, dtype=torch.float32)
         return draws
 
-    def _progress(self, total: int, steps: int, progress_callback, callback_on_step_end, bar):
-        """report(run, phase, object) -> fn(i, t, latents): the bar, the diffusers callback and the job's progress
-        after every step of run `run` (0-based, `steps` steps each)."""
+    @contextmanager
+    def _runs(self, total: int, steps: int, progress_callback, callback_on_step_end):
+        """The denoising runs of one job: one progress bar over all of them, the UNet's own attention processors
+        put back whatever happens. Yields (report, original_processors); report(run, phase, object) is the step
+        callback of run `run` (0-based, `steps` steps each): the bar, the diffusers callback, the job's progress."""
+        bar_config = dict(getattr(self, "_progress_bar_config", {}))
+        bar = self.progress_bar(total=total)
+        self.set_progress_bar_config(**{**bar_config, "disable": True})
+
         def report(run: int, phase: str, obj: int | None):
             def tick(i: int, t, latents: torch.Tensor) -> None:
                 bar.update(1)
@@ -341,7 +348,24 @@ class TAUEPipeline(StableDiffusionXLPipeline):
                     if progress_callback(progress) is False:
                         raise TAUECancelled(f"cancelled during the {phase} phase at step {progress.step}/{steps}")
             return tick
-        return report
+
+        original_processors = dict(self.unet.attn_processors)
+        try:
+            yield report, original_processors
+        finally:
+            self.unet.set_attn_processor(dict(original_processors))
+            self.set_progress_bar_config(**bar_config)
+            bar.close()
+            self.current_phase = None
+
+    def _encode_scene(self, prompts: list[str], background_prompt: str, composite_prompt: str | None,
+                      negative_prompt: str | None) -> tuple:
+        """(T_all, each object's embeddings, T_bg's, T_all's): every prompt encoded once, in one batch; T_all
+        defaults to the object prompts and T_bg joined with ', '."""
+        composite_prompt = composite_prompt or ", ".join(prompts + [background_prompt])
+        *object_embeds, bg, comp = self._encode_prompts(prompts + [background_prompt, composite_prompt],
+                                                        negative_prompt, self._execution_device)
+        return composite_prompt, object_embeds, bg, comp
 
     def _grow_object(self, prompt: str, layout: LayoutBox | None, embeds: tuple, noise: torch.Tensor,
                      uniform: torch.Tensor, key: tuple[float, ...], config: TAUEConfig, size: tuple[int, int],
@@ -502,7 +526,6 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         scene = scene_objects(objects, foreground_prompt, layout)
         self._check_request(background_prompt, composite_prompt, negative_prompt, seed, width, height)
         prompts = [obj.prompt for obj in scene]
-        composite_prompt = composite_prompt or ", ".join(prompts + [background_prompt])
         key = self.key_latent(config)
         self._use_scheduler(config)
         device = self._execution_device
@@ -511,8 +534,8 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         started = time.perf_counter()
 
         # Prompt embeddings: computed once per prompt (one batch through each text encoder), reused by every phase.
-        *object_embeds, bg, comp = self._encode_prompts(prompts + [background_prompt, composite_prompt],
-                                                        negative_prompt, device)
+        composite_prompt, object_embeds, bg, comp = self._encode_scene(prompts, background_prompt, composite_prompt,
+                                                                       negative_prompt)
         dtype = bg[0].dtype
         timings["encode_prompts"] = time.perf_counter() - started
 
@@ -528,15 +551,9 @@ class TAUEPipeline(StableDiffusionXLPipeline):
                                  torch.rand((latent_h, latent_w), generator=generator)))
 
         self.scheduler.set_timesteps(steps, device="cpu")
-        total = (len(scene) + 2) * steps
-        bar_config = dict(getattr(self, "_progress_bar_config", {}))
-        bar = self.progress_bar(total=total)
-        self.set_progress_bar_config(**{**bar_config, "disable": True})
-        report = self._progress(total, steps, progress_callback, callback_on_step_end, bar)
         several = len(scene) > 1
-
-        original_processors = dict(self.unet.attn_processors)
-        try:
+        with self._runs((len(scene) + 2) * steps, steps, progress_callback,
+                        callback_on_step_end) as (report, original_processors):
             grown = []
             for k, (obj, embeds, (noise, uniform)) in enumerate(zip(scene, object_embeds, object_draws)):
                 t0 = time.perf_counter()
@@ -548,11 +565,6 @@ class TAUEPipeline(StableDiffusionXLPipeline):
                                      [g["mask"] for g in grown], draws, config, (height, width),
                                      report(len(scene), "composite", None), report(len(scene) + 1, "background", None),
                                      original_processors, timings)
-        finally:
-            self.unet.set_attn_processor(dict(original_processors))
-            self.set_progress_bar_config(**bar_config)
-            bar.close()
-            self.current_phase = None
 
         # ---- The layers.
         t0 = time.perf_counter()
@@ -655,15 +667,14 @@ class TAUEPipeline(StableDiffusionXLPipeline):
                 raise ValueError(f"object {n}'s mask is {tuple(mask.shape)} in the latent; this model's latent of a "
                                  f"{width}x{height} image is {(latent_h, latent_w)}: was it made by another model?")
         prompts = list(transplant.prompts)
-        composite_prompt = composite_prompt or ", ".join(prompts + [background_prompt])
         self.key_latent(config)  # checks green_latent against the model
         self._use_scheduler(config)
         device = self._execution_device
         steps, crop = config.num_inference_steps, config.crop_step
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        *object_embeds, bg, comp = self._encode_prompts(prompts + [background_prompt, composite_prompt],
-                                                        negative_prompt, device)
+        composite_prompt, object_embeds, bg, comp = self._encode_scene(prompts, background_prompt, composite_prompt,
+                                                                       negative_prompt)
         dtype = bg[0].dtype
         generator = torch.Generator("cpu").manual_seed(seed)
         shape = (1, self.unet.config.in_channels, latent_h, latent_w)
@@ -680,21 +691,10 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             seedlings.append(seedling.to(device=device, dtype=dtype))
         timings["encode"] = time.perf_counter() - started
 
-        total = 2 * steps
-        bar_config = dict(getattr(self, "_progress_bar_config", {}))
-        bar = self.progress_bar(total=total)
-        self.set_progress_bar_config(**{**bar_config, "disable": True})
-        report = self._progress(total, steps, progress_callback, callback_on_step_end, bar)
-        original_processors = dict(self.unet.attn_processors)
-        try:
+        with self._runs(2 * steps, steps, progress_callback, callback_on_step_end) as (report, original_processors):
             composed = self._compose(object_embeds, bg, comp, seedlings, [m.to(device) for m in transplant.masks],
                                      draws, config, (height, width), report(0, "composite", None),
                                      report(1, "background", None), original_processors, timings)
-        finally:
-            self.unet.set_attn_processor(dict(original_processors))
-            self.set_progress_bar_config(**bar_config)
-            bar.close()
-            self.current_phase = None
         timings["total"] = time.perf_counter() - started
 
         key_rgb = KEY_COLOURS[transplant.key_color]

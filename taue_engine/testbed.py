@@ -59,6 +59,20 @@ def choose_pairs(count: int = FIXED_SET) -> list[Pair]:
     return [pairs[(i * stride) % FIXED_SET] for i in range(count)]
 
 
+# several-object scenes on the toy (issue 7): objects of different colours, their boxes (cx, cy, w, h), and seeds
+OBJECT_SCENES = {
+    2: [("a red circle", "red", (0.28, 0.5, 0.4, 0.5)), ("a yellow square", "yellow", (0.72, 0.5, 0.4, 0.5))],
+    3: [("a red circle", "red", (0.25, 0.3, 0.4, 0.4)), ("a blue star", "blue", (0.75, 0.3, 0.4, 0.4)),
+        ("a yellow square", "yellow", (0.5, 0.72, 0.4, 0.4))],
+}
+OBJECT_SEEDS = (1, 2, 3)
+
+
+def object_request(count: int) -> list[dict]:
+    """The `objects` of the OBJECT_SCENES scene with `count` objects."""
+    return [{"prompt": p, "layout": dict(zip(("cx", "cy", "w", "h"), box))} for p, _, box in OBJECT_SCENES[count]]
+
+
 # bars of issue 3, measured on the committed toy model: (metric, direction, threshold)
 BARS = (
     ("plain_object_colour_present", ">=", 0.90),

@@ -8,14 +8,10 @@ layers identical while the background follows the new prompt.
 import numpy as np
 import pytest
 
+from taue_engine.testbed import OBJECT_SCENES, OBJECT_SEEDS, object_request
 from taue_engine.toy.scenes import classify_colours, palette_names
 
-SCENES = {
-    2: [("a red circle", "red", (0.28, 0.5, 0.4, 0.5)), ("a yellow square", "yellow", (0.72, 0.5, 0.4, 0.5))],
-    3: [("a red circle", "red", (0.25, 0.3, 0.4, 0.4)), ("a blue star", "blue", (0.75, 0.3, 0.4, 0.4)),
-        ("a yellow square", "yellow", (0.5, 0.72, 0.4, 0.4))],
-}
-SEEDS = (1, 2, 3)
+SCENES, SEEDS = OBJECT_SCENES, OBJECT_SEEDS
 NAMES = palette_names()
 
 
@@ -31,10 +27,9 @@ def toy():
 @pytest.fixture(scope="module")
 def scenes(toy):
     runs = {}
-    for count, objects in SCENES.items():
+    for count in SCENES:
         for seed in SEEDS:
-            request = [{"prompt": p, "layout": dict(zip(("cx", "cy", "w", "h"), box))} for p, _, box in objects]
-            runs[count, seed] = toy(objects=request, background_prompt="a white background", seed=seed)
+            runs[count, seed] = toy(objects=object_request(count), background_prompt="a white background", seed=seed)
     return runs
 
 
