@@ -77,3 +77,36 @@ def test_a_new_background_keeps_the_objects_and_follows_the_new_prompt(toy, scen
         assert (labels[outside] == purple).mean() > 0.5, f"the new {name} is not purple"
     before = classify_colours(np.asarray(result.background))
     assert (before[outside] == purple).mean() < 0.1  # it was white
+
+
+def test_object_layers_match_the_composite_at_least_as_well_as_single_objects_do_today(scenes):
+    """PSNR_fg of each object layer against the composite where it is visible. Issue 7's bar is the single-object
+    bar (20 dB), which the toy misses alone too (README, "The testbed": 11.89 dB over 56 pairs); held here at
+    today's level (13.0 dB over these 15 object layers) so that it cannot get worse unseen."""
+    from taue_engine.metrics import psnr
+
+    values = []
+    for result in scenes.values():
+        composite = np.asarray(result.composite, dtype=np.float32) / 255
+        for obj in result.objects:
+            layer = np.asarray(obj.layer, dtype=np.float32) / 255
+            where = (layer[..., 3] > 0.5) & (np.asarray(obj.mask) > 127)
+            values.append(psnr(layer[..., :3], composite, where))
+    assert len(values) == 15 and np.mean(values) >= 12.5, values
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_blue_key_gives_a_blue_backdrop_that_is_keyed_out(toy, seed):
+    """The key colour on a trained model: the toy never saw a green object (its palette has none) nor an object on
+    a blue backdrop, so issue 7's bar (a green object with IoU >= 0.85) cannot be shown on it; what it can show is
+    the mechanism: the blue key latent paints a blue backdrop, the mask and the keying cut the object from it."""
+    config = toy.default_config.replace(key_color="blue")
+    result = toy("a yellow circle", "a white background", seed=seed, config=config)
+    on_key = np.asarray(result.foreground_on_green, dtype=np.float32) / 255
+    alpha = np.asarray(result.foreground)[..., 3] > 127
+    backdrop = on_key[~alpha]
+    assert np.median(backdrop[:, 2] - np.maximum(backdrop[:, 0], backdrop[:, 1])) > 0.4  # blue, not green
+    drawn = classify_colours(np.asarray(result.foreground_on_green)) == NAMES.index("yellow")
+    iou = (drawn & alpha).sum() / (drawn | alpha).sum()
+    assert iou >= 0.75, iou
+    assert result.metadata["key_color"][2] > 180  # the keying measured a blue key
