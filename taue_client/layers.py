@@ -112,6 +112,29 @@ def layout_from_selection(x: int, y: int, w: int, h: int, width: int, height: in
 KEY_COLORS = ("green", "blue", "magenta")  # the backdrop of the object runs; blue or magenta for green objects
 
 
+BOX_HELP = "four numbers CX,CY,W,H after the @ (centre x, centre y, width, height: fractions 0..1 of the image)"
+
+
+def parse_object(text: str) -> dict:
+    """'PROMPT' or 'PROMPT @ CX,CY,W,H' (the form the CLI's --object and GIMP's More objects take) as a request's
+    object {prompt, layout}; ValueError says what is wrong (the caller names where)."""
+    prompt, at, box = text.rpartition("@")
+    if not at:
+        prompt, box = text, None
+    if not prompt.strip():
+        raise ValueError("describe the object before the @ (e.g. 'a yellow moon @ 0.7,0.3,0.3,0.3').")
+    if box is None:
+        return {"prompt": prompt.strip(), "layout": None}
+    try:
+        cx, cy, w, h = (float(part) for part in box.split(","))
+    except ValueError:
+        raise ValueError(f"give {BOX_HELP}, e.g. 'a yellow moon @ 0.7,0.3,0.3,0.3'; an @ always starts the "
+                         "box.") from None
+    if not (0 <= cx <= 1 and 0 <= cy <= 1 and 0 < w <= 1 and 0 < h <= 1):
+        raise ValueError(f"the box is {BOX_HELP}, with the width and height above 0.")
+    return {"prompt": prompt.strip(), "layout": {"cx": cx, "cy": cy, "w": w, "h": h}}
+
+
 def scene_objects(foreground: str, layout: dict | None, added: list | None) -> list:
     """The objects of a request: those added before ({prompt, layout}), then the form's own foreground if any."""
     objects = [dict(obj) for obj in (added or [])]

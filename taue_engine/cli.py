@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from taue_client.layers import parse_object
+
 from .config import KEY_COLORS, MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, LayoutBox, TAUEConfig, field_names
 
 DEFAULT_MODEL = "toy"
@@ -187,12 +189,9 @@ def check_arguments(args) -> dict:
 
 
 def _object(text: str) -> dict:
-    """'PROMPT' or 'PROMPT@CX,CY,W,H' as an object of the request."""
-    prompt, at, box = text.rpartition("@") if "@" in text else (text, "", "")
-    if not at:
-        return {"prompt": text}
+    """'PROMPT' or 'PROMPT@CX,CY,W,H' as an object of the request (the rule GIMP's More objects follows too)."""
     try:
-        return {"prompt": prompt, "layout": LayoutBox.parse(box)}
+        return parse_object(text)
     except ValueError as error:
         raise UsageError(f"--object {text!r}: {error}") from None
 

@@ -38,7 +38,6 @@ from .models.loading import DEFAULT_HUB_MODEL, choose_device_and_dtype, load_com
 from .objects import Transplant, over_key, scene_objects
 from .transplant import HeldRegion, highpass
 
-PHASES = ("foreground", "composite", "background")  # one foreground phase per object
 STOP_WORDS = {"a", "an", "the", "of", "on", "in", "with", "and", "at", "by", ",", ".", "!", "?", "-", "'s"}
 
 

@@ -6,7 +6,7 @@ No GIMP import: unit-tested outside GIMP.
 from __future__ import annotations
 
 from taue_client import DEFAULT_URL, KEY_COLORS, TAUEError, editor_request, new_background_request
-from taue_client.layers import MAX_SIZE, SEED_MAX
+from taue_client.layers import MAX_SIZE, SEED_MAX, parse_object
 
 
 class Argument:
@@ -42,9 +42,6 @@ ARGUMENTS = (
 BACKGROUND_ARGUMENTS = tuple(a for a in ARGUMENTS if a.name in (
     "background-prompt", "composite-prompt", "negative-prompt", "seed", "server-url", "token"))
 
-BOX_HELP = "four numbers CX,CY,W,H after the @ (centre x, centre y, width, height: fractions 0..1 of the image)"
-
-
 def parse_objects(text: str) -> list:
     """The 'More objects' lines as the request's objects ({prompt, layout}); blank lines are skipped."""
     objects = []
@@ -52,26 +49,11 @@ def parse_objects(text: str) -> list:
         line = line.strip()
         if not line:
             continue
-        prompt, at, box = line.rpartition("@")
-        if not at:
-            prompt, box = line, None
-        if not prompt.strip():
-            raise TAUEError("settings", f"More objects, line {number} ({line!r}): describe the object before the @ "
-                                        "(e.g. 'a yellow moon @ 0.7,0.3,0.3,0.3').", "objects")
-        objects.append({"prompt": prompt.strip(), "layout": None if box is None else _box(box, number, line)})
+        try:
+            objects.append(parse_object(line))
+        except ValueError as error:
+            raise TAUEError("settings", f"More objects, line {number} ({line!r}): {error}", "objects") from None
     return objects
-
-
-def _box(text: str, number: int, line: str) -> dict:
-    try:
-        cx, cy, w, h = (float(part) for part in text.split(","))
-    except ValueError:
-        raise TAUEError("settings", f"More objects, line {number} ({line!r}): give {BOX_HELP}, e.g. 'a yellow "
-                                    "moon @ 0.7,0.3,0.3,0.3'; an @ always starts the box.", "objects") from None
-    if not (0 <= cx <= 1 and 0 <= cy <= 1 and 0 < w <= 1 and 0 < h <= 1):
-        raise TAUEError("settings", f"More objects, line {number} ({line!r}): the box is {BOX_HELP}, with the width "
-                                    "and height above 0.", "objects")
-    return {"cx": cx, "cy": cy, "w": w, "h": h}
 
 
 def _seed(values: dict, seed: int | None) -> int | None:
