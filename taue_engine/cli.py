@@ -313,7 +313,8 @@ def new_backgrounds(args) -> int:
             raise UsageError(f"--layer: {error}") from None
     else:
         config = config.replace(num_inference_steps=kept.num_inference_steps,
-                                crop_ratio=(kept.crop_step + 0.5) / kept.num_inference_steps)
+                                crop_ratio=TAUEConfig.crop_ratio_cutting_after(kept.crop_step,
+                                                                               kept.num_inference_steps))
     for index, box in moves:
         try:
             kept = kept.moved(index, box, latent_size=tuple(kept.masks[0].shape))

@@ -67,11 +67,12 @@ class TAUEConfig:
     guidance_background: float = 5.0
     """PAPER: guidance of phase 3 (background). Allowed: 0..50."""
     crop_ratio: float = 0.5
-    """PAPER: r_crop, the fraction of the denoising done before the seedling is cut. The paper cuts at timestep
-    t_crop = T (1 - r_crop), and timesteps count down from T, so the cut comes after floor(steps * r_crop) steps
-    (its ablation agrees: PSNR_fg rises with r_crop, 21.12 / 23.82 / 24.33 dB at 0.25 / 0.5 / 0.75, as a later cut
-    holds a more finished object). Higher favours fidelity to the foreground, lower harmonisation. Allowed: open
-    interval (0, 1), and it must leave at least one step on each side of the cut."""
+    """PAPER: r_crop. The paper cuts the seedling at timestep t_crop = floor(T (1 - r_crop)); timesteps count down
+    from T, so the cut comes after T - t_crop denoising steps (`crop_step`): 13, 25 and 38 steps of 50 at r_crop
+    0.25, 0.5 and 0.75. A larger r_crop cuts later (its ablation agrees: PSNR_fg 21.12 / 23.82 / 24.33 dB at
+    0.25 / 0.5 / 0.75, as a later cut holds a more finished object). Higher favours fidelity to the foreground,
+    lower harmonisation. Allowed: open interval (0, 1), and it must leave at least one step on each side of the
+    cut."""
 
     # --- phase 1: green latent injection (TKG-DM) ---
     green_latent: tuple[float, ...] = (0.0, 1.0, 1.0, 0.0)
@@ -102,15 +103,35 @@ class TAUEConfig:
 
     # --- object mask m_obj (phase 2) ---
     tau_bg: float = 0.5
-    """UNKNOWN (tau_bg). Threshold on the min-max normalised, smoothed green signal of the seedling: object where
-    the signal is below it. 0.5 is the midpoint between the green backdrop and the least green pixel, which needs
-    no calibration per model. Allowed: 0..1."""
+    """UNKNOWN (tau_bg), OURS in its units. The paper thresholds the green signal of the seedling; we read it off
+    the seedling's clean estimate x0-hat (the same step's own prediction: at the cut the seedling's noise, sigma
+    about 1.5, outweighs its signal) as the distance of each position from the key colour's latent E(key), the
+    model's VAE encoding of a solid key colour, in units of ||E(key) - E(grey)||: 0 is the key itself, 1 as far from
+    it as a mid grey. The object is where the distance exceeds tau_bg. A distance, not the paper's projection on
+    the key direction, because some object colours (the toy's yellow and black) project onto it as strongly as
+    the half-formed backdrop does; a unit from the model, not a min-max, so that two noisy extremes cannot move
+    the threshold. Allowed: 0..2."""
     tau_attention: float = 0.3
     """UNKNOWN (tau_A). Threshold on the min-max normalised object-token attention: object where above it. 0.3 is
     the value prompt-to-prompt's local blending uses on the same kind of map. Allowed: 0..1."""
-    mask_blur_sigma: float = 1.0
-    """UNKNOWN (sigma of G_sigma), in latent pixels: smooths the latent noise out of the green signal before
-    thresholding. 1 latent pixel = 8 image pixels on SDXL. Allowed: 0..20."""
+    mask_blur: float = 0.004
+    """UNKNOWN (sigma of G_sigma), as a fraction of the image's shorter side, so that it means the same at 64 and
+    at 1024 px: the Gaussian that smooths the key distance before thresholding (0.004: 4 px, half a latent cell,
+    on SDXL at 1024 px). The clean estimate needs little smoothing: this only rounds the cell grid off. Allowed:
+    0..0.1."""
+    mask_dilation: float = 0.0
+    """OURS: m_obj is grown by this fraction of the image's shorter side after thresholding (0: not grown).
+    Allowed: 0..0.25."""
+    hold_fraction: float = 0.5
+    """OURS: m_obj is found at image resolution (the clean estimate interpolated), but the transplant holds whole
+    latent cells: a cell is held when at least this fraction of it is object (0.5: the cells that are mostly
+    object, as an area-average decides). Allowed: (0, 1]."""
+    hold_dilation: int = 1
+    """OURS: the held cells are grown by this many latent cells around m_obj. The transplant must carry the
+    object's whole rim, and the decoder draws each pixel from the cells around it, so the object's edge cells need
+    their neighbours held too: measured on the toy (16 pairs), PSNR_fg over the opaque pixels 11.9 dB holding m_obj's
+    cells, 18.9 dB grown by one cell, 19.4 dB with the true mask grown by one cell. In cells, not in fractions of
+    the image, because that reach is the decoder's, in cells, at any image size. Allowed: 0..8."""
     attention_resolutions: tuple[int, ...] = (2, 4)
     """UNKNOWN. Which cross-attention maps build A_fg, as downsampling factors of the latent: SDXL's 64x64 and
     32x32 blocks at 1024 px (its only attention blocks). Averaged over heads, object tokens and the steps before
@@ -126,14 +147,16 @@ class TAUEConfig:
     highpass: bool = True
     """PAPER: the seedling is Laplacian high-pass filtered before transplanting (the paper's ablation removes it)."""
     highpass_strength: float = 0.2
-    """UNKNOWN (k in f(x) = x - k * Laplacian(x), a mild sharpening). The ablation without the filter moves
-    PSNR by only 0.1 dB, so the filter must be mild; k = 0.2 lifts a one-pixel peak by 80% of its height and
-    leaves smooth areas alone. Allowed: 0..2."""
+    """UNKNOWN (k), OURS in where it acts: f(L) = L + k * HP(x0-hat), HP(x) = -Laplacian(x), a mild sharpening of
+    the seedling's signal (its clean estimate x0-hat) that leaves its noise alone. Applied to the noisy seedling,
+    x - k Laplacian(x) multiplies white noise's std by 1.84 at k = 0.2, and the region would be released far
+    noisier than sigma(t_crop); the paper's ablation (0.1 dB without the filter) allows nothing of the kind.
+    k = 0.2 lifts a one-cell peak of the signal by 80% of its height. Allowed: 0..2."""
     transplant_noise: float = 1.0
     """UNKNOWN (lambda). While held, the transplanted region is f(L) + lambda * sqrt(sigma_t^2 - sigma_crop^2) * n
     with n fixed: lambda = 1 keeps the region at the noise level of the rest of the latent (the known-region
     rule of RePaint-style inpainting, so the UNet never sees a region at another noise level); the added noise
-    shrinks to 0 at the cut, where the region is exactly the seedling. lambda = 0 holds the bare seedling from
+    shrinks to 0 at the cut, where the region is exactly f(L). lambda = 0 holds the bare seedling from
     the start (the literal reading). Allowed: 0..2."""
 
     # --- RGBA foreground (not in the paper; ours) ---
@@ -143,13 +166,19 @@ class TAUEConfig:
     key_high: float = 0.6
     """Keying: a pixel whose key excess is at least key_high times the key colour's is fully transparent.
     Allowed: 0..1, above key_low."""
-    mask_gate_dilation: int = 2
-    """Keying: m_obj, dilated by this many latent pixels and blurred, gates the key so that stray non-green
-    specks far from the object stay transparent. Allowed: 0..32."""
+    gate_dilation: float = 0.08
+    """Keying: m_obj, grown by this fraction of the image's shorter side and softened, gates the key, so that stray
+    non-key specks far from the object stay transparent while the object's edge, which moves a little after the
+    cut, stays inside (0.08: 82 px at 1024, 5 px on the toy's 64). Allowed: 0..0.5."""
     despill: bool = True
     """Keying: remove the cast of the key colour that the backdrop leaves on edge pixels."""
     despill_strength: float = 1.0
-    """Keying: 1 caps the key's channels at the others' maximum (green: G at max(R, B)) everywhere; 0 leaves colours alone. Allowed: 0..1."""
+    """Keying: 1 caps the key's channels at the others' maximum (green: G at max(R, B)) where the key can spill;
+    0 leaves colours alone. Allowed: 0..1."""
+    despill_band: float = 0.01
+    """Keying: where the key can spill: pixels within this fraction of the image's shorter side of the backdrop
+    (at least 1 px; 0.01: 10 px at 1024) and partly transparent pixels. The object's interior keeps its colours,
+    even those with more green than red and blue. Allowed: 0..0.25."""
     feather_px: float = 1.0
     """Keying: Gaussian softening of the alpha edge, in image pixels. Allowed: 0..50."""
 
@@ -173,7 +202,7 @@ class TAUEConfig:
         if not 1 <= t_crop <= self.num_inference_steps - 1:
             raise ValueError(
                 f"crop_ratio {self.crop_ratio} cuts at step {t_crop} of {self.num_inference_steps}: it must leave at "
-                f"least one step on each side; choose crop_ratio in [{1 / self.num_inference_steps:.3f}, 1) or "
+                f"least one step on each side; choose crop_ratio in (0, {1 - 1 / self.num_inference_steps:.3f}] or "
                 f"more steps"
             )
         if not isinstance(self.green_latent, tuple) or len(self.green_latent) == 0:
@@ -195,9 +224,12 @@ class TAUEConfig:
             raise ValueError(
                 f"mask_p_min must be below mask_p_max (got {self.mask_p_min} and {self.mask_p_max})"
             )
-        _float_in("tau_bg", self.tau_bg, 0.0, 1.0)
+        _float_in("tau_bg", self.tau_bg, 0.0, 2.0)
         _float_in("tau_attention", self.tau_attention, 0.0, 1.0)
-        _float_in("mask_blur_sigma", self.mask_blur_sigma, 0.0, 20.0)
+        _float_in("mask_blur", self.mask_blur, 0.0, 0.1)
+        _float_in("mask_dilation", self.mask_dilation, 0.0, 0.25)
+        _float_in("hold_fraction", self.hold_fraction, 0.0, 1.0, open_low=True)
+        _int_in("hold_dilation", self.hold_dilation, 0, 8)
         if not isinstance(self.attention_resolutions, tuple) or not self.attention_resolutions:
             raise ValueError("attention_resolutions must list at least one downsampling factor, e.g. [2, 4]")
         for f in self.attention_resolutions:
@@ -216,16 +248,28 @@ class TAUEConfig:
         _float_in("key_high", self.key_high, 0.0, 1.0)
         if self.key_low >= self.key_high:
             raise ValueError(f"key_low must be below key_high (got {self.key_low} and {self.key_high})")
-        _int_in("mask_gate_dilation", self.mask_gate_dilation, 0, 32)
+        _float_in("gate_dilation", self.gate_dilation, 0.0, 0.5)
         _bool("despill", self.despill)
         _float_in("despill_strength", self.despill_strength, 0.0, 1.0)
+        _float_in("despill_band", self.despill_band, 0.0, 0.25)
         _float_in("feather_px", self.feather_px, 0.0, 50.0)
 
     # ------------------------------------------------------------------ derived values
     @property
+    def t_crop(self) -> int:
+        """The paper's t_crop = floor(T (1 - r_crop)), counted down from T = num_inference_steps."""
+        return int(math.floor(self.num_inference_steps * (1.0 - self.crop_ratio) + 1e-9))
+
+    @property
     def crop_step(self) -> int:
-        """t_crop as a step index: the seedling is the latent after this many steps."""
-        return int(math.floor(self.num_inference_steps * self.crop_ratio + 1e-9))
+        """The cut as a step index: the seedling is the latent after T - t_crop steps."""
+        return self.num_inference_steps - self.t_crop
+
+    @staticmethod
+    def crop_ratio_cutting_after(crop_step: int, num_inference_steps: int) -> float:
+        """A crop_ratio whose cut comes after `crop_step` of `num_inference_steps` steps (e.g. to match kept
+        seedlings): the middle of the interval of ratios that cut there."""
+        return (crop_step - 0.5) / num_inference_steps
 
     def replace(self, **changes: Any) -> "TAUEConfig":
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})

@@ -67,7 +67,7 @@ def decontaminate(rgb: torch.Tensor, alpha: torch.Tensor, key: torch.Tensor) -> 
 
 def despill(rgb: torch.Tensor, strength: float, key_name: str = "green") -> torch.Tensor:
     """Cap the key's channels at the others' maximum (scaled by `strength`; green: G at max(R, B)): no cast of the
-    key colour survives on the object or its edge."""
+    key colour survives where it is applied (the pipeline applies it in the spill zone only)."""
     out = rgb.clone()
     on, _ = key_channels(key_name)
     excess = key_excess(rgb, key_name).clamp_min(0.0)
@@ -83,26 +83,39 @@ def bleed_colour(rgb: torch.Tensor, alpha: torch.Tensor, sigma: float) -> torch.
     return torch.where(alpha[..., None] < 0.05, spread.permute(1, 2, 0).clamp(0.0, 1.0), rgb)
 
 
-def object_gate(m_obj: torch.Tensor, size: tuple[int, int], dilation: int) -> torch.Tensor:
-    """m_obj dilated (latent pixels), upsampled to the image and softened: 1 near the object, 0 far from it."""
+def object_gate(m_obj: torch.Tensor, size: tuple[int, int], dilation: float) -> torch.Tensor:
+    """m_obj (at any resolution) at the image size, grown by `dilation` x the shorter side and softened: 1 near the
+    object, 0 far from it."""
     height, width = size
-    gate = resize_mask(dilate(m_obj.float(), dilation), height, width)
-    return gaussian_blur(gate, sigma=max(height / m_obj.shape[-2] * 0.5, 0.5)).clamp(0.0, 1.0)
+    side = min(size)
+    gate = dilate(resize_mask(m_obj.float(), height, width).clamp(0.0, 1.0), round(dilation * side))
+    return gaussian_blur(gate, sigma=max(0.01 * side, 0.5)).clamp(0.0, 1.0)
+
+
+def spill_zone(alpha: torch.Tensor, band: float) -> torch.Tensor:
+    """Where the key can have spilled onto the object: partly transparent pixels, and opaque ones within `band` x
+    the shorter side (at least 1 px) of a transparent one. 1 there, 0 in the object's interior and the backdrop."""
+    radius = max(1, round(band * min(alpha.shape[-2:]))) if band > 0 else 0
+    backdrop = (alpha < 0.98).float()
+    near = dilate(backdrop, radius) if radius else backdrop
+    return (near * (alpha > 0.02).float()).clamp(0.0, 1.0)
 
 
 def foreground_rgba(image: Image.Image, m_obj: torch.Tensor | None, config: TAUEConfig,
                     device: torch.device | str | None = None) -> tuple[Image.Image, dict]:
-    """I_fg (RGB, object on the key colour) -> RGBA object layer with a clean alpha; also returns the key colour used."""
+    """I_fg (RGB, object on the key colour) -> RGBA object layer with a clean alpha; also returns the key colour used.
+    `m_obj` (image or latent resolution) gates the key."""
     device = device if device is not None else (m_obj.device if m_obj is not None else "cpu")
     rgb = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).to(device)
     height, width = rgb.shape[:2]
     gate = (torch.ones((height, width), device=device) if m_obj is None
-            else object_gate(m_obj.to(device), (height, width), config.mask_gate_dilation))
+            else object_gate(m_obj.to(device), (height, width), config.gate_dilation))
     key = estimate_key_color(rgb, backdrop=1.0 - gate, key_name=config.key_color)
     alpha = key_alpha(rgb, key, config.key_low, config.key_high, config.key_color) * gate
     colour = decontaminate(rgb, alpha, key)
     if config.despill:
-        colour = despill(colour, config.despill_strength, config.key_color)
+        zone = spill_zone(alpha, config.despill_band)[..., None]
+        colour = zone * despill(colour, config.despill_strength, config.key_color) + (1 - zone) * colour
     if config.feather_px > 0:
         # feathering spreads alpha onto backdrop pixels: give them the colour of the object next to them
         colour = bleed_colour(colour, alpha, sigma=max(2.0, 2.0 * config.feather_px))

@@ -42,36 +42,53 @@ def front_to_back(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return weights, remainder
 
 
-def green_signal(latent: torch.Tensor, green_latent: tuple[float, ...]) -> torch.Tensor:
-    """v_gb: the latent projected on the key direction (channels 1 + 2 for the paper's [0, 1, 1, 0]); [H, W]."""
-    weights = torch.tensor(green_latent, dtype=latent.dtype, device=latent.device).view(-1, 1, 1)
-    return (latent[0] * weights).sum(0)
+def key_distance(clean: torch.Tensor, key: torch.Tensor, unit: float, size: tuple[int, int]) -> torch.Tensor:
+    """How far each image position of a clean latent [1, C, h, w] is from the key colour's latent `key` [C], in
+    units of `unit` (the key's distance from a mid grey): 0 on the backdrop, about 1 or more on an object. The
+    latent is interpolated to `size` (bilinear) first, so that the object's outline falls between cells."""
+    fine = F.interpolate(clean.float(), size=size, mode="bilinear", align_corners=False)[0]
+    return (fine - key.to(fine).view(-1, 1, 1)).norm(dim=0) / max(float(unit), 1e-6)
 
 
 def object_mask(
-    seedling: torch.Tensor,
+    clean: torch.Tensor,
     attention: torch.Tensor | None,
-    green_latent: tuple[float, ...],
+    key: torch.Tensor,
+    unit: float,
+    size: tuple[int, int],
     tau_bg: float,
     tau_attention: float,
-    blur_sigma: float,
+    blur: float,
+    dilation: float = 0.0,
 ) -> tuple[torch.Tensor, str]:
-    """m_obj = [G_sigma(v_gb) < tau_bg] AND [A_fg > tau_A], both maps min-max normalised; [H, W] of 0/1.
+    """m_obj at image resolution `size`: [G(distance of x0-hat from the key) > tau_bg] AND [A_fg > tau_A]; [H, W]
+    of 0/1 (float32). `blur` and `dilation` are fractions of the shorter side of `size`.
 
-    Returns the mask and which signals made it. If the two signals share no pixel, the green signal alone is used,
+    Returns the mask and which signals made it. If the two signals share no pixel, the key signal alone is used,
     then the attention alone: an empty mask would silently drop the object from the composite.
     """
-    green = normalize(gaussian_blur(green_signal(seedling.float(), green_latent), blur_sigma))
-    not_green = green < tau_bg
+    side = min(size)
+    distance = gaussian_blur(key_distance(clean, key, unit, size), blur * side)
+    not_key = distance > tau_bg
     if attention is None:
-        return not_green.float(), "green"
-    attended = normalize(attention.float()) > tau_attention
-    both = not_green & attended
-    if both.any():
-        return both.float(), "green+attention"
-    if not_green.any():
-        return not_green.float(), "green"
-    return attended.float(), "attention"
+        mask, source = not_key, "key"
+    else:
+        attended = resize_mask(normalize(attention.float()), *size) > tau_attention
+        both = not_key & attended
+        mask, source = ((both, "key+attention") if both.any() else (not_key, "key") if not_key.any()
+                        else (attended, "attention"))
+    return dilate(mask.float(), round(dilation * side)), source
+
+
+def hold_mask(mask: torch.Tensor, latent_size: tuple[int, int], fraction: float, grow: int = 0) -> torch.Tensor:
+    """The latent cells a transplant holds for an image-resolution mask: those at least `fraction` object (area
+    average), grown by `grow` cells; a mask too small for that holds its fullest cell, so that no object is
+    dropped. [h, w] of 0/1."""
+    pooled = F.adaptive_avg_pool2d(mask[None, None].float(), latent_size)[0, 0]
+    held = pooled >= fraction - 1e-6
+    if not held.any() and float(pooled.max()) > 0:
+        held = pooled >= pooled.max()
+    return dilate(held.float(), grow)
 
 
 def resize_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:

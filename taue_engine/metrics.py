@@ -34,9 +34,11 @@ def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float
 
 
 def ssim_map(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> np.ndarray:
-    """Per-pixel SSIM of the luma of two float RGB images in 0..1 (Gaussian window, Wang et al. 2004 constants)."""
-    weights = np.array([0.299, 0.587, 0.114], np.float32)
-    x, y = torch.from_numpy(a @ weights), torch.from_numpy(b @ weights)
+    """Per-pixel SSIM of two float RGB images in 0..1, each channel on its own and then averaged (Gaussian window,
+    Wang et al. 2004 constants). On flat synthetic colours its structure term compares decoder texture: two regions
+    a person sees as the same colour, each with its own faint noise, score about 0.5."""
+    x, y = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))), torch.from_numpy(
+        np.ascontiguousarray(b.transpose(2, 0, 1)))
     blur = lambda t: gaussian_blur(t, sigma)  # noqa: E731
     mu_x, mu_y = blur(x), blur(y)
     var_x = blur(x * x) - mu_x**2
@@ -44,7 +46,7 @@ def ssim_map(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> np.ndarray:
     cov = blur(x * y) - mu_x * mu_y
     c1, c2 = 0.01**2, 0.03**2
     value = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return value.numpy()
+    return value.mean(0).numpy()
 
 
 def ssim(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
@@ -56,17 +58,37 @@ def ssim(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float
     return float(value.mean())
 
 
-def layer_fidelity(result) -> dict[str, float]:
-    """The paper's PSNR_fg/bg and SSIM_fg/bg of a TAUEResult.
+def opaque_of(layer) -> np.ndarray:
+    """Where an RGBA layer shows its object (alpha above one half)."""
+    return np.asarray(layer, dtype=np.float32)[..., 3] / 255.0 > 0.5
 
-    The foreground layer is compared with the composite where the layer shows the object (alpha above one half):
-    its colour under transparent pixels is never seen, so it has nothing to match. The background layer is compared
-    with the composite outside m_obj (result.mask above one half), the region it takes from the composite; inside,
-    the composite shows the object and the background layer by design does not.
+
+def visible_stack(result) -> np.ndarray:
+    """What a designer sees with the composite hidden: the object layers over the background, as float RGB."""
+    from PIL import Image
+
+    stack = result.background.convert("RGBA")
+    for layer in [o.layer for o in getattr(result, "objects", None) or []] or [result.foreground]:
+        stack = Image.alpha_composite(stack, layer.convert("RGBA"))
+    return _float(stack)
+
+
+def layer_fidelity(result) -> dict[str, float]:
+    """How the layers match the composite: the paper's PSNR_fg/bg and SSIM_fg/bg of a TAUEResult, and ours.
+
+    - psnr_fg_paper: the paper's protocol, I_fg (the foreground phase's image) against I_all inside m_obj (the
+      result's mask): it counts whatever m_obj holds, backdrop included.
+    - psnr_fg, ssim_fg: the RGBA layer against the composite where the layer shows the object (alpha above one
+      half): its colour under transparent pixels is never seen, so it has nothing to match.
+    - psnr_fg_inside / psnr_fg_outside: psnr_fg split into the opaque pixels inside m_obj and those outside it
+      (outside, the composite re-grew background where the layer has object: a mask that misses part of the
+      object shows here). NaN where a region has no pixels.
+    - psnr_bg, ssim_bg: the background layer against the composite outside m_obj, the region it takes from it.
+    - psnr_stack: the whole visible stack (object layers over the background) against the composite.
     For SSIM, whose window looks across the region's edge, the layer is pasted into the composite inside its region
     first, so that only differences inside the region count.
     """
-    opaque = np.asarray(result.foreground, dtype=np.float32)[..., 3] / 255.0 > 0.5
+    opaque = opaque_of(result.foreground)
     hole = np.asarray(result.mask, dtype=np.float32) / 255.0 > 0.5
     composite = _float(result.composite)
     foreground = _float(result.foreground)
@@ -75,10 +97,38 @@ def layer_fidelity(result) -> dict[str, float]:
     pasted_bg = np.where(hole[..., None], composite, background)
     return {
         "psnr_fg": psnr(foreground, composite, opaque),
+        "psnr_fg_paper": psnr(_float(result.foreground_on_green), composite, hole),
+        "psnr_fg_inside": psnr(foreground, composite, opaque & hole),
+        "psnr_fg_outside": psnr(foreground, composite, opaque & ~hole),
         "ssim_fg": ssim(pasted_fg, composite, opaque),
         "psnr_bg": psnr(background, composite, ~hole),
         "ssim_bg": ssim(pasted_bg, composite, ~hole),
+        "psnr_stack": psnr(visible_stack(result), composite),
     }
+
+
+def mask_fit(result) -> dict[str, float]:
+    """m_obj (the result's mask) against the object the layer shows: the share of the opaque object it covers, and
+    its size in units of the object's (1: as large; NaN when the layer shows nothing)."""
+    opaque = opaque_of(result.foreground)
+    hole = np.asarray(result.mask, dtype=np.float32) / 255.0 > 0.5
+    area = int(opaque.sum())
+    if not area:
+        return {"mask_coverage": float("nan"), "mask_size": float("nan")}
+    return {"mask_coverage": float((hole & opaque).sum() / area), "mask_size": float(hole.sum() / area)}
+
+
+def box_fraction(layer, box) -> float:
+    """The share of an RGBA layer's alpha inside a layout box (cx, cy, w, h in 0..1); NaN for an empty layer."""
+    alpha = np.asarray(layer, dtype=np.float32)[..., 3] / 255.0
+    total = float(alpha.sum())
+    if total <= 0:
+        return float("nan")
+    height, width = alpha.shape
+    left, right = round((box.cx - box.w / 2) * width), round((box.cx + box.w / 2) * width)
+    top, bottom = round((box.cy - box.h / 2) * height), round((box.cy + box.h / 2) * height)
+    inside = alpha[max(0, top):max(0, bottom), max(0, left):max(0, right)]
+    return float(inside.sum() / total)
 
 
 def alpha_edge(alpha: np.ndarray) -> np.ndarray:
@@ -109,25 +159,29 @@ def key_color_of(result) -> str:
 
 
 def toy_metrics(result, object_colour: str, background_colour: str) -> dict[str, float]:
-    """Metrics where the truth is known: the scene is made of palette colours (see toy/scenes.py)."""
+    """Metrics where the truth is known: the scene is made of palette colours (see toy/scenes.py).
+
+    - alpha_iou: the layer's opaque pixels against the object as drawn (pixels of the requested colour in I_fg;
+      not merely non-green, or an image that forgot its green backdrop would score an all-opaque alpha as perfect).
+    - mask_precision: the share of m_obj on the drawn object (the rest is backdrop the composite must repaint).
+    - leakage: the share of the whole background layer in the object's colour (the toy's backgrounds never have it).
+    - object_colour_in_composite: the share of the composite in the object's colour where the layer is opaque and
+      inside m_obj; background_colour_in_composite: the background's colour outside m_obj.
+    - fringe: edge pixels of the layer that still carry the key colour.
+    """
     from .toy.scenes import classify_colours, label_fraction, palette_names
 
     inside = np.asarray(result.mask, dtype=np.float32) / 255.0 > 0.5
-    alpha = np.asarray(result.foreground, dtype=np.float32)[..., 3] / 255.0
-
-    # the object as drawn: pixels of the requested colour in the foreground-on-green image (not merely non-green,
-    # or an image that forgot its green backdrop would score an all-opaque alpha as perfect)
-    on_green = classify_colours(np.asarray(result.foreground_on_green))
-    drawn_object = on_green == palette_names().index(object_colour)
-    opaque = alpha > 0.5
+    opaque = opaque_of(result.foreground)
+    drawn_object = classify_colours(np.asarray(result.foreground_on_green)) == palette_names().index(object_colour)
     union = (drawn_object | opaque).sum()
-    iou = float((drawn_object & opaque).sum() / union) if union else 1.0
-
     composite = classify_colours(np.asarray(result.composite))
     return {
-        "alpha_iou": iou,
-        "leakage": label_fraction(classify_colours(np.asarray(result.background)), object_colour, inside),
-        "object_colour_in_composite": label_fraction(composite, object_colour, inside),
+        "alpha_iou": float((drawn_object & opaque).sum() / union) if union else 1.0,
+        "mask_precision": float((drawn_object & inside).sum() / inside.sum()) if inside.any() else float("nan"),
+        "leakage": label_fraction(classify_colours(np.asarray(result.background)), object_colour),
+        "object_colour_in_composite": (label_fraction(composite, object_colour, opaque & inside)
+                                       if (opaque & inside).any() else float("nan")),
         "background_colour_in_composite": label_fraction(composite, background_colour, ~inside),
         "fringe": fringe_fraction(result.foreground, key_color_of(result)),
     }

@@ -89,6 +89,12 @@ def scene_objects(objects, foreground_prompt: str | None = None, layout=None) ->
             for i, obj in enumerate(parsed)]
 
 
+def opaque_mask(layer: Image.Image) -> torch.Tensor:
+    """An RGBA layer's object at image resolution: 1 where its alpha is over half; [H, W] float32."""
+    alpha = torch.from_numpy(np.asarray(layer.convert("RGBA"), dtype=np.float32)[..., 3] / 255.0)
+    return (alpha > 0.5).float()
+
+
 def alpha_mask(layer: Image.Image, latent_size: tuple[int, int]) -> torch.Tensor:
     """An RGBA layer's alpha as a 0/1 latent mask: area-averaged to the latent grid, object where over half."""
     alpha = torch.from_numpy(np.asarray(layer.convert("RGBA"), dtype=np.float32)[..., 3] / 255.0)
@@ -122,7 +128,9 @@ def move_layer(layer: Image.Image, box: LayoutBox) -> Image.Image:
 @dataclass
 class Transplant:
     """What composing a scene needs of its objects. `seedlings[k]` is None for an object that has only its
-    layer (brought by the user, or moved): the pipeline encodes one from the layer."""
+    layer (brought by the user, or moved): the pipeline encodes one from the layer. `cleans[k]` is the seedling's
+    clean estimate (what the high-pass sharpens), `masks[k]` the latent cells held, `fine_masks[k]` the object at
+    image resolution (None where unknown: the held cells stand in)."""
 
     prompts: list[str]
     layouts: list[LayoutBox | None]
@@ -136,12 +144,16 @@ class Transplant:
     model: str = "unknown"
     key_color: str = "green"
     sources: list[str] = field(default_factory=list)  # per object: 'generated', 'layer', 'moved'
+    cleans: list[torch.Tensor | None] = field(default_factory=list)  # [1, C, h, w] float32 on the CPU, or None
+    fine_masks: list[torch.Tensor | None] = field(default_factory=list)  # [H, W] 0/1 at the image size, or None
 
     def __post_init__(self) -> None:
         count = len(self.prompts)
         if not 1 <= count <= MAX_OBJECTS:
             raise ValueError(f"a scene holds 1..{MAX_OBJECTS} objects (got {count})")
-        for name in ("layouts", "layers", "seedlings", "masks"):
+        self.cleans = list(self.cleans) or [None] * count
+        self.fine_masks = list(self.fine_masks) or [None] * count
+        for name in ("layouts", "layers", "seedlings", "masks", "cleans", "fine_masks"):
             if len(getattr(self, name)) != count:
                 raise ValueError(f"{name} must hold one entry per object ({count})")
         if not self.sources:
@@ -150,6 +162,13 @@ class Transplant:
             if layer.size != (self.width, self.height):
                 raise ValueError(f"object {n}'s layer is {layer.width}x{layer.height}; the scene is "
                                  f"{self.width}x{self.height}: scale the layer to the scene's size")
+
+    def object_masks(self) -> list[torch.Tensor]:
+        """Each object's mask at the image size: its fine mask, or its held latent cells resized."""
+        from .masks import resize_mask
+
+        return [fine if fine is not None else (resize_mask(mask.float(), self.height, self.width) > 0.5).float()
+                for fine, mask in zip(self.fine_masks, self.masks)]
 
     @classmethod
     def from_layers(cls, layers: list[Image.Image], prompts: list[str], *, latent_size: tuple[int, int],
@@ -165,7 +184,8 @@ class Transplant:
             if not mask.any():
                 raise ValueError(f"object layer {n} is (nearly) fully transparent: its alpha must cover the object")
         return cls(list(prompts), [None] * len(layers), layers, [None] * len(layers), masks, width, height,
-                   num_inference_steps, crop_step, model, key_color, ["layer"] * len(layers))
+                   num_inference_steps, crop_step, model, key_color, ["layer"] * len(layers),
+                   fine_masks=[opaque_mask(layer) for layer in layers])
 
     def moved(self, index: int, box: LayoutBox, latent_size: tuple[int, int]) -> "Transplant":
         """The same objects with object `index` (0-based) moved and scaled into `box`: its layer is resampled in
@@ -183,7 +203,8 @@ class Transplant:
 
         return replace(self, layouts=swap(self.layouts, box), layers=swap(self.layers, layer),
                        seedlings=swap(self.seedlings, None), masks=swap(self.masks, mask),
-                       sources=swap(self.sources, "moved"))
+                       sources=swap(self.sources, "moved"), cleans=swap(self.cleans, None),
+                       fine_masks=swap(self.fine_masks, opaque_mask(layer)))
 
     # ------------------------------------------------------------------ files
     def save(self, directory: str | Path, layers: bool = True) -> list[Path]:
@@ -194,6 +215,9 @@ class Transplant:
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {f"mask_{k}": m.float().contiguous() for k, m in enumerate(self.masks)}
         tensors.update({f"seedling_{k}": s.float().contiguous() for k, s in enumerate(self.seedlings) if s is not None})
+        tensors.update({f"clean_{k}": c.float().contiguous() for k, c in enumerate(self.cleans) if c is not None})
+        tensors.update({f"fine_mask_{k}": (m > 0.5).to(torch.uint8).contiguous()
+                        for k, m in enumerate(self.fine_masks) if m is not None})
         save_file(tensors, str(directory / "transplant.safetensors"))
         written = [directory / "transplant.safetensors"]
         for n, layer in enumerate(self.layers, 1):
@@ -229,4 +253,7 @@ class Transplant:
         return cls(record["prompts"], [as_layout(b) for b in record["layouts"]], layers,
                    [tensors.get(f"seedling_{k}") for k in range(count)], [tensors[f"mask_{k}"] for k in range(count)],
                    record["width"], record["height"], record["num_inference_steps"], record["crop_step"],
-                   record.get("model", "unknown"), record.get("key_color", "green"), record.get("sources", []))
+                   record.get("model", "unknown"), record.get("key_color", "green"), record.get("sources", []),
+                   cleans=[tensors.get(f"clean_{k}") for k in range(count)],
+                   fine_masks=[tensors[f"fine_mask_{k}"].float() if f"fine_mask_{k}" in tensors else None
+                               for k in range(count)])

@@ -30,10 +30,11 @@ from .attention import (
     cross_attention_layers,
     install_processors,
 )
+from .clean_estimate import clean_estimates
 from .config import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, LayoutBox, TAUEConfig
 from .green import dithered_mask, inject_green, layout_probability
 from .keying import KEY_COLOURS, foreground_rgba
-from .masks import front_to_back, object_mask, resize_mask
+from .masks import front_to_back, hold_mask, object_mask, resize_mask
 from .models.loading import DEFAULT_HUB_MODEL, choose_device_and_dtype, load_components, model_default_config
 from .objects import Transplant, over_key, scene_objects
 from .transplant import HeldRegion, highpass
@@ -300,23 +301,33 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             return ((latent - mean) * vae.config.scaling_factor / std).cpu()
         return (latent * vae.config.scaling_factor).cpu()
 
+    def _solid_latent(self, name: str, rgb: tuple[float, float, float]) -> torch.Tensor:
+        """E(colour): the VAE's mean latent of a solid image of that colour, [C] (computed once per model)."""
+        cache = self.__dict__.setdefault("_solid_latents", {})
+        if name not in cache:
+            side = 8 * self.vae_scale_factor
+            solid = Image.new("RGB", (side, side), tuple(round(255 * v) for v in rgb))
+            cache[name] = self._encode_image(solid).mean(dim=(0, 2, 3))
+        return cache[name]
+
     def key_latent(self, config: TAUEConfig) -> tuple[float, ...]:
-        """C, the latent that phase 1 injects and the mask reads: the paper's `green_latent` for the green key;
-        for another key, green_latent + (E(key) - E(green)), the VAE's own step from a solid green to a solid key
-        colour (computed once per model and key)."""
+        """C, the latent that phase 1 injects: the paper's `green_latent` for the green key; for another key,
+        green_latent + (E(key) - E(green)), the VAE's own step from a solid green to a solid key colour."""
         if len(config.green_latent) != self.unet.config.in_channels:
             raise ValueError(f"green_latent must have {self.unet.config.in_channels} values for this model "
                              f"(got {len(config.green_latent)})")
         if config.key_color == "green":
             return config.green_latent
-        cache = self.__dict__.setdefault("_solid_latents", {})
-        side = 8 * self.vae_scale_factor
-        for name in ("green", config.key_color):
-            if name not in cache:
-                solid = Image.new("RGB", (side, side), tuple(round(255 * v) for v in KEY_COLOURS[name]))
-                cache[name] = self._encode_image(solid).mean(dim=(0, 2, 3))
-        step = cache[config.key_color] - cache["green"]
+        step = self._solid_latent(config.key_color, KEY_COLOURS[config.key_color]) - self._solid_latent(
+            "green", KEY_COLOURS["green"])
         return tuple(float(c + d) for c, d in zip(config.green_latent, step))
+
+    def key_reference(self, key_color: str) -> tuple[torch.Tensor, float]:
+        """What the object mask measures against: E(key), the latent a clean key-coloured backdrop has, and the
+        unit ||E(key) - E(grey)|| (a mid grey is at distance 1 from the key)."""
+        key = self._solid_latent(key_color, KEY_COLOURS[key_color])
+        grey = self._solid_latent("grey", (0.5, 0.5, 0.5))
+        return key, float((key - grey).norm())
 
     @staticmethod
     def _scene_draws(generator: torch.Generator, shape: tuple) -> dict[str, torch.Tensor]:
@@ -393,27 +404,41 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             return latents
 
         check_installed(self.unet, AttentionCaptureProcessor)
-        on_key = self._run_phase("foreground", config, embeds, config.guidance_foreground,
-                                 initial.to(device=device, dtype=dtype), size, cut_seedling, report)
+        with clean_estimates(self.scheduler, {crop}) as clean:
+            on_key = self._run_phase("foreground", config, embeds, config.guidance_foreground,
+                                     initial.to(device=device, dtype=dtype), size, cut_seedling, report)
         attention_map = capture.attention_map()
         attention_map = None if attention_map is None else attention_map.float().cpu()
-        mask, source = object_mask(kept["seedling"].cpu(), attention_map, key, config.tau_bg, config.tau_attention,
-                                   config.mask_blur_sigma)
-        return {"on_key": on_key, "seedling": kept["seedling"], "attention": attention_map, "mask": mask,
-                "mask_source": source, "key_mask": key_mask, "initial": initial, "maps": capture.captured_maps}
+        grown = {"on_key": on_key, "seedling": kept["seedling"], "clean": clean[crop].float().cpu(),
+                 "attention": attention_map, "key_mask": key_mask, "initial": initial, "maps": capture.captured_maps}
+        grown["fine_mask"], grown["mask_source"] = self._object_mask(grown, config, size)
+        grown["mask"] = hold_mask(grown["fine_mask"], (latent_h, latent_w), config.hold_fraction,
+                                  config.hold_dilation)
+        return grown
+
+    def _object_mask(self, grown: dict[str, Any], config: TAUEConfig, size: tuple[int, int]) -> tuple[torch.Tensor, str]:
+        """m_obj of one grown object at image resolution, from its seedling's clean estimate and its attention
+        (masks.object_mask); the one place the mask is made, so that an experiment can put the truth in its place
+        (benchmarks/oracle_mask.py)."""
+        key, unit = self.key_reference(config.key_color)
+        return object_mask(grown["clean"], grown["attention"], key, unit, size, config.tau_bg, config.tau_attention,
+                           config.mask_blur, config.mask_dilation)
 
     def _compose(self, object_embeds: list[tuple], bg: tuple, comp: tuple, seedlings: list[torch.Tensor],
-                 masks: list[torch.Tensor], draws: dict[str, torch.Tensor], config: TAUEConfig, size: tuple[int, int],
-                 report_composite, report_background, original_processors: dict, timings: dict) -> dict[str, Any]:
-        """Phases 2 and 3 from the objects' seedlings and masks: the composite cultivated from the high-passed
-        seedlings (held in their masks, later objects in front) with each object's prompt sheared into its visible
-        part, then the background transplanted from the composite outside all of them."""
+                 cleans: list[torch.Tensor | None], masks: list[torch.Tensor], draws: dict[str, torch.Tensor],
+                 config: TAUEConfig, size: tuple[int, int], report_composite, report_background,
+                 original_processors: dict, timings: dict) -> dict[str, Any]:
+        """Phases 2 and 3 from the objects' seedlings, their clean estimates and their (latent) masks: the
+        composite cultivated from the high-passed seedlings (held in their masks, later objects in front) with each
+        object's prompt sheared into its visible part, then the background transplanted from the composite outside
+        all of them. An object without a clean estimate (kept by an older version) is transplanted unsharpened."""
         device, dtype = self._execution_device, bg[0].dtype
         to_device = lambda x: x.to(device=device, dtype=dtype)  # noqa: E731
         crop = config.crop_step
         sigmas = self.scheduler.sigmas.clone()
         init_sigma = float(self.scheduler.init_noise_sigma)
-        targets = [highpass(s, config.highpass_strength) if config.highpass else s for s in seedlings]
+        targets = [highpass(s, c, config.highpass_strength) if config.highpass and c is not None else s
+                   for s, c in zip(seedlings, cleans)]
         if len(masks) == 1:
             target, union, shear_mask = targets[0], masks[0], masks[0]
         else:  # one held region: each object's target where it is visible
@@ -561,26 +586,29 @@ class TAUEPipeline(StableDiffusionXLPipeline):
                                                original_processors))
                 timings["foreground" if not several else f"foreground_{k + 1}"] = time.perf_counter() - t0
             composed = self._compose(object_embeds, bg, comp, [g["seedling"] for g in grown],
-                                     [g["mask"] for g in grown], draws, config, (height, width),
+                                     [g["clean"] for g in grown], [g["mask"] for g in grown], draws, config,
+                                     (height, width),
                                      report(len(scene), "composite", None), report(len(scene) + 1, "background", None),
                                      original_processors, timings)
 
         # ---- The layers.
         t0 = time.perf_counter()
-        keyed = [foreground_rgba(g["on_key"], g["mask"], config, device=device) for g in grown]
+        keyed = [foreground_rgba(g["on_key"], g["fine_mask"], config, device=device) for g in grown]
         masks = [g["mask"] for g in grown]
+        fine_masks = [g["fine_mask"] for g in grown]
         layouts = [obj.layout for obj in scene]
         result_objects, flattened, union_image = self._layers(
-            prompts, layouts, [layer for layer, _ in keyed], [g["on_key"] for g in grown], masks,
+            prompts, layouts, [layer for layer, _ in keyed], [g["on_key"] for g in grown], fine_masks,
             ["generated"] * len(scene), (height, width))
         timings["keying"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - started
 
         transplant = Transplant(prompts, layouts, [layer for layer, _ in keyed],
                                 [g["seedling"].float().cpu() for g in grown], [m.cpu() for m in masks], width, height,
-                                steps, crop, self.model_name, config.key_color)
+                                steps, crop, self.model_name, config.key_color,
+                                cleans=[g["clean"] for g in grown], fine_masks=[m.cpu() for m in fine_masks])
         metadata = self._metadata(transplant, background_prompt, composite_prompt, negative_prompt, seed, config,
-                                  dtype, timings, composed["union"])
+                                  dtype, timings)
         metadata.update({
             "layout": layouts[0].as_dict() if layouts[0] else None,
             "mask_source": grown[0]["mask_source"],
@@ -588,24 +616,24 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             "key_color": keyed[0][1]["key_color"],
         })
         for entry, g, (_, info) in zip(metadata["objects"], grown, keyed):
-            entry.update({"mask_source": g["mask_source"], "mask_fraction": float(g["mask"].mean()),
+            entry.update({"mask_source": g["mask_source"], "mask_fraction": float(g["fine_mask"].mean()),
                           "key_color": info["key_color"]})
         first = grown[0]
         latents = {"initial_noise": draws["noise"], "green_mask": first["key_mask"],
                    "initial_foreground": first["initial"], "seedling": first["seedling"].cpu(),
-                   "object_mask": composed["union"].cpu(),
+                   "clean_estimate": first["clean"], "object_mask": composed["union"].cpu(),
                    "background_seedling": composed["background_seedling"].cpu()}
         if first["attention"] is not None:
             latents["attention"] = first["attention"]
         if several:
             latents["seedlings"] = [g["seedling"].cpu() for g in grown]
+            latents["clean_estimates"] = [g["clean"] for g in grown]
             latents["object_masks"] = [m.cpu() for m in masks]
         return TAUEResult(flattened, grown[0]["on_key"], composed["background"], composed["composite"], union_image,
                           metadata, latents, result_objects, transplant)
 
     def _metadata(self, transplant: Transplant, background_prompt: str, composite_prompt: str,
-                  negative_prompt: str | None, seed: int, config: TAUEConfig, dtype, timings: dict,
-                  union: torch.Tensor) -> dict[str, Any]:
+                  negative_prompt: str | None, seed: int, config: TAUEConfig, dtype, timings: dict) -> dict[str, Any]:
         objects = [{"prompt": p, "layout": b.as_dict() if b else None, "source": src}
                    for p, b, src in zip(transplant.prompts, transplant.layouts, transplant.sources)]
         return {
@@ -621,7 +649,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             "model": self.model_name,
             "device": str(self._execution_device),
             "dtype": str(dtype).replace("torch.", ""),
-            "mask_fraction": float(union.mean()),
+            "mask_fraction": float(1 - front_to_back(torch.stack(transplant.object_masks()))[1].mean()),
             "timings_s": {k: round(v, 4) for k, v in timings.items()},
         }
 
@@ -680,19 +708,20 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         draws = self._scene_draws(generator, shape)
         self.scheduler.set_timesteps(steps, device="cpu")
         sigma_crop = float(self.scheduler.sigmas[crop])
-        seedlings = []
-        for layer, seedling in zip(transplant.layers, transplant.seedlings):
-            if seedling is None:  # a brought or moved layer: its latent, noised to t_crop
+        seedlings, cleans = [], []
+        for layer, seedling, clean in zip(transplant.layers, transplant.seedlings, transplant.cleans):
+            if seedling is None:  # a brought or moved layer: its latent (exactly clean), noised to t_crop
                 clean = self._encode_image(over_key(layer, KEY_COLOURS[config.key_color]))
                 seedling = clean + sigma_crop * randn_tensor(shape, generator=generator, dtype=torch.float32)
             if tuple(seedling.shape) != shape:
                 raise ValueError(f"a kept seedling is {tuple(seedling.shape)}, this model needs {shape}")
             seedlings.append(seedling.to(device=device, dtype=dtype))
+            cleans.append(None if clean is None else clean.float().cpu())
         timings["encode"] = time.perf_counter() - started
 
         with self._runs(2 * steps, steps, progress_callback, callback_on_step_end) as (report, original_processors):
-            composed = self._compose(object_embeds, bg, comp, seedlings, [m.to(device) for m in transplant.masks],
-                                     draws, config, (height, width), report(0, "composite", None),
+            composed = self._compose(object_embeds, bg, comp, seedlings, cleans,
+                                     [m.to(device) for m in transplant.masks], draws, config, (height, width), report(0, "composite", None),
                                      report(1, "background", None), original_processors, timings)
         timings["total"] = time.perf_counter() - started
 
@@ -700,12 +729,14 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         on_key = [over_key(layer, key_rgb) for layer in transplant.layers]
         masks = [m.cpu() for m in transplant.masks]
         result_objects, flattened, union_image = self._layers(prompts, transplant.layouts, transplant.layers, on_key,
-                                                              masks, transplant.sources, (height, width))
+                                                              transplant.object_masks(), transplant.sources,
+                                                              (height, width))
         kept = Transplant(prompts, list(transplant.layouts), list(transplant.layers),
                           [s.float().cpu() for s in seedlings], masks, width, height, steps, crop, self.model_name,
-                          transplant.key_color, list(transplant.sources))
+                          transplant.key_color, list(transplant.sources), cleans=cleans,
+                          fine_masks=list(transplant.fine_masks))
         metadata = self._metadata(kept, background_prompt, composite_prompt, negative_prompt, seed, config, dtype,
-                                  timings, composed["union"])
+                                  timings)
         metadata["layout"] = kept.layouts[0].as_dict() if kept.layouts[0] else None
         latents = {"initial_noise": draws["noise"], "object_mask": composed["union"].cpu(),
                    "background_seedling": composed["background_seedling"].cpu(), "seedlings": seedlings}

@@ -15,9 +15,11 @@ def laplacian(x: torch.Tensor) -> torch.Tensor:
     return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=channels)
 
 
-def highpass(x: torch.Tensor, strength: float) -> torch.Tensor:
-    """f(x) = x - k * Laplacian(x): a mild sharpening that keeps the seedling's edges through cultivation."""
-    return x - strength * laplacian(x)
+def highpass(seedling: torch.Tensor, clean: torch.Tensor, strength: float) -> torch.Tensor:
+    """f(L) = L + k * HP(x0-hat) with HP = -Laplacian: the seedling with its signal's edges sharpened and its noise
+    left as it is, so that the region is released at the seedling's own noise level. (Filtering the noisy seedling
+    itself, x - k Laplacian(x), would multiply its noise's std by sqrt(1 + 8k + 20k^2): 1.84 at k = 0.2.)"""
+    return seedling - strength * laplacian(clean.to(seedling.device, seedling.dtype))
 
 
 class HeldRegion:
