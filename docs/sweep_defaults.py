@@ -16,18 +16,21 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
 from taue_engine import TAUEConfig, TAUEPipeline  # noqa: E402
-from taue_engine.testbed import choose_pairs, run_testbed, summarize  # noqa: E402
+from taue_engine.testbed import choose_pairs, failed_pairs, run_testbed, summarize  # noqa: E402
 
 SWEEPS = {
-    "green_alpha": (0.4, 0.5, 0.6, 0.7, 0.8),
     "tau_bg": (0.3, 0.4, 0.5, 0.6),
-    "tau_attention": (0.1, 0.2, 0.3, 0.4),
-    "mask_blur_sigma": (0.0, 0.5, 1.0),
-    "transplant_noise": (0.0, 0.5, 1.0),
-    "highpass_strength": (0.0, 0.1, 0.2, 0.4),
+    "tau_attention": (0.0, 0.1, 0.3),
+    "mask_dilation": (0.0, 0.03, 0.06),
+    "hold_dilation": (0, 1, 2),
+    "highpass_strength": (0.0, 0.2, 0.4),
+    "crop_ratio": (0.25, 0.5, 0.75),
+    "mask_blur": (0.0, 0.004, 0.016),
+    "green_alpha": (0.5, 0.6, 0.7, 0.8),
+    "transplant_noise": (0.0, 1.0),
 }
-COLUMNS = ("alpha_iou", "leakage", "psnr_fg", "ssim_fg", "psnr_bg", "ssim_bg", "object_colour_in_composite",
-           "background_colour_in_composite", "fringe")
+COLUMNS = ("alpha_iou", "leakage", "psnr_fg", "psnr_fg_paper", "mask_coverage", "mask_size_ok", "psnr_bg",
+           "psnr_stack", "object_colour_in_composite", "fringe")
 
 
 def main() -> None:
@@ -50,13 +53,13 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         lines += [f"## {name} (default {getattr(base, name)})", "",
-                  "| value | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+                  "| value | " + " | ".join(COLUMNS) + " | failed pairs |", "|---" * (len(COLUMNS) + 2) + "|"]
         for value in values:
             started = time.perf_counter()
             rows, _ = run_testbed(pipe, pairs, base.replace(**{name: value}), plain=False)
             summary = summarize(rows)
             cells = [f"{summary[c]['mean']:.3f}" if c in summary else "-" for c in COLUMNS]
-            lines.append(f"| {value} | " + " | ".join(cells) + " |")
+            lines.append(f"| {value} | " + " | ".join(cells) + f" | {failed_pairs(rows)} |")
             print(f"{name}={value}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
         lines.append("")
         args.out.write_text("\n".join(lines))

@@ -95,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     bed.add_argument("--steps", default=None, metavar="N", help="denoising steps per phase (default 50)")
     bed.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any TAUEConfig field")
     bed.add_argument("--no-plain", action="store_true", help="skip the plain generations (prompt adherence)")
+    bed.add_argument("--no-layout", action="store_true",
+                     help="skip the boxed jobs (single objects in the corners, a two-object scene)")
+    bed.add_argument("--oracle-mask", action="store_true",
+                     help="also run the same pairs with the truth in place of m_obj, side by side")
     bed.add_argument("--check", action="store_true", help="exit 1 when a bar is missed")
     bed.add_argument("--out", default="taue-testbed", metavar="DIR", help="report folder (default: taue-testbed)")
     return parser
@@ -350,19 +354,45 @@ def testbed(args) -> int:
         raise UsageError(f"--model: {error}") from None
     _quiet_libraries()
     from .pipeline import TAUEPipeline
-    from .testbed import check_bars, choose_pairs, format_table, run_testbed, summarize, write_report
+    from .testbed import (check_bars, choose_pairs, format_table, layout_pairs, oracle_pipeline, run_objects,
+                          run_testbed, summarize, write_report)
 
     pipe = TAUEPipeline.from_pretrained(args.model)
     pipe.set_progress_bar_config(disable=True)
     config = _config(args, pipe.default_config)
     chosen = choose_pairs(pairs)
-    rows, results = run_testbed(pipe, chosen, config, plain=not args.no_plain,
-                                on_pair=lambda i, p: print(f"[{i + 1}/{len(chosen)}] {p.object_prompt} | "
-                                                           f"{p.background_prompt}", file=sys.stderr))
+
+    def run(pipeline, label: str):
+        def say(i, p):
+            print(f"[{label} {i + 1}/{len(chosen)}] {p.object_prompt} | {p.background_prompt}", file=sys.stderr)
+
+        return run_testbed(pipeline, chosen, config, plain=not args.no_plain, on_pair=say)
+
+    rows, results = run(pipe, "mask")
     summary = summarize(rows)
-    paths = write_report(Path(args.out), rows, summary, results)
-    print(format_table(summary))
-    failures = check_bars(summary)
+    extra = {}
+    oracle_summary = None
+    if args.oracle_mask:
+        oracle_rows, _ = run(oracle_pipeline(pipe), "oracle")
+        oracle_summary = summarize(oracle_rows)
+        extra.update(oracle_rows=oracle_rows, oracle_summary=oracle_summary)
+    print(format_table(summary, rows, oracle_summary))
+    if not args.no_layout:
+        print("layout: boxed single objects (corners) and the two-object scene", file=sys.stderr)
+        boxed, _ = run_testbed(pipe, layout_pairs(), config, plain=False)
+        objects = run_objects(pipe, config, 2)
+        layout = {"single": summarize(boxed), "two_objects": summarize(objects)}
+        extra.update(layout_rows=boxed, object_rows=objects, layout=layout)
+        for name, part in layout.items():
+            fraction = part.get("box_fraction")
+            if fraction:
+                print(f"box_fraction ({name.replace('_', ' ')}): mean {fraction['mean']:.3f}, worst "
+                      f"{fraction['worst']:.3f}, failed {fraction['failed']} of {fraction['n']}")
+        summary_for_bars = dict(summary, box_fraction=summarize(boxed + objects)["box_fraction"])
+    else:
+        summary_for_bars = summary
+    paths = write_report(Path(args.out), rows, summary, results, extra)
+    failures = check_bars(summary_for_bars)
     print("bars: all met" if not failures else "bars missed: " + "; ".join(failures))
     print(f"report: {paths['rows']}  contact sheet: {paths['sheet']}")
     return 1 if failures and args.check else 0

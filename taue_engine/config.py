@@ -95,6 +95,12 @@ class TAUEConfig:
     layout_mask_std: float = 0.85
     """UNKNOWN (s with a layout box). 0.85 = 1/sqrt(2 ln 2) puts P = 0.5 on the box's edge, so the box outline
     is the line where the dithered mask is half green: the object fills its box. Allowed: > 0 (at most 10)."""
+    layout_mask_power: float = 4.0
+    """OURS (1 = the paper's Gaussian): with a layout box, P = exp(-(r^2 / (2 s^2))^power), so that P is nearly
+    1 inside the box and falls fast outside it. With the paper's Gaussian, dithered green reaches well inside the
+    box and un-greened cells well outside it: on the toy (8 single objects boxed in the corners, 3 two-object
+    scenes), 52% / 69% of the object's alpha landed in its box at power 1, 66% / 80% at power 4, 66% / 78% with a
+    hard box mask (no Gaussian at all). Allowed: 1..16."""
     mask_p_min: float = 0.0
     """UNKNOWN (p_min). P is rescaled to [p_min, p_max]; M = 1 where uniform R > P. p_min = 0 makes the far
     background fully green. Allowed: 0..1, below mask_p_max."""
@@ -218,6 +224,7 @@ class TAUEConfig:
         _float_in("green_alpha", self.green_alpha, 0.0, 1.0)
         _float_in("mask_std", self.mask_std, 0.0, 10.0, open_low=True)
         _float_in("layout_mask_std", self.layout_mask_std, 0.0, 10.0, open_low=True)
+        _float_in("layout_mask_power", self.layout_mask_power, 1.0, 16.0)
         _float_in("mask_p_min", self.mask_p_min, 0.0, 1.0)
         _float_in("mask_p_max", self.mask_p_max, 0.0, 1.0)
         if self.mask_p_min >= self.mask_p_max:

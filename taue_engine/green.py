@@ -10,9 +10,12 @@ WHOLE_IMAGE = LayoutBox(0.5, 0.5, 1.0, 1.0)
 
 
 def layout_probability(
-    height: int, width: int, layout: LayoutBox | None, std: float, p_min: float, p_max: float, device=None
+    height: int, width: int, layout: LayoutBox | None, std: float, p_min: float, p_max: float, device=None,
+    power: float = 1.0,
 ) -> torch.Tensor:
-    """P(x, y): high where the object should be, rescaled to [p_min, p_max].
+    """P(x, y) = exp(-(r^2 / (2 std^2))^power), r the distance from the box's centre in half-box units: high where
+    the object should be, rescaled to [p_min, p_max]. power 1 is the paper's Gaussian; a larger power flattens its
+    top and steepens its edge towards the box itself.
 
     Without a layout box the box is the whole image, which makes P TKG-DM's centred Gaussian of std `std` on a
     [-1, 1]^2 grid.
@@ -22,7 +25,7 @@ def layout_probability(
     xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width
     dy = ((ys - box.cy) / (box.h / 2)).view(-1, 1)
     dx = ((xs - box.cx) / (box.w / 2)).view(1, -1)
-    p = torch.exp(-(dx**2 + dy**2) / (2 * std**2))
+    p = torch.exp(-(((dx**2 + dy**2) / (2 * std**2)) ** power))
     return p_min + (p_max - p_min) * p
 
 

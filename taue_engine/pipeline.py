@@ -387,7 +387,8 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         crop = config.crop_step
         probability = layout_probability(latent_h, latent_w, layout,
                                           config.layout_mask_std if layout else config.mask_std,
-                                          config.mask_p_min, config.mask_p_max)
+                                          config.mask_p_min, config.mask_p_max,
+                                          power=config.layout_mask_power if layout else 1.0)
         key_mask = dithered_mask(probability, uniform)
         initial = inject_green(noise, key_mask, key, config.green_alpha)
         capture = AttentionState(latent_size=(latent_h, latent_w), cfg=self._uses_cfg(config.guidance_foreground),

@@ -10,8 +10,13 @@ def test_defaults_are_the_papers():
     assert c.scheduler == "euler_discrete"
     assert (c.guidance_foreground, c.guidance_composite, c.guidance_background) == (7.5, 5.0, 5.0)
     assert c.crop_ratio == 0.5 and c.crop_step == 25
-    # r_crop is the fraction denoised before the cut (the paper's t_crop = T (1 - r) counts timesteps down)
-    assert c.replace(crop_ratio=0.75).crop_step == 37 and c.replace(crop_ratio=0.25).crop_step == 12
+    # the paper's t_crop = floor(T (1 - r)), counted down from T: the cut comes after T - t_crop steps
+    assert [c.replace(crop_ratio=r).t_crop for r in (0.25, 0.5, 0.75)] == [37, 25, 12]
+    assert [c.replace(crop_ratio=r).crop_step for r in (0.25, 0.5, 0.75)] == [13, 25, 38]
+    for steps in (4, 10, 50, 51):
+        for step in range(1, steps):
+            ratio = TAUEConfig.crop_ratio_cutting_after(step, steps)
+            assert c.replace(num_inference_steps=steps, crop_ratio=ratio).crop_step == step
     assert c.green_latent == (0.0, 1.0, 1.0, 0.0)
     assert c.highpass is True
 
@@ -32,16 +37,21 @@ def test_every_field_is_documented():
         ({"num_inference_steps": 2.5}, "num_inference_steps"),
         ({"crop_ratio": 1.0}, "crop_ratio"),
         ({"crop_ratio": 0.0}, "crop_ratio"),
-        ({"crop_ratio": 0.001}, "crop_ratio"),
+        ({"crop_ratio": 0.999}, "crop_ratio"),
         ({"guidance_foreground": -1}, "guidance_foreground"),
         ({"green_alpha": 1.5}, "green_alpha"),
         ({"green_latent": (0, 0, 0, 0)}, "green_latent"),
         ({"green_latent": (0, float("nan"), 1, 0)}, "green_latent"),
         ({"mask_std": 0}, "mask_std"),
         ({"mask_p_min": 0.8, "mask_p_max": 0.2}, "mask_p_min"),
-        ({"tau_bg": 1.5}, "tau_bg"),
+        ({"tau_bg": 2.5}, "tau_bg"),
         ({"tau_attention": -0.1}, "tau_attention"),
-        ({"mask_blur_sigma": -1}, "mask_blur_sigma"),
+        ({"mask_blur": -1}, "mask_blur"),
+        ({"mask_blur": 2}, "mask_blur"),
+        ({"hold_dilation": 1.5}, "hold_dilation"),
+        ({"hold_fraction": 0}, "hold_fraction"),
+        ({"gate_dilation": 3}, "gate_dilation"),
+        ({"despill_band": -0.1}, "despill_band"),
         ({"attention_resolutions": (3,)}, "attention_resolutions"),
         ({"shear_blocks": ("sideways",)}, "shear_blocks"),
         ({"highpass": "yes"}, "highpass"),

@@ -47,15 +47,33 @@ def test_no_green_on_edge_pixels_after_despill():
     assert luma(pixels[edge][:, :3]).min() >= 0.6 * luma(np.array([200, 30, 60], np.float32) / 255)
 
 
-def test_without_despill_the_green_cast_stays():
+def test_despill_cleans_the_edge_and_leaves_the_interior():
+    """The key spills onto the object's edge, not its interior: a greenish colour inside the object is its own."""
     image = _split_image((200, 30, 60))
     rgb = np.asarray(image).copy()
-    rgb[:, 10] = (150, 180, 60)  # a green-cast column inside the object
+    rgb[:, 10] = (150, 180, 60)  # a greenish column deep inside the object: its own colour
+    rgb[:, 32] = (150, 180, 60)  # the same next to the backdrop: spill
     cfg = TAUEConfig(despill=False, feather_px=0.0, key_low=0.5, key_high=0.9)
     rgba, _ = foreground_rgba(Image.fromarray(rgb), torch.ones(8, 8), cfg)
-    assert green_excess(np.asarray(rgba)[:, 10, :3].astype(np.float32) / 255).mean() > 0.05
+    for column in (10, 32):
+        assert green_excess(np.asarray(rgba)[:, column, :3].astype(np.float32) / 255).mean() > 0.05
     rgba, _ = foreground_rgba(Image.fromarray(rgb), torch.ones(8, 8), cfg.replace(despill=True))
-    assert green_excess(np.asarray(rgba)[:, 10, :3].astype(np.float32) / 255).max() <= 1 / 255
+    pixels = np.asarray(rgba)
+    assert green_excess(pixels[:, 32, :3].astype(np.float32) / 255).max() <= 1 / 255
+    assert (pixels[:, 10, :3] == (150, 180, 60)).all(), "the interior keeps its colour"
+    assert (pixels[:, 5, :3] == (200, 30, 60)).all()
+
+
+def test_spill_zone_scales_with_the_image():
+    from taue_engine.keying import spill_zone
+
+    for size in (64, 256):
+        alpha = torch.zeros(size, size)
+        alpha[:, : size // 2] = 1.0
+        zone = spill_zone(alpha, 0.05)
+        band = round(0.05 * size)
+        assert zone[0, size // 2 - band] == 1 and zone[0, size // 2 - band - 1] == 0
+        assert zone[0, size // 2:].max() == 0  # the backdrop itself is not coloured
 
 
 def test_object_mask_gates_far_specks():
@@ -65,7 +83,7 @@ def test_object_mask_gates_far_specks():
     rgb[2:5, 2:5] = (255, 0, 0)  # a speck far from it
     m_obj = torch.zeros(8, 8)
     m_obj[3:5, 3:5] = 1
-    rgba, _ = foreground_rgba(Image.fromarray(rgb), m_obj, TAUEConfig(feather_px=0.0, mask_gate_dilation=1))
+    rgba, _ = foreground_rgba(Image.fromarray(rgb), m_obj, TAUEConfig(feather_px=0.0, gate_dilation=0.125))
     a = np.asarray(rgba)[..., 3]
     assert a[30:34, 30:34].min() == 255
     assert a[2:5, 2:5].max() == 0

@@ -39,12 +39,25 @@ def test_seedling_is_phase_one_latent_at_crop_step(recorded_run, config):
     assert torch.equal(recorder.latents["foreground"][crop - 1], result.latents["seedling"])
 
 
+def test_clean_estimate_is_the_schedulers_prediction_for_the_seedling(pipe, recorded_run, config):
+    """x0-hat belongs to the seedling: Euler's step from it is x + (sigma_next - sigma) * (x - x0-hat) / sigma."""
+    result, recorder = recorded_run
+    crop = config.crop_step
+    seedling, clean = result.latents["seedling"], result.latents["clean_estimate"]
+    sigmas = pipe.scheduler.sigmas
+    following = recorder.latents["foreground"][crop]  # the latent after the step that starts from the seedling
+    expected = seedling + (sigmas[crop + 1] - sigmas[crop]) * (seedling - clean) / sigmas[crop]
+    assert torch.allclose(following, expected, atol=1e-4)
+    assert not torch.allclose(clean, seedling, atol=1e-2)
+    assert "step" not in pipe.scheduler.__dict__  # the scheduler's own step is back
+
+
 def test_composite_object_region_is_held_until_crop_then_released(pipe, recorded_run, config):
     result, recorder = recorded_run
     crop = config.crop_step
     m = result.latents["object_mask"].bool()
     assert m.any() and not m.all()
-    target = highpass(result.latents["seedling"], config.highpass_strength)
+    target = highpass(result.latents["seedling"], result.latents["clean_estimate"], config.highpass_strength)
     steps = recorder.latents["composite"]
     sigmas = pipe.scheduler.sigmas
     # at the cut the object region is exactly the transplanted, high-passed seedling

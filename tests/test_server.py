@@ -197,7 +197,7 @@ BAD_REQUESTS = [
     ({**JOB, "layout": {"cx": 0.5, "cy": 0.5, "w": 2, "h": 0.5}}, "application/json", 400, "layout.w", "(0, 1]"),
     ({**JOB, "layout": {"cx": 0.5}}, "application/json", 400, "layout", "missing"),
     ({**JOB, "layout": [0.5, 0.5, 0.2, 0.2]}, "application/json", 400, "layout", "object"),
-    ({**JOB, "tau_bg": 7}, "application/json", 400, "tau_bg", "tau_bg must be a number in [0, 1]"),
+    ({**JOB, "tau_bg": 7}, "application/json", 400, "tau_bg", "tau_bg must be a number in [0, 2]"),
     ({**JOB, "tau_bg": "high"}, "application/json", 400, "tau_bg", "must be a number"),
     ({**JOB, "highpass": 1}, "application/json", 400, "highpass", "true or false"),
     ({**JOB, "shear_blocks": ["sideways"]}, "application/json", 400, "shear_blocks", "subset"),

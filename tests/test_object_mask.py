@@ -1,0 +1,115 @@
+"""Issue 13: m_obj from the seedling's clean estimate, and a high-pass that sharpens the signal, not the noise.
+
+On the tiny-random model, against hand-made latents whose truth is known: a key-coloured backdrop with an object
+patch (the model's own VAE latents of a solid key colour and a solid red), plus noise at the cut's sigma.
+"""
+
+import pytest
+import torch
+
+from taue_engine.keying import KEY_COLOURS
+from taue_engine.masks import hold_mask, key_distance, normalize, object_mask
+from taue_engine.transplant import HeldRegion, highpass, laplacian
+
+from .conftest import SIZE
+
+
+def _iou(a, b):
+    a, b = a.bool(), b.bool()
+    return float((a & b).sum() / (a | b).sum())
+
+
+def _scene(pipe, config, seed=0):
+    """(clean latent, seedling at the cut, truth at image resolution, sigma at the cut)."""
+    h = w = SIZE // pipe.vae_scale_factor
+    key = pipe._solid_latent("green", KEY_COLOURS["green"])
+    red = pipe._solid_latent("red", (1.0, 0.0, 0.0))
+    clean = key.view(1, -1, 1, 1).repeat(1, 1, h, w)
+    top, left, side = h // 4, w // 3, h // 2  # the object patch, in cells
+    clean[:, :, top:top + side, left:left + side] = red.view(1, -1, 1, 1)
+    generator = torch.Generator().manual_seed(seed)
+    pipe.scheduler.set_timesteps(config.num_inference_steps)
+    sigma = float(pipe.scheduler.sigmas[config.crop_step])
+    seedling = clean + sigma * torch.randn(clean.shape, generator=generator)
+    truth = torch.zeros(SIZE, SIZE)
+    scale = pipe.vae_scale_factor
+    truth[top * scale:(top + side) * scale, left * scale:(left + side) * scale] = 1
+    return clean, seedling, truth, sigma
+
+
+def test_key_distance_is_in_units_of_the_key_to_grey(pipe):
+    key, unit = pipe.key_reference("green")
+    grey = pipe._solid_latent("grey", (0.5, 0.5, 0.5))
+    latent = torch.stack([key, grey]).T.reshape(1, -1, 1, 2)  # one key cell, one grey cell
+    distance = key_distance(latent, key, unit, (1, 2))
+    assert distance[0, 0] == pytest.approx(0.0, abs=1e-5) and distance[0, 1] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_mask_from_the_clean_estimate_finds_the_object(pipe, config):
+    clean, seedling, truth, sigma = _scene(pipe, config)
+    key, unit = pipe.key_reference("green")
+    mask, source = object_mask(clean, None, key, unit, (SIZE, SIZE), config.tau_bg, config.tau_attention,
+                               config.mask_blur)
+    assert source == "key" and _iou(mask, truth) >= 0.9
+    # an imperfect clean estimate (noise of a tenth of the key-to-grey distance left in it) still gives the object
+    residual = clean + 0.1 * unit * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))
+    assert _iou(object_mask(residual, None, key, unit, (SIZE, SIZE), config.tau_bg, config.tau_attention,
+                            config.mask_blur)[0], truth) >= 0.9
+    # what the old mask read, the noisy seedling min-max normalised, does not (the reason for the change)
+    green = normalize((seedling[0, 1] + seedling[0, 2]).float())
+    old = torch.nn.functional.interpolate((green < 0.5).float()[None, None], size=(SIZE, SIZE))[0, 0]
+    assert _iou(old, truth) < 0.9
+
+
+def test_mask_keeps_the_papers_and_with_attention(pipe, config):
+    clean, _, truth, _ = _scene(pipe, config)
+    key, unit = pipe.key_reference("green")
+    h, w = clean.shape[-2:]
+    attention = torch.zeros(h, w)
+    attention[:, : w // 2] = 1.0  # the object tokens attend to the left half only
+    mask, source = object_mask(clean, attention, key, unit, (SIZE, SIZE), config.tau_bg, config.tau_attention,
+                               config.mask_blur)
+    assert source == "key+attention"
+    assert mask[:, SIZE // 2 + 8:].sum() == 0 and mask[truth.bool()].sum() > 0
+    nowhere = torch.zeros(h, w)
+    nowhere[0, 0] = 1.0  # attention that shares no pixel with the object: the key signal alone
+    assert object_mask(clean, nowhere, key, unit, (SIZE, SIZE), config.tau_bg, config.tau_attention,
+                       config.mask_blur)[1] == "key"
+
+
+def test_pipeline_reads_the_mask_off_the_clean_estimate(pipe, config):
+    clean, seedling, truth, _ = _scene(pipe, config)
+    grown = {"clean": clean, "seedling": seedling, "attention": None}
+    mask, _ = pipe._object_mask(grown, config, (SIZE, SIZE))
+    assert _iou(mask, truth) >= 0.9
+
+
+def test_hold_mask_holds_whole_cells_grown_by_the_setting():
+    fine = torch.zeros(64, 64)
+    fine[16:40, 16:40] = 1  # cells 2..4 fully, no partial cells
+    held = hold_mask(fine, (8, 8), 0.5)
+    assert held.sum() == 9 and held[2:5, 2:5].all()
+    assert hold_mask(fine, (8, 8), 0.5, grow=1).sum() == 25
+    speck = torch.zeros(64, 64)
+    speck[1:3, 1:3] = 1  # too small for half a cell: its cell is still held
+    assert hold_mask(speck, (8, 8), 0.5).sum() == 1 and hold_mask(torch.zeros(64, 64), (8, 8), 0.5).sum() == 0
+
+
+def test_released_noise_level_is_the_cuts(pipe, config):
+    """The held region at release is f(L) = L + k HP(x0-hat): its noise is the seedling's own, sigma(t_crop)."""
+    torch.manual_seed(0)
+    pipe.scheduler.set_timesteps(config.num_inference_steps)
+    sigmas, crop = pipe.scheduler.sigmas, config.crop_step
+    sigma = float(sigmas[crop])
+    shape = (1, 4, 128, 128)
+    clean = torch.nn.functional.interpolate(torch.randn(1, 4, 16, 16), size=shape[-2:], mode="bilinear")
+    seedling = clean + sigma * torch.randn(shape)
+    mask = torch.ones(shape[-2:])
+    k = config.highpass_strength
+    sharpened = clean - k * laplacian(clean)
+    region = HeldRegion(highpass(seedling, clean, k), mask, torch.randn(shape), sigmas, crop, 1.0)
+    released = region.apply(torch.zeros(shape), crop)
+    assert float((released - sharpened).std()) == pytest.approx(sigma, rel=0.05)
+    # filtering the noisy seedling instead multiplies the noise by sqrt(1 + 8k + 20k^2): 1.84 at k = 0.2
+    old = seedling - k * laplacian(seedling)
+    assert float((old - sharpened).std()) / sigma == pytest.approx((1 + 8 * k + 20 * k * k) ** 0.5, rel=0.05)
