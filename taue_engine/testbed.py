@@ -291,16 +291,17 @@ def write_report(out: Path, rows: list[dict], summary: dict, results, extra: dic
 
 def oracle_pipeline(pipe):
     """The same model with the truth in place of m_obj: each object's mask is its own phase 1's final alpha (I_fg
-    keyed with no gate), area-averaged to the latent, over one half, dilated by one cell, everything else as in
-    `pipe`. The separating experiment: what the method's mask costs against a right one, on the same pairs."""
+    keyed with no gate), area-averaged to the latent cells, over one half; everything else as in `pipe` (so the
+    held cells are those grown by `hold_dilation`, one cell by default). The separating experiment: what the
+    method's mask costs against a right one, on the same pairs."""
     from .keying import foreground_rgba
-    from .masks import dilate, resize_mask
+    from .masks import resize_mask
     from .objects import alpha_mask
 
     class OracleMaskPipeline(type(pipe)):
         def _object_mask(self, grown, config, size):
             layer, _ = foreground_rgba(grown["on_key"], None, config)
-            cells = dilate(alpha_mask(layer, tuple(grown["seedling"].shape[-2:])), 1)
+            cells = alpha_mask(layer, tuple(grown["seedling"].shape[-2:]))
             return (resize_mask(cells, *size) > 0.5).float(), "oracle"
 
     oracle = OracleMaskPipeline(**pipe.components)

@@ -98,3 +98,15 @@ def test_cli_objects_then_new_backgrounds_moved_and_from_a_layer(tmp_path):
     run("background", "--layer", str(layer), "--object", "a red star", "--background", "a white background",
         "--steps", "4", "--out", str(brought))
     assert (np.asarray(Image.open(brought / "object-1.png")) == np.asarray(Image.open(layer))).all()
+
+
+def test_the_readmes_error_example_is_what_the_command_prints(capsys):
+    """README.md shows one bad flag and its message: run that command and compare, word for word."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    command, message = re.search(r"\n\$ (taue generate [^\n]+)\n(taue: error: [^\n]+)\n", readme).groups()
+    assert main(shlex.split(command)[1:]) == 2
+    assert capsys.readouterr().err.strip() == message
