@@ -80,15 +80,21 @@ def object_mask(
     return dilate(mask.float(), round(dilation * side)), source
 
 
-def hold_mask(mask: torch.Tensor, latent_size: tuple[int, int], fraction: float, grow: int = 0) -> torch.Tensor:
+def hold_mask(mask: torch.Tensor, latent_size: tuple[int, int], fraction: float, grow: int = 0,
+              within: torch.Tensor | None = None) -> torch.Tensor:
     """The latent cells a transplant holds for an image-resolution mask: those at least `fraction` object (area
-    average), grown by `grow` cells; a mask too small for that holds its fullest cell, so that no object is
-    dropped. [h, w] of 0/1."""
-    pooled = F.adaptive_avg_pool2d(mask[None, None].float(), latent_size)[0, 0]
+    average), grown by `grow` cells into cells that `within` (an image-resolution mask: where the clean estimate is
+    not plainly the key colour) covers at least `fraction` of, so that the rim is held and bare backdrop is not; a
+    mask too small for that holds its fullest cell, so that no object is dropped. [h, w] of 0/1."""
+    pool = lambda m: F.adaptive_avg_pool2d(m[None, None].float(), latent_size)[0, 0]  # noqa: E731
+    pooled = pool(mask)
     held = pooled >= fraction - 1e-6
     if not held.any() and float(pooled.max()) > 0:
         held = pooled >= pooled.max()
-    return dilate(held.float(), grow)
+    grown = dilate(held.float(), grow) > 0.5
+    if within is not None:
+        grown &= pool(within) >= fraction - 1e-6
+    return (held | grown).float()
 
 
 def resize_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:

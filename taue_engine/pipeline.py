@@ -34,7 +34,7 @@ from .clean_estimate import clean_estimates
 from .config import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, LayoutBox, TAUEConfig
 from .green import dithered_mask, inject_green, layout_probability
 from .keying import KEY_COLOURS, foreground_rgba
-from .masks import front_to_back, hold_mask, object_mask, resize_mask
+from .masks import front_to_back, hold_mask, key_distance, object_mask, resize_mask
 from .models.loading import DEFAULT_HUB_MODEL, choose_device_and_dtype, load_components, model_default_config
 from .objects import Transplant, over_key, scene_objects
 from .transplant import HeldRegion, highpass
@@ -413,8 +413,10 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         grown = {"on_key": on_key, "seedling": kept["seedling"], "clean": clean[crop].float().cpu(),
                  "attention": attention_map, "key_mask": key_mask, "initial": initial, "maps": capture.captured_maps}
         grown["fine_mask"], grown["mask_source"] = self._object_mask(grown, config, size)
+        key, unit = self.key_reference(config.key_color)
+        off_key = key_distance(grown["clean"], key, unit, size) > config.tau_bg
         grown["mask"] = hold_mask(grown["fine_mask"], (latent_h, latent_w), config.hold_fraction,
-                                  config.hold_dilation)
+                                  config.hold_dilation, within=off_key)
         return grown
 
     def _object_mask(self, grown: dict[str, Any], config: TAUEConfig, size: tuple[int, int]) -> tuple[torch.Tensor, str]:

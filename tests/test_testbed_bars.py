@@ -13,7 +13,9 @@ import json
 from taue_engine.cli import main
 from taue_engine.testbed import BARS
 
-NOT_MET_YET = {}  # metric -> floor, just under today's 56-pair mean (filled from the measured run)
+# metric -> today's level, just under (over, for leakage) the 56-pair mean measured with this command: alpha IoU
+# 0.768, leakage 0.030, PSNR_fg 18.25 dB, mask coverage 0.808
+NOT_MET_YET = {"alpha_iou": 0.75, "leakage": 0.035, "psnr_fg": 17.8, "mask_coverage": 0.79}
 ORACLE_GAP_DB = 1.5
 
 
@@ -31,8 +33,9 @@ def test_toy_testbed_holds_the_bars(tmp_path, capsys):
     summary["box_fraction"] = {"mean": sum(0.0 if f != f else f for f in fractions) / len(fractions)}
     for name, direction, threshold in BARS:
         mean = summary[name]["mean"]
-        if name in NOT_MET_YET:
-            assert mean >= NOT_MET_YET[name], f"{name} fell to {mean:.3f}\n{printed}"
+        if name in NOT_MET_YET:  # held at today's level: a floor, or a ceiling where lower is better
+            held = mean >= NOT_MET_YET[name] if direction == ">=" else mean <= NOT_MET_YET[name]
+            assert held, f"{name} moved to {mean:.3f} (held at {NOT_MET_YET[name]})\n{printed}"
         elif direction == ">=":
             assert mean >= threshold, f"{name}: {mean:.3f}, bar >= {threshold}\n{printed}"
         else:
