@@ -414,7 +414,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
                  "attention": attention_map, "key_mask": key_mask, "initial": initial, "maps": capture.captured_maps}
         grown["fine_mask"], grown["mask_source"] = self._object_mask(grown, config, size)
         key, unit = self.key_reference(config.key_color)
-        off_key = key_distance(grown["clean"], key, unit, size) > config.tau_bg
+        off_key = key_distance(grown["clean"], key, unit, size) > config.tau_bg * config.hold_growth_key_distance
         grown["mask"] = hold_mask(grown["fine_mask"], (latent_h, latent_w), config.hold_fraction,
                                   config.hold_dilation, within=off_key)
         return grown

@@ -13,7 +13,7 @@ import json
 from taue_engine.cli import main
 from taue_engine.testbed import BARS
 
-# metric -> today's level, just under (over, for leakage) the 56-pair mean measured with this command: alpha IoU
+# metric -> today's level, just under (over, for leakage) the 56-pair means measured with this command: alpha IoU
 # 0.768, leakage 0.030, PSNR_fg 18.25 dB, mask coverage 0.808
 NOT_MET_YET = {"alpha_iou": 0.75, "leakage": 0.035, "psnr_fg": 17.8, "mask_coverage": 0.79}
 ORACLE_GAP_DB = 1.5
