@@ -7,7 +7,9 @@ the cross-attention layers, and a `callback_on_step_end` that cuts the seedling 
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +42,23 @@ from .objects import Transplant, over_key, scene_objects
 from .transplant import HeldRegion, highpass
 
 STOP_WORDS = {"a", "an", "the", "of", "on", "in", "with", "and", "at", "by", ",", ".", "!", "?", "-", "'s"}
+
+
+_LOCKS_GUARD = threading.Lock()
+
+
+def one_run_at_a_time(method):
+    """A diffusers pipeline keeps its run in itself (the scheduler's step index, the attention processors, our
+    recording of x0-hat), so two threads running one pipeline corrupt each other's phases: the second waits."""
+
+    @functools.wraps(method)
+    def serialized(self, *args, **kwargs):
+        with _LOCKS_GUARD:
+            lock = self.__dict__.setdefault("_taue_run_lock", threading.RLock())
+        with lock:
+            return method(self, *args, **kwargs)
+
+    return serialized
 
 
 class TAUECancelled(RuntimeError):
@@ -505,6 +524,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
 
     # ------------------------------------------------------------------ the method
     @torch.no_grad()
+    @one_run_at_a_time
     def __call__(
         self,
         foreground_prompt: str | None = None,
@@ -657,6 +677,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         }
 
     @torch.no_grad()
+    @one_run_at_a_time
     def new_background(
         self,
         transplant: Transplant,

@@ -1,5 +1,6 @@
 """Each mechanism of TAUE checked where it happens, on the tiny-random model."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -301,3 +302,31 @@ def test_prompt_encoding_matches_sdxl(pipe, negative):
     order = (0, 1, 2, 3)  # (embeds, negative, pooled, negative pooled) in both
     for i in order:
         assert torch.allclose(ours[i], sdxl[i], atol=1e-6), i
+
+
+def test_two_threads_on_one_pipeline_get_what_each_would_get_alone(pipe):
+    """Two servers (or a server and a script) sharing one loaded model must not step each other's scheduler."""
+    import threading
+
+    from taue_engine import TAUEConfig
+
+    config = TAUEConfig(num_inference_steps=4)
+    args = [dict(foreground_prompt="a red star", background_prompt="a blue striped background", seed=s, width=64,
+                 height=64, config=config) for s in (3, 4)]
+    alone = [pipe(**a).composite for a in args]
+    together, errors = [None, None], []
+
+    def run(n):
+        try:
+            together[n] = pipe(**args[n]).composite
+        except Exception as error:  # noqa: BLE001 - the assertion below reports it
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for a, b in zip(alone, together):
+        assert np.array_equal(np.asarray(a), np.asarray(b))

@@ -201,7 +201,7 @@ BAD_REQUESTS = [
     ({**JOB, "tau_bg": "high"}, "application/json", 400, "tau_bg", "must be a number"),
     ({**JOB, "highpass": 1}, "application/json", 400, "highpass", "true or false"),
     ({**JOB, "shear_blocks": ["sideways"]}, "application/json", 400, "shear_blocks", "subset"),
-    ({**JOB, "crop_ratio": 0.001}, "application/json", 400, "crop_ratio", "crop_ratio"),
+    ({**JOB, "crop_ratio": 0.999}, "application/json", 400, "crop_ratio", "least one step on each side"),
     ({**JOB, "num_inference_steps": 20}, "application/json", 400, "num_inference_steps", "use steps"),
     ({**JOB, "colour": "red"}, "application/json", 400, "colour", "unknown field"),
     (b'{"foreground_prompt": "a", "foreground_prompt": "b"}', "application/json", 400, "foreground_prompt", "twice"),
