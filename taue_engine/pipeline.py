@@ -309,7 +309,9 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         if upcast:
             vae.to(torch.float32)
         try:
-            latent = vae.encode(pixels.to(self._execution_device, vae.dtype)).latent_dist.mean.float()
+            encoded = vae.encode(pixels.to(self._execution_device, vae.dtype))
+            # AutoencoderKL gives a distribution (its mean is the latent), AutoencoderTiny the latent itself
+            latent = (encoded.latent_dist.mean if hasattr(encoded, "latent_dist") else encoded.latents).float()
         finally:
             if upcast:
                 vae.to(dtype)

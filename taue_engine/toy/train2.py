@@ -1,0 +1,465 @@
+"""Train the second toy model (128x128 scenes, a local AutoencoderTiny VAE, a 16x16 latent) on a CPU, across
+sessions.
+
+    python -m taue_engine.toy.train2 --work runs/toy2 --hours 10          # starts, or goes on from runs/toy2
+    python -m taue_engine.toy.train2 --work runs/toy2 --export taue_engine/toy/model
+
+Everything is seeded (`--seed`) and every stage resumes from its checkpoint in `--work` (a folder git ignores):
+data (`world.py` scenes, cached), VAE (reconstruction, paste locality and the key-green direction, trained
+together), caption embeddings (frozen random CLIP encoders, computed once), UNet (epsilon prediction on SDXL's noise
+schedule, 10% caption dropout as zero embeddings, EMA). The UNet's checkpoint is written every 10 minutes and each
+one is scored on a fixed prompt set (`score_checkpoint`); the best EMA weights are kept in `best.pt` and exported.
+The budget (`--hours`) counts the time of every run of every stage, so `--hours 10` means ten CPU-hours in all.
+The log of losses and scores is `<work>/loss.jsonl`.
+
+It replaces `train.py` (the first toy's, 64x64 with an 8x8 latent) once its model is committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..models.tiny import SDXL_SCHEDULER_CONFIG, sdxl_euler_scheduler
+from .train import GREEN_LATENT, Log, build_text_encoders, encode_captions, load_checkpoint, rng_state, \
+    save_checkpoint, to_tensor
+from .world import KEYS, PALETTE, SIZE, classify_colours, colour_names, key_for, make_world_scene
+
+LATENT = 16  # 128 / 8: an object of radius 0.13-0.32 spans 4-10 latent cells across
+TIME_EMBED_DIM = 32
+TEXT_WIDTH = 64 + 96
+KINDS = ("scene", "scene_comma", "object_on_key", "object_anywhere", "background")
+KIND_WEIGHTS = (0.27, 0.15, 0.28, 0.08, 0.22)
+CHECKPOINT_SECONDS = 600
+VAE_SHARE = 0.05  # of the budget (30 minutes of 10 hours): reconstruction, locality and green together
+
+
+# ---------------------------------------------------------------------------------------------------- data
+def sample(index: int, seed: int) -> tuple[np.ndarray, str]:
+    """Image `index` of the data set: its kind drawn by KIND_WEIGHTS, everything from (seed, index)."""
+    rng = np.random.default_rng((seed, index))
+    kind = KINDS[int(rng.choice(len(KINDS), p=KIND_WEIGHTS))]
+    scene_seed = int(rng.integers(2**62))
+    if kind in ("scene", "scene_comma"):
+        scene = make_world_scene(scene_seed)
+        return scene.image, scene.scene_prompt if kind == "scene" else scene.comma_prompt
+    if kind == "background":
+        scene = make_world_scene(scene_seed, count=1)
+        return scene.background, scene.background_prompt
+    scene = make_world_scene(scene_seed, count=1)
+    obj = scene.objects[0]
+    if kind == "object_on_key":
+        return scene.object_on_key(0, key_for(obj.colour, rng)), obj.prompt
+    return scene.image, obj.prompt
+
+
+def _chunk(args):
+    start, stop, seed = args
+    images = np.empty((stop - start, SIZE, SIZE, 3), np.uint8)
+    captions = []
+    for i in range(start, stop):
+        images[i - start], caption = sample(i, seed)
+        captions.append(caption)
+    return images, captions
+
+
+def make_dataset(count: int, seed: int, work: Path) -> tuple[np.ndarray, list[str]]:
+    """`count` images (uint8 N x 128 x 128 x 3) and captions, drawn on every core, cached in `work`."""
+    images_path, captions_path = work / "images.npy", work / "captions.json"
+    if images_path.exists() and captions_path.exists():
+        captions = json.loads(captions_path.read_text())
+        if len(captions) == count:
+            return np.load(images_path, mmap_mode="r"), captions
+    from multiprocessing import Pool
+
+    chunks = [(s, min(s + 500, count), seed) for s in range(0, count, 500)]
+    images, captions = np.empty((count, SIZE, SIZE, 3), np.uint8), []
+    with Pool(os.cpu_count() or 2) as pool:
+        for (start, stop, _), (part, words) in tqdm(zip(chunks, pool.imap(_chunk, chunks)), total=len(chunks),
+                                                     desc="scenes", unit="x500"):
+            images[start:stop] = part
+            captions += words
+    np.save(images_path, images)
+    captions_path.write_text(json.dumps(captions))
+    return images, captions
+
+
+# ---------------------------------------------------------------------------------------------------- models
+def build_vae():
+    """TAESD's architecture (convolutions and ReLUs: no GroupNorm, no attention, so a region of the latent decodes
+    from its neighbourhood only), 8x: 128 px to a 16x16 latent."""
+    from diffusers import AutoencoderTiny
+
+    return AutoencoderTiny(encoder_block_out_channels=(48,) * 4, decoder_block_out_channels=(48,) * 4,
+                           num_encoder_blocks=(1, 2, 2, 2), num_decoder_blocks=(2, 2, 2, 1), latent_channels=4)
+
+
+def build_unet():
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=LATENT, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64, 128),
+        # cross-attention at every level (SDXL skips its finest): the object tokens' attention maps, from which
+        # the object mask is read, then come at the latent's own resolution too
+        down_block_types=("CrossAttnDownBlock2D",) * 3, up_block_types=("CrossAttnUpBlock2D",) * 3,
+        attention_head_dim=(2, 4, 4), transformer_layers_per_block=1, cross_attention_dim=TEXT_WIDTH,
+        use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=TIME_EMBED_DIM,
+        projection_class_embeddings_input_dim=96 + 6 * TIME_EMBED_DIM, norm_num_groups=16,
+    )
+
+
+class Budget:
+    """Wall time spent by every stage, across runs (in `<work>/budget.json`), against `--hours`."""
+
+    def __init__(self, work: Path, hours: float):
+        self.path, self.hours = work / "budget.json", hours
+        self.spent = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def record(self, stage: str, seconds: float) -> None:
+        self.spent[stage] = seconds
+        self.path.write_text(json.dumps(self.spent, indent=1))
+
+    def seconds_for(self, stage: str, share: float | None = None) -> float:
+        """The total seconds a stage may run: its share of the budget, or (share None) what the others left."""
+        if share is not None:
+            return share * self.hours * 3600
+        return self.hours * 3600 - sum(v for k, v in self.spent.items() if k != stage)
+
+
+class Stage:
+    """One training stage's loop state: modules, optimizer, step, seconds spent and RNGs, restored on resume; a
+    checkpoint every CHECKPOINT_SECONDS (and `on_checkpoint` then); the loss log every 50 steps."""
+
+    def __init__(self, name: str, path: Path, log: Log, budget: Budget, seconds: float, optimizer, on_checkpoint=None,
+                 **modules):
+        self.name, self.path, self.log, self.budget, self.seconds = name, path, log, budget, seconds
+        self.optimizer, self.modules, self.on_checkpoint = optimizer, modules, on_checkpoint
+        self.step, spent = load_checkpoint(path, optimizer, **modules) if path.exists() else (0, 0.0)
+        self.start, self.last_save, self.loss = time.time() - spent, time.time(), None
+        self.bar = tqdm(desc=name, unit="step", initial=self.step, mininterval=5)
+
+    @property
+    def spent(self) -> float:
+        return time.time() - self.start
+
+    def running(self) -> bool:
+        return self.spent < self.seconds
+
+    def step_done(self, loss: float) -> None:
+        self.step, self.loss = self.step + 1, loss
+        self.bar.update(1)
+        if self.step % 50 == 0:
+            self.bar.set_postfix(loss=f"{loss:.4f}")
+            self.log.write(stage=self.name, step=self.step, loss=loss, minutes=round(self.spent / 60, 2))
+        if time.time() - self.last_save > CHECKPOINT_SECONDS:
+            self.save()
+
+    def save(self) -> None:
+        save_checkpoint(self.path, **{key: module.state_dict() for key, module in self.modules.items()},
+                        optimizer=self.optimizer.state_dict(), step=self.step, seconds=self.spent, rng=rng_state())
+        self.budget.record(self.name, self.spent)
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(self)
+        self.last_save = time.time()
+
+    def close(self) -> None:
+        self.bar.close()
+        self.save()
+
+
+def psnr_of(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = F.mse_loss((a.clamp(-1, 1) + 1) / 2, (b.clamp(-1, 1) + 1) / 2).item()
+    return 10 * math.log10(1 / max(mse, 1e-10))
+
+
+def paste_cells(batch: int, height: int, width: int) -> torch.Tensor:
+    """[B, 1, H, W]: half rectangles of latent cells, half object-like blobs (smoothed noise over a level)."""
+    masks = torch.zeros(batch, 1, height, width)
+    half = batch // 2
+    for m in masks[:half]:
+        h, w = (int(v) for v in torch.randint(2, max(3, height * 3 // 4) + 1, (2,)))
+        y, x = int(torch.randint(0, height - h + 1, ())), int(torch.randint(0, width - w + 1, ()))
+        m[:, y: y + h, x: x + w] = 1
+    noise = F.interpolate(torch.rand(batch - half, 1, 4, 4), size=(height, width), mode="bicubic",
+                          align_corners=False)
+    levels = torch.stack([torch.quantile(n.flatten(), float(q)) for n, q in
+                          zip(noise, torch.empty(batch - half).uniform_(0.5, 0.9))])
+    masks[half:] = (noise > levels.view(-1, 1, 1, 1)).float()
+    return masks
+
+
+def crops(data: np.ndarray, batch: int, side: int = 64) -> torch.Tensor:
+    """`batch` random crops of `side` pixels, at multiples of 8 (the latent grid stays aligned)."""
+    idx = np.random.randint(0, len(data), batch)
+    out = np.empty((batch, side, side, 3), np.uint8)
+    for k, i in enumerate(idx):
+        y, x = (8 * np.random.randint(0, (SIZE - side) // 8 + 1) for _ in range(2))
+        out[k] = data[i, y: y + side, x: x + side]
+    return to_tensor(out)
+
+
+def green_direction_loss(vae, latents: torch.Tensor) -> torch.Tensor:
+    """1 - cos(E(key green) - mean latent, GREEN_LATENT): the paper injects [0, 1, 1, 0] because in SDXL's latent
+    that is where green lies; this VAE is trained to put it there too."""
+    green = to_tensor(np.broadcast_to(np.array(KEYS["green"], np.uint8), (1, 32, 32, 3)).copy())
+    direction = vae.encode(green).latents.mean(dim=(0, 2, 3)) - latents.detach().mean(dim=(0, 2, 3))
+    return 1 - F.cosine_similarity(direction, torch.tensor(GREEN_LATENT), dim=0)
+
+
+def train_vae(work: Path, images: np.ndarray, log: Log, budget: Budget, seed: int, batch: int = 16):
+    """Reconstruction, paste locality (a latent pasted from two crops decodes to the paste of the crops, a pasted
+    crop encodes to the pasted latents) and the key-green direction, together."""
+    torch.manual_seed(seed)
+    vae = build_vae()
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
+    stage = Stage("vae", work / "vae.pt", log, budget, budget.seconds_for("vae", VAE_SHARE), optimizer, model=vae)
+    train, held_out = images[:-256], images[-256:]
+    vae.train()
+    while stage.running():
+        progress = stage.spent / stage.seconds
+        for group in optimizer.param_groups:
+            group["lr"] = 1e-3 * min(1.0, (stage.step + 1) / 200) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+        x = crops(train, batch)
+        latent = vae.encode(x).latents
+        recon = vae.decode(latent).sample
+        other = torch.roll(torch.arange(batch), 1)
+        cells = paste_cells(batch, *latent.shape[-2:])
+        pixels = F.interpolate(cells, size=x.shape[-2:], mode="nearest")
+        pasted = vae.decode(cells * latent + (1 - cells) * latent[other]).sample
+        target = pixels * x + (1 - pixels) * x[other]
+        encoded = vae.encode(target).latents
+        scale = latent.detach().var() + 1e-6  # scale-free: the VAE cannot meet it by shrinking its latents
+        loss = (F.mse_loss(recon, x) + F.mse_loss(pasted, target)
+                + 0.1 * F.mse_loss(encoded, (cells * latent + (1 - cells) * latent[other]).detach()) / scale
+                + 0.01 * green_direction_loss(vae, latent))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        optimizer.step()
+        stage.step_done(loss.item())
+    stage.close()
+    vae.eval()
+    report = vae_report(vae, held_out)
+    log.write(stage="vae", step=stage.step, **report)
+    print(f"VAE: {stage.step} steps, {report}")
+    return vae
+
+
+@torch.no_grad()
+def vae_report(vae, held_out: np.ndarray) -> dict:
+    """Held-out reconstruction PSNR on whole 128 px images, and the paste-decode PSNR in the pasted cells."""
+    x = to_tensor(np.asarray(held_out[:64]))
+    latent = vae.encode(x).latents
+    recon = vae.decode(latent).sample
+    torch.manual_seed(0)
+    cells = paste_cells(len(x), *latent.shape[-2:])
+    pixels = F.interpolate(cells, size=x.shape[-2:], mode="nearest").expand_as(x) > 0
+    other = torch.roll(torch.arange(len(x)), 1)
+    pasted = vae.decode(torch.where(cells > 0, latent, latent[other])).sample
+    target = torch.where(pixels, x, x[other])
+    inside = lambda a, b: 10 * math.log10(4 / max(F.mse_loss(a.clamp(-1, 1)[pixels], b[pixels]).item(), 1e-10))  # noqa: E731
+    return {"held_out_psnr": round(psnr_of(recon, x), 2), "paste_psnr": round(inside(pasted, target), 2),
+            "own_psnr_in_cells": round(inside(torch.where(pixels, recon, recon[other]), target), 2)}
+
+
+@torch.no_grad()
+def encode_latents(vae, images: np.ndarray) -> torch.Tensor:
+    out = [vae.encode(to_tensor(np.asarray(images[i: i + 128]))).latents
+           for i in tqdm(range(0, len(images), 128), desc="latents")]
+    return torch.cat(out)
+
+
+# ---------------------------------------------------------------------------------------------------- scoring
+SCORE_PROMPTS = [
+    # (caption, colours that must be present, background colour)
+    ("a red star on a white background", ["red"], "white"),
+    ("a green circle on a purple background", ["green"], "purple"),
+    ("a blue square on a yellow striped background", ["blue"], "yellow"),
+    ("a yellow ring on a black checkered background", ["yellow"], "black"),
+    ("an orange triangle on a blue gradient background", ["orange"], "blue"),
+    ("a purple cross on a green background", ["purple"], "green"),
+    ("a red circle and a yellow square on a white background", ["red", "yellow"], "white"),
+    ("a blue star and a green ring on an orange background", ["blue", "green"], "orange"),
+    ("a black square, a red circle, a white background", ["black", "red"], "white"),
+    ("a white striped background", [], "white"),
+    ("a blue checkered background", [], "blue"),
+    ("a green background", [], "green"),
+]
+
+
+def toy_pipeline(vae, unet, work: Path, seed: int):
+    from diffusers import StableDiffusionXLPipeline
+
+    tokenizer, text_encoder, text_encoder_2 = build_text_encoders(work / "tokenizer", seed)
+    return StableDiffusionXLPipeline(vae=vae, unet=unet, text_encoder=text_encoder, text_encoder_2=text_encoder_2,
+                                     tokenizer=tokenizer, tokenizer_2=tokenizer, scheduler=sdxl_euler_scheduler(),
+                                     force_zeros_for_empty_prompt=True)
+
+
+@torch.no_grad()
+def score_images(images: list[np.ndarray]) -> dict:
+    """Of the fixed prompts: the share whose named objects' colours are present (>= 2% of the image each) and whose
+    background colour (or its pattern partner) covers the largest share of the image."""
+    names = colour_names()
+    present, background = [], []
+    for image, (_, colours, bg) in zip(images, SCORE_PROMPTS):
+        labels = classify_colours(image)
+        shares = {n: float((labels == i).mean()) for i, n in enumerate(names)}
+        present += [shares[c] >= 0.02 for c in colours]
+        background.append(max(shares, key=shares.get) == bg)
+    return {"object_present": float(np.mean(present)), "background_right": float(np.mean(background)),
+            "score": float(np.mean(present) + np.mean(background)) / 2}
+
+
+def score_checkpoint(work: Path, seed: int, vae, unet, steps: int = 20) -> dict:
+    pipe = toy_pipeline(vae, unet, work, seed)
+    pipe.set_progress_bar_config(disable=True)
+    generator = torch.Generator().manual_seed(1234)
+    out = pipe([p for p, _, _ in SCORE_PROMPTS], num_inference_steps=steps, guidance_scale=5.0,
+               generator=generator, height=SIZE, width=SIZE, output_type="np").images
+    images = [np.clip(np.round(o * 255), 0, 255).astype(np.uint8) for o in out]
+    return score_images(images), images
+
+
+def train_unet(work: Path, vae, latents, embeds, pooled, caption_ids, log: Log, budget: Budget, seed: int,
+               batch: int = 64, lr: float = 5e-4):
+    torch.manual_seed(seed + 1)
+    unet, ema = build_unet(), build_unet()
+    ema.load_state_dict(unet.state_dict())
+    ema.requires_grad_(False)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=1e-2)
+    best_path = work / "best.pt"
+
+    def keep_best(stage: Stage) -> None:
+        ema.eval()
+        scores, images = score_checkpoint(work, seed, vae, ema)
+        ema.train()
+        best = torch.load(best_path, weights_only=False)["scores"]["score"] if best_path.exists() else -1.0
+        log.write(stage="unet-score", step=stage.step, minutes=round(stage.spent / 60, 1), **scores)
+        sheet = np.concatenate(images, axis=1)
+        from PIL import Image
+
+        Image.fromarray(sheet).save(work / f"samples-{stage.step:07d}.png")
+        if scores["score"] >= best:
+            torch.save({"ema": ema.state_dict(), "step": stage.step, "seconds": stage.spent, "scores": scores},
+                       best_path)
+        print(f"UNet step {stage.step}: {scores} (best so far {max(best, scores['score']):.3f})")
+
+    stage = Stage("unet", work / "unet.pt", log, budget, budget.seconds_for("unet"), optimizer, keep_best,
+                  model=unet, ema=ema)
+    alphas_cumprod = torch.cumprod(1 - torch.linspace(SDXL_SCHEDULER_CONFIG["beta_start"] ** 0.5,
+                                                      SDXL_SCHEDULER_CONFIG["beta_end"] ** 0.5, 1000) ** 2, 0)
+    time_ids = torch.tensor([[SIZE, SIZE, 0, 0, SIZE, SIZE]], dtype=torch.float32).repeat(batch, 1)
+    unet.train()
+    while stage.running():
+        idx = torch.randint(0, len(latents), (batch,))
+        x0 = latents[idx]
+        if torch.rand(()) < 0.5:  # the world is mirror-symmetric; captions name no side
+            x0 = x0.flip(-1)
+        cond, cond_pooled = embeds[caption_ids[idx]], pooled[caption_ids[idx]]
+        drop = torch.rand(batch) < 0.1  # caption dropout: the zero embeddings SDXL feeds as unconditional
+        cond = torch.where(drop[:, None, None], torch.zeros_like(cond), cond)
+        cond_pooled = torch.where(drop[:, None], torch.zeros_like(cond_pooled), cond_pooled)
+        t = torch.randint(0, 1000, (batch,))
+        noise = torch.randn_like(x0)
+        a = alphas_cumprod[t].view(-1, 1, 1, 1)
+        pred = unet(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, encoder_hidden_states=cond,
+                    added_cond_kwargs={"text_embeds": cond_pooled, "time_ids": time_ids}).sample
+        loss = F.mse_loss(pred, noise)
+        for group in optimizer.param_groups:
+            group["lr"] = lr * min(1.0, (stage.step + 1) / 300)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        optimizer.step()
+        decay = min(0.999, (2 + stage.step) / (11 + stage.step))
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), unet.parameters()):
+                e.lerp_(p, 1 - decay)
+        stage.step_done(loss.item() if stage.loss is None else 0.98 * stage.loss + 0.02 * loss.item())
+    stage.close()
+    return stage.step
+
+
+# ---------------------------------------------------------------------------------------------------- export
+def load_vae(work: Path):
+    vae = build_vae()
+    vae.load_state_dict(torch.load(work / "vae.pt", weights_only=False)["model"])
+    vae.register_to_config(scaling_factor=json.loads((work / "latents.json").read_text())["scaling_factor"])
+    return vae.eval()
+
+
+def export(work: Path, out: Path, seed: int) -> Path:
+    """Write the toy pipeline (the best-scoring EMA UNet in half precision, the VAE, the frozen text encoders) as a
+    diffusers SDXL folder; the folder's taue_config.json (chosen with the testbed, not by training) is kept."""
+    import shutil
+
+    best = torch.load(work / "best.pt", weights_only=False)
+    unet = build_unet()
+    unet.load_state_dict(best["ema"])
+    pipe = toy_pipeline(load_vae(work), unet.to(torch.float16).eval(), work, seed)
+    settings = out / "taue_config.json"
+    kept = settings.read_text() if settings.is_file() else None
+    if out.exists():
+        shutil.rmtree(out)  # an old tokenizer.json would win over the new vocabulary
+    pipe.save_pretrained(out)
+    if kept is not None:
+        settings.write_text(kept)
+    info = {"unet_steps": best["step"], "unet_minutes": round(best["seconds"] / 60, 1), "scores": best["scores"],
+            "budget_seconds": json.loads((work / "budget.json").read_text()), "seed": seed,
+            **json.loads((work / "latents.json").read_text())}
+    (out / "training.json").write_text(json.dumps(info, indent=2))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("runs/toy2"), help="checkpoints, caches and logs")
+    parser.add_argument("--images", type=int, default=30000)
+    parser.add_argument("--hours", type=float, default=10.0, help="the budget of all runs of all stages together")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--export", type=Path, default=None, help="only write the pipeline folder here")
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count() or 2)
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.export:
+        print(export(args.work, args.export, args.seed))
+        return
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    log, budget = Log(args.work / "loss.jsonl"), Budget(args.work, args.hours)
+    images, captions = make_dataset(args.images, args.seed, args.work)
+    if (args.work / "latents.json").exists():
+        vae = load_vae(args.work)
+    else:
+        vae = train_vae(args.work, images, log, budget, args.seed)
+    cache = args.work / "cache.pt"
+    if cache.exists():
+        latents, embeds, pooled, caption_ids = torch.load(cache, weights_only=False)
+    else:
+        raw = encode_latents(vae, images)
+        scaling = float(1.0 / raw.std())
+        (args.work / "latents.json").write_text(json.dumps({"scaling_factor": scaling, "raw_std": float(raw.std()),
+                                                            "vae": vae_report(vae, images[-256:])}, indent=2))
+        vae.register_to_config(scaling_factor=scaling)
+        latents = raw * scaling
+        tokenizer, te1, te2 = build_text_encoders(args.work / "tokenizer", args.seed)
+        embeds, pooled, caption_ids = encode_captions(tokenizer, te1, te2, captions)
+        torch.save((latents, embeds, pooled, caption_ids), cache)
+    print(f"latents {tuple(latents.shape)} std {latents.std():.3f}; {len(embeds)} distinct captions")
+    steps = train_unet(args.work, vae, latents, embeds, pooled, caption_ids, log, budget, args.seed)
+    print(f"UNet: {steps} steps; best checkpoint in {args.work / 'best.pt'}")
+
+
+if __name__ == "__main__":
+    main()

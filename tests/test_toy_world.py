@@ -1,0 +1,100 @@
+"""The second toy's world and the parts of its training that can be checked in seconds."""
+
+import numpy as np
+import pytest
+import torch
+
+from taue_engine.toy.world import (
+    COLOURS, KEY_CLASHES, KEYS, PALETTE, SIZE, classify_colours, colour_names, key_for, make_world_scene,
+)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_scenes_keep_each_objects_truth_and_name_them_as_users_do(count):
+    scene = make_world_scene(count * 101, count=count)
+    assert scene.image.shape == (SIZE, SIZE, 3) and len(scene.objects) == count
+    colours = [o.colour for o in scene.objects]
+    assert len(set(colours)) == count and scene.background_colour not in colours
+    masks = np.stack([o.mask for o in scene.objects])
+    assert (masks.sum(0) <= 1.0 + 1e-6).all()  # placed apart: every pixel belongs to one object at most
+    for o in scene.objects:
+        assert o.mask.sum() > 0.01 * SIZE * SIZE
+    assert scene.scene_prompt.endswith(f"on {scene.background_prompt}")
+    assert scene.comma_prompt == ", ".join(scene.object_prompts + [scene.background_prompt])
+    if count > 1:
+        assert " and " in scene.scene_prompt
+    labels = classify_colours(scene.image)
+    for o in scene.objects:
+        assert (labels[o.mask > 0.99] == colour_names().index(o.colour)).all()
+
+
+def test_an_object_alone_on_a_key_is_the_key_outside_its_mask():
+    scene = make_world_scene(7, count=1, colours=["red"])
+    for key, rgb in KEYS.items():
+        image = scene.object_on_key(0, key)
+        assert (image[scene.objects[0].mask == 0] == rgb).all()
+        assert (classify_colours(image)[scene.objects[0].mask > 0.99] == colour_names().index("red")).all()
+
+
+def test_no_object_is_put_on_a_key_it_clashes_with():
+    rng = np.random.default_rng(0)
+    for colour in COLOURS:
+        keys = {key_for(colour, rng) for _ in range(200)}
+        assert keys and not any(colour in KEY_CLASHES[k] for k in keys)
+    assert {key_for("red", rng) for _ in range(200)} == set(KEYS)
+
+
+def test_bad_scene_requests_say_what_is_wrong():
+    with pytest.raises(ValueError, match="differ in colour"):
+        make_world_scene(1, colours=["red", "red"])
+    with pytest.raises(ValueError, match="background must differ"):
+        make_world_scene(1, colours=["red"], background_colour="red")
+
+
+def test_green_objects_exist_and_are_not_the_key():
+    assert "green" in PALETTE and PALETTE["green"] != KEYS["green"]
+    labels = classify_colours(np.array([[PALETTE["green"], KEYS["green"]]], np.uint8))
+    assert [colour_names()[i] for i in labels[0]] == ["green", "key green"]
+
+
+def test_data_set_samples_are_seeded():
+    from taue_engine.toy.train2 import sample
+
+    a, b = sample(5, 0), sample(5, 0)
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+    assert not np.array_equal(sample(6, 0)[0], a[0]) or sample(6, 0)[1] != a[1]
+
+
+def test_the_vae_is_8x_and_local():
+    """128 px to a 16x16 latent; a change in the left half of the latent reaches only ~3 cells into the right (an
+    AutoencoderKL's GroupNorm would carry it everywhere)."""
+    from taue_engine.toy.train2 import build_vae
+
+    torch.manual_seed(0)
+    vae = build_vae().eval()
+    x = torch.rand(1, 3, SIZE, SIZE) * 2 - 1
+    with torch.no_grad():
+        latent = vae.encode(x).latents
+        assert latent.shape == (1, 4, 16, 16)
+        changed = latent.clone()
+        changed[..., :8] += torch.randn_like(changed[..., :8])
+        difference = (vae.decode(changed).sample - vae.decode(latent).sample).abs().mean(dim=(0, 1, 2))
+    per_cell = difference.view(16, 8).mean(1)
+    relative = per_cell / per_cell[:8].mean()  # columns of latent cells, against the changed half's change
+    assert relative[8] > 0.1 and relative[11:].max() < 0.02, relative  # reaches ~3 cells, not the whole image
+
+
+def test_checkpoint_score_tells_right_images_from_wrong_ones():
+    from taue_engine.toy.train2 import SCORE_PROMPTS, score_images
+    from taue_engine.toy.world import make_world_scene
+
+    right = []
+    for n, (_, colours, background) in enumerate(SCORE_PROMPTS):
+        if colours:
+            right.append(make_world_scene(n, colours=colours, background_colour=background,
+                                          background_kind="solid").image)
+        else:
+            right.append(np.broadcast_to(np.array(PALETTE[background], np.uint8), (SIZE, SIZE, 3)).copy())
+    assert score_images(right) == {"object_present": 1.0, "background_right": 1.0, "score": 1.0}
+    grey = [np.full((SIZE, SIZE, 3), 128, np.uint8)] * len(SCORE_PROMPTS)
+    assert score_images(grey)["score"] < 0.2
