@@ -137,13 +137,16 @@ def background_image(colour: str, kind: str, rng: np.random.Generator, size: int
     return np.broadcast_to(image, (size, size, 3)).copy()
 
 
-def _place(rng: np.random.Generator, radii: list[float], tries: int = 200) -> list[tuple[float, float]]:
-    """Centres for shapes of these radii inside the image, not overlapping (rejection sampling)."""
-    for _ in range(tries):
-        centres = [(float(rng.uniform(r, 1 - r)), float(rng.uniform(r, 1 - r))) for r in radii]
-        if all(np.hypot(a[0] - b[0], a[1] - b[1]) >= ra + rb
-               for i, (a, ra) in enumerate(zip(centres, radii)) for b, rb in zip(centres[i + 1:], radii[i + 1:])):
-            return centres
+def _place(rng: np.random.Generator, radii: list[float], tries: int = 200) -> tuple[list, list[float]]:
+    """Centres for shapes of these radii inside the image, not overlapping (rejection sampling); radii that find no
+    room in `tries` draws shrink by 10% and try again. Returns (centres, radii)."""
+    for _ in range(20):
+        for _ in range(tries):
+            centres = [(float(rng.uniform(r, 1 - r)), float(rng.uniform(r, 1 - r))) for r in radii]
+            if all(np.hypot(a[0] - b[0], a[1] - b[1]) >= ra + rb for i, (a, ra) in enumerate(zip(centres, radii))
+                   for b, rb in zip(centres[i + 1:], radii[i + 1:])):
+                return centres, radii
+        radii = [0.9 * r for r in radii]
     raise RuntimeError(f"no room for {len(radii)} objects of radii {radii}")
 
 
@@ -168,7 +171,8 @@ def make_world_scene(seed: int, size: int = SIZE, count: int | None = None, shap
     if radii is None:
         low, high = (0.2, 0.32) if count == 1 else (0.13, 0.22)
         radii = [float(rng.uniform(low, high)) for _ in range(count)]
-    centres = centres or _place(rng, radii)
+    if centres is None:
+        centres, radii = _place(rng, radii)
     background = background_image(background_colour, background_kind, rng, size)
     image = background.copy()
     objects = []
