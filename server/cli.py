@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default="toy", metavar="M",
                         help="hub id, diffusers folder, .safetensors file, toy or tiny-random (default: toy)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
     parser.add_argument("--data-dir", default="taue-server-data", metavar="DIR",
                         help="where jobs and their results are kept (default: ./taue-server-data)")
     parser.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' (needed off loopback)")
@@ -53,18 +53,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"taue-server: error: --data-dir {args.data_dir}: {error.strerror}", file=sys.stderr)
         return EXIT_USAGE
 
-    import waitress
+    from .serve import build_server
 
-    from .app import create_app
-
-    app = create_app(config)
+    try:
+        app, server = build_server(config, threads=args.threads)
+    except OSError as error:
+        print(f"taue-server: error: cannot listen on {args.host}:{args.port}: {error.strerror} (is another server "
+              f"running there? choose another --port)", file=sys.stderr)
+        return EXIT_USAGE
     engine = app.extensions["taue"]["engine"]
     print(f"taue-server: loading {args.model}; serving http://{args.host}:{args.port}/api/v1 "
           f"(jobs in {config.jobs_dir})", file=sys.stderr)
     _report_loading(engine)
-    waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="taue-server",
-                   # above the app's own limit, so an oversized body gets the API's JSON 413, not waitress's page
-                   max_request_body_size=16 * config.max_body_bytes)
+    try:
+        server.run()
+    except KeyboardInterrupt:  # Ctrl-C: what waitress.serve did too
+        pass
     return 0
 
 

@@ -16,7 +16,6 @@ HTTP_CODES = {
 HTTP_MESSAGES = {
     404: "no such resource: see /api/v1/openapi.json for the API",
     405: "method not allowed on this resource: see /api/v1/openapi.json",
-    413: "request body too large: a job request is a small JSON object",
 }
 
 
@@ -37,6 +36,19 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return response
 
 
+def too_large_message() -> str:
+    """What the route in question takes: its own limit (jobs 64 KiB, /backgrounds 64 MiB by default)."""
+    from flask import request
+
+    limit = request.max_content_length
+    size = f"{limit // (1024 * 1024)} MiB" if limit and limit >= 1024 * 1024 else f"{(limit or 0) // 1024} KiB"
+    sent = f" (this one is {request.content_length} bytes)" if request.content_length else ""
+    if request.path.endswith("/backgrounds"):
+        return (f"request body too large{sent}: object layers travel as base64 PNGs in at most {size} in all; "
+                "bring fewer or smaller layers")
+    return f"request body too large{sent}: this route takes a JSON object of at most {size}"
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(APIError)
     def _api_error(error: APIError):
@@ -48,7 +60,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
         status = error.code or 500
-        message = HTTP_MESSAGES.get(status, error.description or error.name)
+        message = too_large_message() if status == 413 else HTTP_MESSAGES.get(status, error.description or error.name)
         return error_response(status, HTTP_CODES.get(status, "error"), message)
 
     @app.errorhandler(Exception)

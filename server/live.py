@@ -9,9 +9,9 @@ from pathlib import Path
 
 import requests
 
-from .app import create_app
 from .config import ServerConfig
 from .jobs import FINISHED
+from .serve import build_server
 
 
 
@@ -49,12 +49,9 @@ class LiveServer:
 
 @contextmanager
 def live_server(data_dir: Path, engine, **settings):
-    """Serve create_app(ServerConfig(data_dir, **settings), engine) on 127.0.0.1 (a free port) until the block
-    ends; the worker is stopped too."""
-    import waitress
-
-    app = create_app(ServerConfig(data_dir=data_dir, **settings), engine=engine)
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=8)
+    """Serve ServerConfig(data_dir, **settings) with `engine` as taue-server does (serve.build_server) on a free
+    loopback port until the block ends; the worker is stopped too."""
+    app, server = build_server(ServerConfig(data_dir=data_dir, **settings), engine=engine, port=0)
     closing = threading.Event()
 
     def serve() -> None:

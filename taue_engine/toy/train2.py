@@ -41,7 +41,7 @@ TEXT_WIDTH = 64 + 96
 KINDS = ("scene", "scene_comma", "object_on_key", "object_anywhere", "background")
 KIND_WEIGHTS = (0.27, 0.15, 0.28, 0.08, 0.22)
 CHECKPOINT_SECONDS = 600
-VAE_SHARE = 0.05  # of the budget (30 minutes of 10 hours): reconstruction, locality and green together
+VAE_SHARE = 0.1  # of the budget (1 hour of 10): reconstruction, locality and green together
 
 
 # ---------------------------------------------------------------------------------------------------- data
@@ -100,7 +100,8 @@ def build_vae():
     from its neighbourhood only), 8x: 128 px to a 16x16 latent."""
     from diffusers import AutoencoderTiny
 
-    return AutoencoderTiny(encoder_block_out_channels=(48,) * 4, decoder_block_out_channels=(48,) * 4,
+    # 32 channels, one block at the full-resolution ends: about 1 s a step of 16 crops on 2 cores
+    return AutoencoderTiny(encoder_block_out_channels=(32,) * 4, decoder_block_out_channels=(32,) * 4,
                            num_encoder_blocks=(1, 2, 2, 2), num_decoder_blocks=(2, 2, 2, 1), latent_channels=4)
 
 
@@ -217,8 +218,8 @@ def green_direction_loss(vae, latents: torch.Tensor) -> torch.Tensor:
 
 
 def train_vae(work: Path, images: np.ndarray, log: Log, budget: Budget, seed: int, batch: int = 16):
-    """Reconstruction, paste locality (a latent pasted from two crops decodes to the paste of the crops, a pasted
-    crop encodes to the pasted latents) and the key-green direction, together."""
+    """Reconstruction, paste locality (a latent pasted from two crops decodes to the paste of the crops: what
+    TAUE's transplants need of the decoder) and the key-green direction, together."""
     torch.manual_seed(seed)
     vae = build_vae()
     optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
@@ -237,11 +238,7 @@ def train_vae(work: Path, images: np.ndarray, log: Log, budget: Budget, seed: in
         pixels = F.interpolate(cells, size=x.shape[-2:], mode="nearest")
         pasted = vae.decode(cells * latent + (1 - cells) * latent[other]).sample
         target = pixels * x + (1 - pixels) * x[other]
-        encoded = vae.encode(target).latents
-        scale = latent.detach().var() + 1e-6  # scale-free: the VAE cannot meet it by shrinking its latents
-        loss = (F.mse_loss(recon, x) + F.mse_loss(pasted, target)
-                + 0.1 * F.mse_loss(encoded, (cells * latent + (1 - cells) * latent[other]).detach()) / scale
-                + 0.01 * green_direction_loss(vae, latent))
+        loss = F.mse_loss(recon, x) + F.mse_loss(pasted, target) + 0.01 * green_direction_loss(vae, latent)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
