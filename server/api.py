@@ -44,8 +44,20 @@ def job_view(job: Job) -> dict:
         "error": {"message": job.error} if job.error else None,
         "timings": job.timings,
         "request": job.request,
+        "warnings": job_warnings(job),
         "urls": job_urls(job),
     }
+
+
+def job_warnings(job: Job) -> list[str]:
+    """What the user should know before waiting for the result: the words of its prompts the served model does not
+    know (a model that publishes its vocabulary, as the toy does). The job runs all the same."""
+    pipe = current_app.extensions["taue"]["engine"].pipe
+    request = job.request
+    prompts = [request.get("foreground_prompt"), request.get("background_prompt"), request.get("composite_prompt"),
+               *[o.get("prompt") for o in request.get("objects") or []]]
+    warning = pipe.prompt_warning(prompts) if pipe is not None and hasattr(pipe, "prompt_warning") else None
+    return [warning] if warning else []
 
 
 def _query_int(name: str, default: int, low: int, high: int) -> int:

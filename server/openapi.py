@@ -127,7 +127,10 @@ def openapi_document(limits: ServerConfig, base_config: TAUEConfig) -> dict:
             "queue_position": {"type": "integer", "nullable": True, "description": "1 = next; null if not queued"},
             "progress": {"$ref": "#/components/schemas/Progress"}, "cancel_requested": {"type": "boolean"},
             "error": {"type": "object", "nullable": True, "properties": {"message": {"type": "string"}}},
-            "timings": {"type": "object"}, "request": {"type": "object"}, "urls": {"type": "object"}}},
+            "timings": {"type": "object"}, "request": {"type": "object"},
+            "warnings": {"type": "array", "items": {"type": "string"},
+                         "description": "e.g. prompt words the served model does not know; the job runs anyway"},
+            "urls": {"type": "object"}}},
         "JobPage": {"type": "object", "properties": {
             "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}, "total": {"type": "integer"},
             "offset": {"type": "integer"}, "limit": {"type": "integer"}, "next": nullable_string}},

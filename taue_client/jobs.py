@@ -43,9 +43,19 @@ class JobResult:
         return self.job["id"]
 
     @property
+    def warnings(self) -> list:
+        """What the server warned of (e.g. prompt words the model does not know): the plug-ins show these."""
+        return list(self.job.get("warnings") or [])
+
+    @property
     def size(self) -> tuple:
         return (int(self.metadata.get("width") or self.job["request"]["width"]),
                 int(self.metadata.get("height") or self.job["request"]["height"]))
+
+
+def warning_messages(result: JobResult) -> list:
+    """The lines an editor shows the user with a result: the server's warnings for its job."""
+    return [f"TAUE Layers: {warning}" for warning in result.warnings]
 
 
 def describe_progress(job: dict) -> tuple[float, str]:

@@ -211,11 +211,42 @@ def _quiet_libraries() -> None:
     transformers_logging.disable_progress_bar()
 
 
+def check_writable(out: Path) -> None:
+    """Fail before any work when `out` cannot hold the result (a folder is made and a file written and removed)."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out must be a folder (got the file {str(out)!r})")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".taue-write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise UsageError(f"--out {str(out)!r} cannot be written ({error.strerror or error}): choose a folder you "
+                         "can write") from None
+
+
+def save_or_rescue(result, out: Path, **options) -> dict:
+    """result.save(out); when that fails after the work (disk full, folder removed), the files go to a new temporary
+    folder instead and the error names it: nothing generated is lost."""
+    import tempfile
+
+    try:
+        return result.save(out, **options)
+    except OSError as error:
+        rescue = Path(tempfile.mkdtemp(prefix="taue-rescued-"))
+        result.save(rescue, **options)
+        raise SaveFailed(f"could not save to {str(out)!r} ({error.strerror or error}); the result is in {rescue}") \
+            from None
+
+
+class SaveFailed(Exception):
+    """The work is done but --out could not take it: printed as one line naming where the files went, exit 1."""
+
+
 def generate(args) -> int:
     request = check_arguments(args)
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out must be a folder (got the file {str(out)!r})")
+    check_writable(out)
 
     _quiet_libraries()
     from .models.loading import ModelLoadError
@@ -235,6 +266,10 @@ def generate(args) -> int:
     pipe.set_progress_bar_config(disable=args.quiet, desc="TAUE (foreground, composite, background)",
                                  unit="step", leave=True)
     request["config"] = _config(args, pipe.default_config)
+    warning = pipe.prompt_warning([request["foreground_prompt"], request["background_prompt"],
+                                   request["composite_prompt"], *[o["prompt"] for o in request["objects"] or []]])
+    if warning:
+        print(f"taue: warning: {warning}", file=sys.stderr)
     try:
         result = pipe(**request)
     except ValueError as error:
@@ -242,7 +277,7 @@ def generate(args) -> int:
     except TAUECancelled as error:
         print(f"taue: {error}", file=sys.stderr)
         return EXIT_CANCELLED
-    written = result.save(out, psd=args.psd, ora=args.ora)
+    written = save_or_rescue(result, out, psd=args.psd, ora=args.ora)
     if not args.quiet:
         for name, path in written.items():
             print(f"{name:>20}: {path}")
@@ -295,8 +330,14 @@ def new_backgrounds(args) -> int:
     _quiet_libraries()
     from .pipeline import TAUECancelled, TAUEPipeline
 
+    out = Path(args.out)
+    check_writable(out)
     pipe = TAUEPipeline.from_pretrained(model, device=args.device, dtype=args.dtype)
     config = _config(args, pipe.default_config)
+    objects = list(kept.prompts) if kept is not None else list(args.object or [])
+    warning = pipe.prompt_warning(prompts + objects + [getattr(args, "composite", None)])
+    if warning:
+        print(f"taue: warning: {warning}", file=sys.stderr)
     if kept is None:
         layers = []
         for path in args.layer:
@@ -324,7 +365,6 @@ def new_backgrounds(args) -> int:
             kept = kept.moved(index, box, latent_size=tuple(kept.masks[0].shape))
         except ValueError as error:
             raise UsageError(f"--move: {error}") from None
-    out = Path(args.out)
     scenes = [(p, s) for p in prompts for s in seeds]
     for number, (prompt, seed) in enumerate(scenes, 1):
         pipe.set_progress_bar_config(disable=args.quiet, desc=f"scene {number}/{len(scenes)}", unit="step",
@@ -337,7 +377,7 @@ def new_backgrounds(args) -> int:
             print(f"taue: {error}", file=sys.stderr)
             return EXIT_CANCELLED
         folder = out / (str(number) if len(scenes) > 1 else ".")
-        result.save(folder)
+        save_or_rescue(result, folder)
         if not args.quiet:
             print(f"{prompt!r} seed {seed}: {folder}")
     return 0
@@ -410,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"taue: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except SaveFailed as error:
+        print(f"taue: error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("taue: interrupted; nothing was written for the unfinished job", file=sys.stderr)
         return EXIT_CANCELLED

@@ -37,7 +37,9 @@ from .config import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, LayoutBox, TAUEConfig
 from .green import dithered_mask, inject_green, layout_probability
 from .keying import KEY_COLOURS, foreground_rgba
 from .masks import front_to_back, hold_mask, key_distance, object_mask, resize_mask
-from .models.loading import DEFAULT_HUB_MODEL, choose_device_and_dtype, load_components, model_default_config
+from .models.loading import (DEFAULT_HUB_MODEL, choose_device_and_dtype, load_components, model_default_config,
+                             model_folder)
+from .models.vocabulary import model_words, unknown_words, unknown_words_warning
 from .objects import Transplant, over_key, scene_objects
 from .transplant import HeldRegion, highpass
 
@@ -206,6 +208,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             pipe = cls(**pipe.components)
         pipe.model_name = model
         pipe.default_config = model_default_config(model)
+        pipe.known_words = model_words(model_folder(model))
         if cpu_offload:
             pipe.enable_model_cpu_offload(device=device)
         else:
@@ -215,6 +218,12 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         if vae_slicing:
             pipe.vae.enable_slicing()
         return pipe
+
+    def prompt_warning(self, prompts: list[str | None]) -> str | None:
+        """One line naming the words of `prompts` this model does not know (None: all known, or the model publishes
+        no vocabulary, as SDXL checkpoints do)."""
+        unknown = unknown_words(getattr(self, "known_words", None), prompts)
+        return unknown_words_warning(getattr(self, "model_name", "loaded"), unknown)
 
     # ------------------------------------------------------------------ helpers
     def _object_token_indices(self, prompt: str) -> list[int]:

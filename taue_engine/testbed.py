@@ -306,5 +306,6 @@ def oracle_pipeline(pipe):
 
     oracle = OracleMaskPipeline(**pipe.components)
     oracle.model_name, oracle.default_config = pipe.model_name, pipe.default_config
+    oracle.known_words = getattr(pipe, "known_words", None)
     oracle.set_progress_bar_config(**getattr(pipe, "_progress_bar_config", {}))
     return oracle

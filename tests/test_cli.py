@@ -110,3 +110,52 @@ def test_the_readmes_error_example_is_what_the_command_prints(capsys):
     command, message = re.search(r"\n\$ (taue generate [^\n]+)\n(taue: error: [^\n]+)\n", readme).groups()
     assert main(shlex.split(command)[1:]) == 2
     assert capsys.readouterr().err.strip() == message
+
+
+def test_words_the_toy_does_not_know_get_one_warning_line_and_the_job_still_runs(tmp_path, capsys):
+    argv = ["generate", "--foreground", "a red vintage bicycle", "--background", "a cobblestone street at dusk",
+            "--steps", "2", "--out", str(tmp_path), "--quiet"]
+    assert main(argv) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("taue: warning:")]
+    assert len(warnings) == 1, warnings
+    assert "vintage, bicycle, cobblestone, street, at, dusk" in warnings[0] and "--model stabilityai" in warnings[0]
+    assert (tmp_path / "result.psd").is_file()
+    assert main(BASE + ["--steps", "2", "--out", str(tmp_path / "known"), "--quiet"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_an_unwritable_out_fails_at_once_with_one_line(tmp_path):
+    import time
+
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    started = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "taue_engine.cli", *BASE, "--out", str(blocked / "inside")],
+                         capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - started < 5 and run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        f"taue: error: --out '{blocked / 'inside'}' cannot be written (Not a directory): choose a folder you can "
+        "write"], run.stderr
+
+
+def test_a_save_that_fails_after_the_work_leaves_the_files_where_the_message_says(tmp_path, monkeypatch, capsys):
+    import errno
+    import re
+    from pathlib import Path
+
+    from taue_engine.pipeline import TAUEResult
+
+    out = tmp_path / "out"
+    original = TAUEResult.save
+
+    def disk_full_in_out(self, directory, *args, **kwargs):
+        if Path(directory) == out:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, directory, *args, **kwargs)
+
+    monkeypatch.setattr(TAUEResult, "save", disk_full_in_out)
+    assert main(BASE + ["--steps", "2", "--out", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0], err
+    rescued = Path(re.search(r"the result is in (\S+)$", err[0]).group(1))
+    assert {"foreground.png", "background.png", "composite.png", "result.psd"} <= {p.name for p in rescued.iterdir()}

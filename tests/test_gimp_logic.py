@@ -148,3 +148,20 @@ def test_watcher_cancels_the_job_when_the_plugin_dies(gimp_plugin, pipe, tmp_pat
         watcher.join(timeout=10)
         assert outcome == {"cancelled": True}
         assert server.wait(job["id"], timeout=30)["state"] == "cancelled"
+
+
+def test_the_servers_warning_reaches_the_messages_gimp_shows(gimp_plugin, pipe, tmp_path):
+    from taue_client import Client, JobRun, warning_messages
+
+    arguments = gimp_plugin[0]
+    pipe.known_words = frozenset("a an red star on blue striped background".split())
+    try:
+        with live_server(tmp_path, pipe) as server:
+            request = arguments.request_from(values(**{"foreground-prompt": "a red vintage bicycle", "steps": 2}),
+                                             (64, 64), None)
+            client = Client(server.url)
+            result = JobRun(client, request).run()
+    finally:
+        pipe.known_words = None
+    [message] = warning_messages(result)
+    assert message.startswith("TAUE Layers: the tiny-random model does not know the words vintage, bicycle")

@@ -160,6 +160,20 @@ def test_generate_inserts_the_group_into_the_active_document(plugin, fake, serve
     assert view.last("show_history")[1] == ["a red star / a blue striped background (seed 5)"]
 
 
+def test_the_servers_warning_is_shown_with_the_result(plugin, fake, server, pipe):
+    document = fake.createDocument(64, 64, "art", "RGBA", "U8", "", 72.0)
+    fake.active = document
+    pipe.known_words = frozenset("a an red star on blue striped background".split())
+    try:
+        panel, view = make_panel(plugin, fake, server.url)
+        panel.generate(form(plugin, foreground="a red vintage bicycle"))
+        drive(panel)
+    finally:
+        pipe.known_words = None
+    kind, text = view.last("show_message")[1:]
+    assert kind == "warning" and "Added the layer group" in text and "vintage, bicycle" in text
+
+
 def test_result_is_scaled_to_the_document(plugin, fake, server):
     document = fake.createDocument(101, 67, "odd", "RGBA", "U8", "", 72.0)
     fake.active = document

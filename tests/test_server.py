@@ -313,3 +313,15 @@ def test_a_model_that_cannot_load_is_reported_and_jobs_get_503(tmp_path):
     response = client.post("/api/v1/jobs", json=JOB)
     assert response.status_code == 503 and response.get_json()["error"]["code"] == "model_error"
     app.extensions["taue"]["jobs"].stop()
+
+
+def test_a_job_warns_of_prompt_words_the_model_does_not_know_and_runs(pipe, tmp_path):
+    pipe.known_words = frozenset("a an red star on blue striped background".split())
+    try:
+        with live_server(tmp_path, pipe) as served:
+            job = served.submit(**{**JOB, "foreground_prompt": "a red vintage bicycle"})
+            assert len(job["warnings"]) == 1 and "vintage, bicycle" in job["warnings"][0]
+            assert served.wait(job["id"])["state"] == "succeeded"
+            assert served.submit(**JOB)["warnings"] == []
+    finally:
+        pipe.known_words = None

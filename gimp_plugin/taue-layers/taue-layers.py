@@ -22,7 +22,7 @@ gi.require_version("Gtk", "3.0")
 from gi.repository import Gimp, GimpUi, GLib, GObject, Gtk  # noqa: E402
 
 from arguments import ARGUMENTS, BACKGROUND_ARGUMENTS, background_request_from, request_from  # noqa: E402
-from taue_client import Client, JobResult, JobRun, TAUEError  # noqa: E402
+from taue_client import Client, JobResult, JobRun, TAUEError, warning_messages  # noqa: E402
 
 PROC_LAYERS = "python-fu-taue-layers"
 PROC_NEW = "python-fu-taue-layers-new"
@@ -118,6 +118,7 @@ def generate(config, image):
     if image is None:
         image = Gimp.Image.new(request["width"], request["height"], Gimp.ImageBaseType.RGB)
     gimp_host.insert(image, result)
+    tell_warnings(result)
     return image
 
 
@@ -130,6 +131,13 @@ def new_background(config, image, source, job_id: str) -> None:
     client = Client(values["server-url"], values["token"])
     result = follow(client, JobRun(client, request, new_background_of=job_id), "TAUE New Background")
     gimp_host.insert(image, result, above=source)
+    tell_warnings(result)
+
+
+def tell_warnings(result) -> None:
+    """The server's warnings for the job (e.g. prompt words the model does not know), in GIMP's message area."""
+    for message in warning_messages(result):
+        Gimp.message(message)
 
 
 def failure(procedure, message: str):

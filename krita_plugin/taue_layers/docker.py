@@ -184,7 +184,7 @@ class TAUEDocker(DockWidget, View):
         self.generate_button.setText("Cancel" if running else "Generate")
 
     def show_message(self, kind: str, text: str) -> None:
-        self.message.setStyleSheet("color: #c0392b" if kind == "error" else "")
+        self.message.setStyleSheet({"error": "color: #c0392b", "warning": "color: #b9770e"}.get(kind, ""))
         self.message.setText(text)
 
     def show_seed(self, seed: int) -> None:

@@ -254,7 +254,11 @@ class Panel:
         if document is None:
             document = self.host.new_document(*result.size, group_name(result.metadata))
         name = self.host.insert(document, result)
-        self.view.show_message("info", f"Added the layer group '{name}'.")
+        added = f"Added the layer group '{name}'."
+        if result.warnings:
+            self.view.show_message("warning", added + " Note: " + " ".join(result.warnings))
+        else:
+            self.view.show_message("info", added)
 
     def _show_objects(self) -> None:
         self.view.show_objects([object_layer_name(obj["prompt"]) + (" (in its box)" if obj["layout"] else "")

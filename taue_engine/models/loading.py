@@ -72,6 +72,12 @@ def builtin_folder(model: str) -> Path | None:
     return TOY_MODEL_DIR if model == "toy" else None
 
 
+def model_folder(model: str) -> Path | None:
+    """The local folder of `model` (a built-in name or a diffusers folder), or None (a hub id, a single file)."""
+    folder = builtin_folder(model) or Path(os.path.expanduser(model))
+    return folder if folder.is_dir() else None
+
+
 def check_model_exists(model: str) -> None:
     """Fail fast (before any heavy import) when a model given as a path does not exist."""
     folder = builtin_folder(model)

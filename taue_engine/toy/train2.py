@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..models.tiny import SDXL_SCHEDULER_CONFIG, sdxl_euler_scheduler
+from ..models.vocabulary import VOCABULARY_FILE, prompt_words
 from .train import GREEN_LATENT, Log, build_text_encoders, encode_captions, load_checkpoint, rng_state, \
     save_checkpoint, to_tensor
 from .world import KEYS, PALETTE, SIZE, classify_colours, colour_names, key_for, make_world_scene
@@ -416,6 +417,10 @@ def export(work: Path, out: Path, seed: int) -> Path:
             "budget_seconds": json.loads((work / "budget.json").read_text()), "seed": seed,
             **json.loads((work / "latents.json").read_text())}
     (out / "training.json").write_text(json.dumps(info, indent=2))
+    captions = json.loads((work / "captions.json").read_text())
+    (out / VOCABULARY_FILE).write_text(json.dumps({
+        "about": "the words of this model's training captions: any other word means nothing to it",
+        "words": sorted({w for c in captions for w in prompt_words(c)})}, indent=1))
     return out
 
 
