@@ -2,9 +2,13 @@
 # TAUE Layers: set up once, then run.
 #   bash run.sh demo   set up, then generate one layered scene on the embedded model into ./taue-out
 #   bash run.sh test   set up, then run the test suite
-# Set-up makes ./.venv. On a Linux machine without an NVIDIA GPU it installs torch==2.13.0 first (on our
-# development and CI machines that wheel is the CPU build, on local disk), so pip never pulls a multi-GB CUDA build
-# there. TAUE_TORCH overrides the torch requirement (e.g. TAUE_TORCH=torch for the CUDA build on a GPU machine).
+# Set-up makes ./.venv. torch comes first, so that pip never picks a build for us:
+#   TAUE_TORCH unset: torch==2.13.0 on Linux without nvidia-smi (on our development and CI machines that wheel is
+#     the CPU build, on local disk), plain torch where nvidia-smi is found or on macOS; nothing if torch imports.
+#   TAUE_TORCH set: always wins, installed whenever it differs from what set-up installed last. It may hold several
+#     pip arguments, e.g. the CPU build on a CPU-only Linux PC (PyPI's Linux torch is the multi-GB CUDA build):
+#       TAUE_TORCH="torch --index-url https://download.pytorch.org/whl/cpu" bash run.sh demo
+#     or the CUDA build on a GPU machine: TAUE_TORCH=torch bash run.sh demo
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${TAUE_VENV:-.venv}
@@ -14,13 +18,21 @@ setup() {
     python3 -m venv "$VENV"
   fi
   local pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
-  if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
+  local marker="$VENV/.taue-torch"
+  if [ -n "${TAUE_TORCH:-}" ]; then
+    if [ "$(cat "$marker" 2>/dev/null)" != "$TAUE_TORCH" ]; then
+      echo "run.sh: installing $TAUE_TORCH into $VENV (TAUE_TORCH)" >&2
+      # shellcheck disable=SC2086 # several pip arguments, split on purpose
+      "${pip[@]}" install $TAUE_TORCH
+      printf '%s' "$TAUE_TORCH" >"$marker"
+    fi
+  elif ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
     local spec="torch==2.13.0"
     if command -v nvidia-smi >/dev/null 2>&1 || [ "$(uname -s)" = "Darwin" ]; then
       spec="torch"
     fi
-    echo "run.sh: installing ${TAUE_TORCH:-$spec} into $VENV" >&2
-    "${pip[@]}" install "${TAUE_TORCH:-$spec}"
+    echo "run.sh: installing $spec into $VENV" >&2
+    "${pip[@]}" install "$spec"
   fi
   if ! "$VENV/bin/python" -c "import taue_engine, diffusers, transformers, pytest" >/dev/null 2>&1 \
       || [ pyproject.toml -nt "$VENV/.taue-installed" ]; then

@@ -42,6 +42,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         check_model_exists(args.model)
+        if args.device is not None:
+            from taue_engine.models.loading import check_device
+
+            try:
+                check_device(args.device)
+            except ValueError as error:
+                raise ValueError(f"--device: {error}") from None
         config = ServerConfig(data_dir=Path(args.data_dir), model=args.model, host=args.host, port=args.port,
                               token=args.token, device=args.device, dtype=args.dtype, max_size=args.max_size)
     except (ModelLoadError, ValueError) as error:

@@ -140,6 +140,21 @@ def _config(args, base: TAUEConfig | None = None) -> TAUEConfig:
         raise UsageError(f"{flag}: {error}") from None
 
 
+def check_device_flags(args) -> None:
+    """--device and --dtype, checked against this torch before anything loads."""
+    from .models.loading import check_device, choose_device_and_dtype
+
+    if args.device is not None:
+        try:
+            check_device(args.device)
+        except ValueError as error:
+            raise UsageError(f"--device: {error}") from None
+    try:
+        choose_device_and_dtype(args.device, args.dtype)
+    except ValueError as error:
+        raise UsageError(f"--dtype: {error}") from None
+
+
 def check_arguments(args) -> dict:
     """Everything that can be checked without loading the model; returns the pipeline's keyword arguments."""
     from .models.loading import ModelLoadError, check_model_exists
@@ -176,6 +191,7 @@ def check_arguments(args) -> dict:
         check_model_exists(args.model)
     except ModelLoadError as error:
         raise UsageError(f"--model: {error}") from None
+    check_device_flags(args)
     if args.single_file_config is not None and not Path(args.single_file_config).is_dir():
         raise UsageError(f"--single-file-config must be a diffusers folder (got {args.single_file_config!r})")
     return {
@@ -323,6 +339,7 @@ def new_backgrounds(args) -> int:
         check_model_exists(model)
     except ModelLoadError as error:
         raise UsageError(f"--model: {error}") from None
+    check_device_flags(args)
     config = _config(args)
     if kept is not None and args.steps is not None:
         raise UsageError("--steps: a --from result keeps the steps it was made with")

@@ -159,3 +159,16 @@ def test_a_save_that_fails_after_the_work_leaves_the_files_where_the_message_say
     assert len(err) == 1 and "No space left on device" in err[0], err
     rescued = Path(re.search(r"the result is in (\S+)$", err[0]).group(1))
     assert {"foreground.png", "background.png", "composite.png", "result.psd"} <= {p.name for p in rescued.iterdir()}
+
+
+def test_device_cuda_on_a_torch_without_cuda_is_one_line(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(BASE + ["--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("taue: error: --device: ") and "--device cpu" in err[0], err
+    assert main(BASE + ["--device", "tpu"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "taue: error: --device: device must be cuda, cuda:N, mps or cpu (got 'tpu')"]

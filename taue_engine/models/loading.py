@@ -21,8 +21,31 @@ class ModelLoadError(RuntimeError):
     """The model could not be found or read; the message says what to change."""
 
 
+def check_device(device: str) -> str:
+    """`device` if this torch can run on it; otherwise a ValueError that says what to install or choose."""
+    import re
+
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device or ""):
+        raise ValueError(f"device must be cuda, cuda:N, mps or cpu (got {device!r})")
+    if device.startswith("cuda"):
+        if torch.version.cuda is None:
+            raise ValueError(f"this torch ({torch.__version__}) is a CPU build, it cannot use CUDA: install the CUDA "
+                             "build (README, 'GPU or CPU torch'), or use --device cpu")
+        if not torch.cuda.is_available():
+            raise ValueError("no CUDA GPU is visible to this torch (check nvidia-smi and the driver), or use "
+                             "--device cpu")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"{device}: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise ValueError("mps (Apple GPU) is not available to this torch: use --device cpu")
+    return device
+
+
 def choose_device_and_dtype(device: str | None = None, dtype: str | torch.dtype | None = None):
     """CUDA and MPS run in float16, the CPU in float32; either can be overridden."""
+    if device is not None:
+        check_device(device)
     if device is None:
         if torch.cuda.is_available():
             device = "cuda"
