@@ -83,6 +83,9 @@ def _require_int(name: str, value: Any, low: int, high: int, multiple: int = 1) 
 def _require_prompt(name: str, value: Any, limit: int, required: bool) -> str | None:
     if value is None and not required:
         return None
+    if value is None:
+        what = "object" if name.startswith("objects") else name.split("_")[0]
+        raise APIError(400, f"{name} is required: describe the {what} in words (a string)", field=name)
     if not isinstance(value, str):
         raise APIError(400, f"{name} must be a string (got {type(value).__name__})", field=name)
     if required and not value.strip():

@@ -204,14 +204,21 @@ def _is_network_error(error: BaseException) -> bool:
     return any(word in name for word in ("connection", "timeout", "http", "offline", "entrynotfound", "repository"))
 
 
+def _library_reason(error: BaseException) -> str:
+    """The library's own first line, short, unless it only points at a trace the user never sees."""
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if "stacktrace" in first_line.lower() or "traceback" in first_line.lower():
+        return ""
+    return f" [{type(error).__name__}: {first_line[:140]}]"
+
+
 def _explain(model: str, kind: str, error: BaseException) -> str:
     first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if kind == "hub":
         return (
-            f"could not load {model!r} from the Hugging Face hub (no network, not in the local cache, or no such "
-            f"repository): download it where there is network (`hf download {model}`) and copy the cache here, "
-            f"or give a local diffusers folder or a .safetensors file; `tiny-random` runs without any download. "
-            f"[{type(error).__name__}: {first_line}]"
+            f"could not load {model!r} from the Hugging Face hub: no network and not in the local cache (or no "
+            f"such repository). Run `hf download {model}` where there is network and copy the cache here, or give "
+            f"a local diffusers folder or .safetensors file (tiny-random needs no download). [{type(error).__name__}]"
         )
     if kind == "single_file":
         return (
