@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from taue_engine.quiet import quiet_libraries
+
+    quiet_libraries()  # the log holds the server's lines, not the libraries' warnings and loading bars
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from taue_engine.models.loading import ModelLoadError, check_model_exists
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from taue_client.layers import parse_object
 
 from .config import KEY_COLORS, MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, LayoutBox, TAUEConfig, field_names
+from .quiet import quiet_libraries
 
 DEFAULT_MODEL = "toy"
 EXIT_USAGE, EXIT_FAILURE, EXIT_CANCELLED = 2, 1, 130
@@ -216,17 +217,6 @@ def _object(text: str) -> dict:
         raise UsageError(f"--object {text!r}: {error}") from None
 
 
-def _quiet_libraries() -> None:
-    """No log lines or loading bars from diffusers/transformers between our own progress bar and the result."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    diffusers_logging.disable_progress_bar()
-    transformers_logging.disable_progress_bar()
-
-
 def check_writable(out: Path) -> None:
     """Fail before any work when `out` cannot hold the result (a folder is made and a file written and removed)."""
     if out.exists() and not out.is_dir():
@@ -264,7 +254,7 @@ def generate(args) -> int:
     out = Path(args.out)
     check_writable(out)
 
-    _quiet_libraries()
+    quiet_libraries()
     from .models.loading import ModelLoadError
     from .pipeline import TAUECancelled, TAUEPipeline
 
@@ -344,7 +334,7 @@ def new_backgrounds(args) -> int:
     if kept is not None and args.steps is not None:
         raise UsageError("--steps: a --from result keeps the steps it was made with")
 
-    _quiet_libraries()
+    quiet_libraries()
     from .pipeline import TAUECancelled, TAUEPipeline
 
     out = Path(args.out)
@@ -409,7 +399,7 @@ def testbed(args) -> int:
         check_model_exists(args.model)
     except ModelLoadError as error:
         raise UsageError(f"--model: {error}") from None
-    _quiet_libraries()
+    quiet_libraries()
     from .pipeline import TAUEPipeline
     from .testbed import (check_bars, choose_pairs, format_table, layout_pairs, oracle_pipeline, run_objects,
                           run_testbed, summarize, write_report)

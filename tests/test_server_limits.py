@@ -23,25 +23,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def start_server(model: str, data_dir: Path) -> tuple[str, subprocess.Popen]:
+    """`taue-server --model MODEL` on a free loopback port, once /health says ready: (API url, process)."""
     port = _free_port()
-    command = [str(Path(sys.executable).with_name("taue-server")), "--model", "tiny-random", "--port", str(port),
-               "--data-dir", str(tmp_path_factory.mktemp("limits"))]
+    command = [str(Path(sys.executable).with_name("taue-server")), "--model", model, "--port", str(port),
+               "--data-dir", str(data_dir)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/api/v1"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url + "/health", timeout=2).json()["state"] == "ready":
+                return url, process
+        except requests.ConnectionError:
+            pass
+        if process.poll() is not None:
+            raise AssertionError(process.stdout.read())
+        time.sleep(0.3)
+    process.terminate()
+    raise AssertionError("taue-server did not get ready in 120 s")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    url, process = start_server("tiny-random", tmp_path_factory.mktemp("limits"))
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(url + "/health", timeout=2).json()["state"] == "ready":
-                    break
-            except requests.ConnectionError:
-                pass
-            assert process.poll() is None, process.stdout.read()
-            time.sleep(0.3)
-        else:
-            raise AssertionError("taue-server did not get ready in 120 s")
         yield url
     finally:
         process.terminate()
@@ -85,3 +91,12 @@ def test_a_body_over_the_routes_limit_is_a_json_413_every_client_reads(served, r
     assert error["code"] == "body_too_large" and words in error["message"], error
     status, payload = _urllib_post(served + route, body)
     assert status == 413 and payload["error"]["code"] == "body_too_large"
+
+
+def test_the_servers_log_holds_its_own_lines_only(tmp_path):
+    """The toy loads as SDXL checkpoints do (from_pretrained): no loading bars, escape codes or library warnings."""
+    _, process = start_server("toy", tmp_path)
+    process.terminate()
+    log = process.communicate(timeout=30)[0]
+    assert "taue-server: model ready" in log, log
+    assert "\x1b[" not in log and "torchvision" not in log and "Loading pipeline components" not in log, log
