@@ -19,7 +19,10 @@ EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from taue_engine import __version__
+
     parser = argparse.ArgumentParser(prog="taue-server", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"taue-server {__version__}")
     parser.add_argument("--model", default="toy", metavar="M",
                         help="hub id, diffusers folder, .safetensors file, toy or tiny-random (default: toy)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")

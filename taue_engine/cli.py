@@ -16,6 +16,7 @@ from pathlib import Path
 from taue_client.layers import parse_object
 
 from .config import KEY_COLORS, MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, LayoutBox, TAUEConfig, field_names
+from . import __version__
 from .quiet import quiet_libraries
 
 DEFAULT_MODEL = "toy"
@@ -36,6 +37,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="taue", description="TAUE Layers: foreground, background and composite from one seed.")
+    parser.add_argument("--version", action="version", version=f"taue {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     gen = commands.add_parser("generate", help="generate the layers of one scene")
     gen.add_argument("--foreground", metavar="TEXT", help="the object alone, e.g. 'a red vintage bicycle'")
@@ -269,7 +271,7 @@ def generate(args) -> int:
         return EXIT_FAILURE
     except ValueError as error:
         raise UsageError(str(error)) from None
-    pipe.set_progress_bar_config(disable=args.quiet, desc="TAUE (foreground, composite, background)",
+    pipe.set_progress_bar_config(disable=args.quiet, desc="TAUE",
                                  unit="step", leave=True)
     request["config"] = _config(args, pipe.default_config)
     warning = pipe.prompt_warning([request["foreground_prompt"], request["background_prompt"],

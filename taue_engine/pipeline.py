@@ -379,7 +379,11 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         self.set_progress_bar_config(**{**bar_config, "disable": True})
 
         def report(run: int, phase: str, obj: int | None):
+            name = f"{phase} (object {obj})" if obj else phase
+
             def tick(i: int, t, latents: torch.Tensor) -> None:
+                if i == 0:  # the bar names the phase that runs
+                    bar.set_postfix_str(name, refresh=False)
                 bar.update(1)
                 if callback_on_step_end is not None:
                     callback_on_step_end(self, i, t, {"latents": latents})

@@ -100,16 +100,22 @@ def test_cli_objects_then_new_backgrounds_moved_and_from_a_layer(tmp_path):
     assert (np.asarray(Image.open(brought / "object-1.png")) == np.asarray(Image.open(layer))).all()
 
 
-def test_the_readmes_error_example_is_what_the_command_prints(capsys):
-    """README.md shows one bad flag and its message: run that command and compare, word for word."""
+def test_every_command_the_readme_shows_with_its_output_prints_that_output(capsys, tmp_path, monkeypatch):
+    """README.md shows commands (`$ taue ...`) with what they print (errors, warnings): run each, compare word for
+    word, in an empty folder (a command that writes writes there)."""
     import re
     import shlex
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    command, message = re.search(r"\n\$ (taue generate [^\n]+)\n(taue: error: [^\n]+)\n", readme).groups()
-    assert main(shlex.split(command)[1:]) == 2
-    assert capsys.readouterr().err.strip() == message
+    examples = re.findall(r"\n\$ (taue [^\n]+)\n((?:(?!```)[^\n]*\n)+?)```", readme)
+    assert len(examples) >= 2, examples  # the error example and the unknown-words warning at least
+    monkeypatch.chdir(tmp_path)
+    for command, shown in examples:
+        status = main(shlex.split(command)[1:])
+        printed = capsys.readouterr()
+        assert (printed.out + printed.err).strip() == shown.strip(), command
+        assert status == (2 if "error:" in shown else 0), command
 
 
 def test_words_the_toy_does_not_know_get_one_warning_line_and_the_job_still_runs(tmp_path, capsys):
@@ -172,3 +178,11 @@ def test_device_cuda_on_a_torch_without_cuda_is_one_line(capsys):
     assert main(BASE + ["--device", "tpu"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "taue: error: --device: device must be cuda, cuda:N, mps or cpu (got 'tpu')"]
+
+
+def test_version_is_printed(capsys):
+    from taue_engine import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"taue {__version__}"
