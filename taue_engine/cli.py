@@ -275,7 +275,7 @@ def generate(args) -> int:
                                  unit="step", leave=True)
     request["config"] = _config(args, pipe.default_config)
     warning = pipe.prompt_warning([request["foreground_prompt"], request["background_prompt"],
-                                   request["composite_prompt"], *[o["prompt"] for o in request["objects"] or []]])
+                                   request["composite_prompt"], *[o.prompt for o in request["objects"] or []]])
     if warning:
         print(f"taue: warning: {warning}", file=sys.stderr)
     try:
