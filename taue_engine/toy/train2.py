@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from ..models.tiny import SDXL_SCHEDULER_CONFIG, sdxl_euler_scheduler
 from ..models.vocabulary import VOCABULARY_FILE, prompt_words
-from .train import GREEN_LATENT, Log, build_text_encoders, encode_captions, load_checkpoint, rng_state, \
+from .train import GREEN_LATENT, Log, build_text_encoders, encode_captions, load_checkpoint, psnr_of, rng_state, \
     save_checkpoint, to_tensor
 from .world import KEYS, PALETTE, SIZE, classify_colours, colour_names, key_for, make_world_scene
 
@@ -177,11 +177,6 @@ class Stage:
     def close(self) -> None:
         self.bar.close()
         self.save()
-
-
-def psnr_of(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = F.mse_loss((a.clamp(-1, 1) + 1) / 2, (b.clamp(-1, 1) + 1) / 2).item()
-    return 10 * math.log10(1 / max(mse, 1e-10))
 
 
 def paste_cells(batch: int, height: int, width: int) -> torch.Tensor:
