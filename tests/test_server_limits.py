@@ -3,9 +3,11 @@
 import base64
 import io
 import json
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -91,11 +93,21 @@ def test_a_body_over_the_routes_limit_is_a_json_413_every_client_reads(served, r
     assert error["code"] == "body_too_large" and words in error["message"], error
     status, payload = _urllib_post(served + route, body)
     assert status == 413 and payload["error"]["code"] == "body_too_large"
+    if shutil.which("curl"):
+        with tempfile.NamedTemporaryFile(suffix=".json") as file:
+            file.write(body)
+            file.flush()
+            done = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", "-H", "Content-Type: application/json",
+                                   "--data-binary", f"@{file.name}", served + route],
+                                  capture_output=True, text=True, timeout=60)
+        text, _, code = done.stdout.rpartition("\n")
+        assert done.returncode == 0 and code == "413" and json.loads(text)["error"]["code"] == "body_too_large"
 
 
 def test_the_servers_log_holds_its_own_lines_only(tmp_path):
     """The toy loads as SDXL checkpoints do (from_pretrained): no loading bars, escape codes or library warnings."""
     _, process = start_server("toy", tmp_path)
+    time.sleep(1.5)  # the "model ready" line comes from a watcher that looks every 0.2 s
     process.terminate()
     log = process.communicate(timeout=30)[0]
     assert "taue-server: model ready" in log, log
