@@ -2,8 +2,8 @@
 
 At the cut the seedling is still mostly noise (on SDXL's Euler schedule sigma is about 1.5 at step 25 of 50, against
 a signal std of about 0.7), so what the object mask and the high-pass read is its clean estimate: the next step's
-`pred_original_sample`, the latent denoised by that step's own (guided) noise prediction. Every diffusers scheduler
-whose step output has `pred_original_sample` gives it; the pipeline's denoising loop is left as diffusers wrote it.
+`pred_original_sample`, the latent denoised by that step's own (guided) noise prediction (each scheduler's own
+form of it: schedulers.clean_estimate_of); the pipeline's denoising loop is left as diffusers wrote it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import functools
 from contextlib import contextmanager
 
 import torch
+
+from .schedulers import SCHEDULERS, clean_estimate_of
 
 
 @contextmanager
@@ -27,12 +29,10 @@ def clean_estimates(scheduler, steps: set[int]):
         nonlocal calls
         out = original(*args, **kwargs)
         if calls in steps:
-            clean = getattr(out, "pred_original_sample", None)
-            if clean is None and isinstance(out, tuple) and len(out) > 1:
-                clean = out[1]
+            clean = clean_estimate_of(scheduler, out)
             if clean is None:
-                raise RuntimeError(f"{type(scheduler).__name__} gives no pred_original_sample, which TAUE reads the "
-                                   "seedling's object mask from: use the Euler scheduler")
+                raise RuntimeError(f"{type(scheduler).__name__} gives no clean estimate, which TAUE reads the "
+                                   f"seedling's object mask from: use one of {', '.join(SCHEDULERS)}")
             record[calls] = clean.detach().clone()
         calls += 1
         return out

@@ -23,7 +23,22 @@ DEFAULT_MODEL = "toy"
 EXIT_USAGE, EXIT_FAILURE, EXIT_CANCELLED = 2, 1, 130
 
 # TAUEConfig fields that have a flag of their own; other fields are set with --set FIELD=VALUE.
-FIELD_FLAGS = {"num_inference_steps": "--steps"}
+FIELD_FLAGS = {"num_inference_steps": "--steps", "scheduler": "--scheduler", "timestep_spacing": "--timestep-spacing"}
+
+
+def add_sampling_flags(parser, loras: bool = True) -> None:
+    """--scheduler, --timestep-spacing, --guidance (and --lora): the flags that pick the model people run."""
+    from .schedulers import SCHEDULERS, TIMESTEP_SPACINGS
+
+    parser.add_argument("--scheduler", default=None, metavar="NAME",
+                        help=f"sampler: {', '.join(SCHEDULERS)} (default euler, the paper's)")
+    parser.add_argument("--timestep-spacing", default=None, choices=TIMESTEP_SPACINGS,
+                        help="spread of the steps (default: the model's); few-step models want trailing")
+    parser.add_argument("--guidance", default=None, metavar="G",
+                        help="guidance of all three phases (default 7.5 / 5 / 5); <= 1 turns CFG off (few-step models)")
+    if loras:
+        parser.add_argument("--lora", action="append", default=[], metavar="PATH[:SCALE]",
+                            help="a LoRA .safetensors (diffusers or kohya format), scale default 1.0; repeatable")
 
 
 class UsageError(Exception):
@@ -60,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="backdrop of the object runs (default green; blue or magenta for a green object)")
     gen.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                      help="any TAUEConfig field, e.g. --set tau_bg=0.4 (JSON values: --set shear_blocks='[\"up\"]')")
+    add_sampling_flags(gen)
     gen.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     gen.add_argument("--dtype", default=None, help="float16, bfloat16 or float32 (default: fp16 on GPU, fp32 on CPU)")
     gen.add_argument("--cpu-offload", action="store_true", help="keep idle sub-models on the CPU (small GPUs)")
@@ -86,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--model", default=None, metavar="M", help="default: the model that made --from, else toy")
     new.add_argument("--steps", default=None, metavar="N", help="with --layer: steps per phase (default 50)")
     new.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any TAUEConfig field")
+    add_sampling_flags(new)
     new.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     new.add_argument("--dtype", default=None, help="float16, bfloat16 or float32")
     new.add_argument("--out", default="taue-backgrounds", metavar="DIR",
@@ -97,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     bed.add_argument("--pairs", default="56", metavar="N", help="how many pairs, spread evenly over the fixed set of 56 (default: all 56)")
     bed.add_argument("--steps", default=None, metavar="N", help="denoising steps per phase (default 50)")
     bed.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any TAUEConfig field")
+    add_sampling_flags(bed, loras=False)
     bed.add_argument("--no-plain", action="store_true", help="skip the plain generations (prompt adherence)")
     bed.add_argument("--no-layout", action="store_true",
                      help="skip the boxed jobs (single objects in the corners, a two-object scene)")
@@ -126,6 +144,15 @@ def _config(args, base: TAUEConfig | None = None) -> TAUEConfig:
     steps = _int("--steps", args.steps, 2, 1000)
     if steps is not None:
         changes["num_inference_steps"] = steps
+    for name in ("scheduler", "timestep_spacing"):
+        if getattr(args, name, None) is not None:
+            changes[name] = getattr(args, name)
+    if getattr(args, "guidance", None) is not None:
+        try:
+            guidance = float(args.guidance)
+        except ValueError:
+            raise UsageError(f"--guidance must be a number (got {args.guidance!r})") from None
+        changes.update(guidance_foreground=guidance, guidance_composite=guidance, guidance_background=guidance)
     known = field_names()
     for item in args.set:
         name, sep, raw = item.partition("=")
@@ -140,7 +167,31 @@ def _config(args, base: TAUEConfig | None = None) -> TAUEConfig:
     except (ValueError, TypeError) as error:
         field = next((n for n in changes if str(error).startswith(n)), None)
         flag = FIELD_FLAGS.get(field, f"--set {field}") if field else "--set"
+        if field and field.startswith("guidance_") and getattr(args, "guidance", None) is not None:
+            flag = "--guidance"
         raise UsageError(f"{flag}: {error}") from None
+
+
+def _loras(args) -> list:
+    """--lora PATH[:SCALE], each file checked before the model loads."""
+    from .loras import parse_lora
+
+    specs = []
+    for text in getattr(args, "lora", []) or []:
+        try:
+            specs.append(parse_lora(text).check())
+        except ValueError as error:
+            raise UsageError(f"--lora: {error}") from None
+    return specs
+
+
+def load_loras(pipe, specs: list) -> None:
+    if not specs:
+        return
+    try:
+        pipe.load_loras(specs)
+    except ValueError as error:
+        raise UsageError(f"--lora: {error}") from None
 
 
 def check_device_flags(args) -> None:
@@ -181,6 +232,7 @@ def check_arguments(args) -> dict:
         except ValueError as error:
             raise UsageError(f"--object: {error}") from None
     config = _config(args)
+    loras = _loras(args)
     seed = _int("--seed", args.seed, 0, 2**63 - 1)
     width = _int("--width", args.width, MIN_SIZE, MAX_SIZE, multiple=SIZE_MULTIPLE)
     height = _int("--height", args.height, MIN_SIZE, MAX_SIZE, multiple=SIZE_MULTIPLE)
@@ -208,6 +260,7 @@ def check_arguments(args) -> dict:
         "width": width,
         "height": height,
         "config": config,
+        "loras": loras,
     }
 
 
@@ -274,6 +327,7 @@ def generate(args) -> int:
     pipe.set_progress_bar_config(disable=args.quiet, desc="TAUE",
                                  unit="step", leave=True)
     request["config"] = _config(args, pipe.default_config)
+    load_loras(pipe, request.pop("loras"))
     warning = pipe.prompt_warning([request["foreground_prompt"], request["background_prompt"],
                                    request["composite_prompt"], *[o.prompt for o in request["objects"] or []]])
     if warning:
@@ -333,6 +387,7 @@ def new_backgrounds(args) -> int:
         raise UsageError(f"--model: {error}") from None
     check_device_flags(args)
     config = _config(args)
+    loras = _loras(args)
     if kept is not None and args.steps is not None:
         raise UsageError("--steps: a --from result keeps the steps it was made with")
 
@@ -343,6 +398,7 @@ def new_backgrounds(args) -> int:
     check_writable(out)
     pipe = TAUEPipeline.from_pretrained(model, device=args.device, dtype=args.dtype)
     config = _config(args, pipe.default_config)
+    load_loras(pipe, loras)
     objects = list(kept.prompts) if kept is not None else list(args.object or [])
     warning = pipe.prompt_warning(prompts + objects + [getattr(args, "composite", None)])
     if warning:
@@ -366,9 +422,11 @@ def new_backgrounds(args) -> int:
         except ValueError as error:
             raise UsageError(f"--layer: {error}") from None
     else:
+        sampler = {} if args.scheduler or args.timestep_spacing else {  # the noise the seedlings carry
+            "scheduler": kept.scheduler, "timestep_spacing": kept.timestep_spacing}
         config = config.replace(num_inference_steps=kept.num_inference_steps,
                                 crop_ratio=TAUEConfig.crop_ratio_cutting_after(kept.crop_step,
-                                                                               kept.num_inference_steps))
+                                                                               kept.num_inference_steps), **sampler)
     for index, box in moves:
         try:
             kept = kept.moved(index, box, latent_size=tuple(kept.masks[0].shape))

@@ -10,9 +10,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .schedulers import SCHEDULERS, TIMESTEP_SPACINGS, scheduler_name
+
 SHEAR_BLOCKS = ("down", "mid", "up")
 MIN_SIZE, MAX_SIZE, SIZE_MULTIPLE = 64, 4096, 8  # image width and height, in pixels
-SCHEDULERS = ("euler_discrete", "keep")
 KEY_COLORS = ("green", "blue", "magenta")  # keying.KEY_COLOURS holds their RGB
 
 
@@ -58,8 +59,16 @@ class TAUEConfig:
     # --- sampling (PAPER) ---
     num_inference_steps: int = 50
     """PAPER: 50 denoising steps per phase. Allowed: 2..1000."""
-    scheduler: str = "euler_discrete"
-    """PAPER: EulerDiscreteScheduler. 'keep' leaves the checkpoint's own scheduler (for experiments only)."""
+    scheduler: str = "euler"
+    """PAPER: 'euler' (diffusers' EulerDiscreteScheduler, built from the checkpoint's scheduler config). Also
+    'dpmpp_2m', 'dpmpp_2m_karras', 'ddim', 'unipc' and 'lcm' (for LCM-distilled models and LCM-LoRAs); the cut and
+    the hold work in each one's own noise space (schedulers.NoiseLevels). Ancestral samplers (euler_a, dpmpp_2s_a,
+    SDE) add fresh noise at every step and are refused with the one to use."""
+    timestep_spacing: str = "model"
+    """OURS: how the steps are spread over the training timesteps: 'model' keeps the checkpoint's scheduler config
+    (SDXL: 'leading'); few-step models (SDXL-Lightning, Hyper-SD, Turbo) want 'trailing', which starts at the
+    last timestep (with 4 'leading' steps the first is t = 751, not 999). Allowed: model, leading, trailing,
+    linspace."""
     guidance_foreground: float = 7.5
     """PAPER: classifier-free guidance scale of phase 1 (foreground on green). Allowed: 0..50 (<=1 turns CFG off)."""
     guidance_composite: float = 5.0
@@ -208,13 +217,21 @@ class TAUEConfig:
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
+        if isinstance(self.scheduler, str):  # 'DPM++ 2M', 'euler_discrete' (version 1's name): the canonical name
+            try:
+                object.__setattr__(self, "scheduler", scheduler_name(self.scheduler))
+            except ValueError:
+                pass  # validate() says why
         self.validate()
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
         _int_in("num_inference_steps", self.num_inference_steps, 2, 1000)
-        if self.scheduler not in SCHEDULERS:
+        if scheduler_name(self.scheduler) != self.scheduler:
             raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)} (got {self.scheduler!r})")
+        if self.timestep_spacing not in TIMESTEP_SPACINGS:
+            raise ValueError(f"timestep_spacing must be one of {', '.join(TIMESTEP_SPACINGS)} (got "
+                             f"{self.timestep_spacing!r}); few-step models want trailing")
         for name in ("guidance_foreground", "guidance_composite", "guidance_background"):
             _float_in(name, getattr(self, name), 0.0, 50.0)
         _float_in("crop_ratio", self.crop_ratio, 0.0, 1.0, open_low=True, open_high=True)

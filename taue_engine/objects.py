@@ -146,6 +146,8 @@ class Transplant:
     sources: list[str] = field(default_factory=list)  # per object: 'generated', 'layer', 'moved'
     cleans: list[torch.Tensor | None] = field(default_factory=list)  # [1, C, h, w] float32 on the CPU, or None
     fine_masks: list[torch.Tensor | None] = field(default_factory=list)  # [H, W] 0/1 at the image size, or None
+    scheduler: str = "euler"  # the sampler, and its spacing, the seedlings were cut with (their noise space)
+    timestep_spacing: str = "model"
 
     def __post_init__(self) -> None:
         count = len(self.prompts)
@@ -228,7 +230,7 @@ class Transplant:
         record = {"prompts": self.prompts, "layouts": [b.as_dict() if b else None for b in self.layouts],
                   "width": self.width, "height": self.height, "num_inference_steps": self.num_inference_steps,
                   "crop_step": self.crop_step, "model": self.model, "key_color": self.key_color,
-                  "sources": self.sources}
+                  "sources": self.sources, "scheduler": self.scheduler, "timestep_spacing": self.timestep_spacing}
         (directory / "transplant.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
         written.append(directory / "transplant.json")
         return written
@@ -256,4 +258,5 @@ class Transplant:
                    record.get("model", "unknown"), record.get("key_color", "green"), record.get("sources", []),
                    cleans=[tensors.get(f"clean_{k}") for k in range(count)],
                    fine_masks=[tensors[f"fine_mask_{k}"].float() if f"fine_mask_{k}" in tensors else None
-                               for k in range(count)])
+                               for k in range(count)],
+                   scheduler=record.get("scheduler", "euler"), timestep_spacing=record.get("timestep_spacing", "model"))

@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
+from diffusers import StableDiffusionXLPipeline
+from diffusers.utils import logging as diffusers_logging
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
@@ -40,7 +41,9 @@ from .masks import front_to_back, hold_mask, key_distance, object_mask, resize_m
 from .models.loading import (DEFAULT_HUB_MODEL, choose_device_and_dtype, load_components, model_default_config,
                              model_folder)
 from .models.vocabulary import model_words, unknown_words, unknown_words_warning
+from .loras import LoraSpec, file_digest, parse_lora, read_lora, taught_words, unique_names
 from .objects import Transplant, over_key, scene_objects
+from .schedulers import NoiseLevels, make_scheduler, name_of
 from .transplant import HeldRegion, highpass
 
 STOP_WORDS = {"a", "an", "the", "of", "on", "in", "with", "and", "at", "by", ",", ".", "!", "?", "-", "'s"}
@@ -221,9 +224,67 @@ class TAUEPipeline(StableDiffusionXLPipeline):
 
     def prompt_warning(self, prompts: list[str | None]) -> str | None:
         """One line naming the words of `prompts` this model does not know (None: all known, or the model publishes
-        no vocabulary, as SDXL checkpoints do)."""
-        unknown = unknown_words(getattr(self, "known_words", None), prompts)
+        no vocabulary, as SDXL checkpoints do). A loaded LoRA adds the words it says it teaches; one that does not
+        say turns the check off, as any word may mean something to it."""
+        known = getattr(self, "known_words", None)
+        for entry in self.__dict__.get("_loras", {}).values():
+            known = None if known is None or entry["words"] is None else known | entry["words"]
+        unknown = unknown_words(known, prompts)
         return unknown_words_warning(getattr(self, "model_name", "loaded"), unknown)
+
+    # ------------------------------------------------------------------ LoRAs
+    @one_run_at_a_time
+    def load_loras(self, loras: list[LoraSpec | str | tuple] | None) -> list[dict[str, Any]]:
+        """Make exactly these LoRAs active, for every phase of the jobs that follow: each a `LoraSpec`, a
+        'PATH[:SCALE]' string or a (path, scale) pair; an empty list (or None) leaves none. LoRAs no longer asked
+        for are deleted from the model (with none left, the model is exactly as loaded); files already loaded are
+        reused with their new scale. Loaded by diffusers (`load_lora_weights`, through peft), from the file's
+        tensors: diffusers-format and kohya/A1111 files alike. Returns `active_loras`.
+
+        Raises:
+            ValueError: a file is missing, not .safetensors, or not a LoRA of this model (the message says which).
+        """
+        specs = unique_names([spec if isinstance(spec, LoraSpec) else parse_lora(spec) if isinstance(spec, str)
+                              else LoraSpec(*spec) for spec in (loras or [])])
+        for spec in specs:
+            spec.check()
+        loaded = self.__dict__.setdefault("_loras", {})
+        stamps = {spec.name: (str(spec.path.resolve()), spec.path.stat().st_mtime_ns, spec.path.stat().st_size)
+                  for spec in specs}
+        stale = [name for name, entry in loaded.items() if stamps.get(name) != entry["stamp"]]
+        if stale and len(stale) == len(loaded):
+            self.unload_lora_weights()  # none kept: peft's layers go too
+            loaded.clear()
+        elif stale:
+            self.delete_adapters(stale)
+            for name in stale:
+                del loaded[name]
+        for spec in specs:
+            if spec.name in loaded:
+                continue
+            tensors, metadata = read_lora(spec.path)
+            verbosity = diffusers_logging.get_verbosity()
+            try:
+                diffusers_logging.set_verbosity(diffusers_logging.CRITICAL)  # a failure is reported below, in a line
+                self.load_lora_weights(tensors, adapter_name=spec.name)
+            except Exception as error:  # noqa: BLE001 - diffusers/peft raise many kinds for a foreign file
+                if any(spec.name in names for names in self.get_list_adapters().values()):
+                    self.delete_adapters([spec.name])
+                why = ("its layers have other sizes: it was made for another base model" if "size mismatch" in
+                       str(error) else f"{type(error).__name__}: {str(error).splitlines()[0][:160]}")
+                raise ValueError(f"{spec.path.name} is not a LoRA this model can load ({why})") from None
+            finally:
+                diffusers_logging.set_verbosity(verbosity)
+            loaded[spec.name] = {"stamp": stamps[spec.name], "digest": file_digest(spec.path),
+                                 "words": taught_words(metadata), "file": spec.path.name}
+        if specs:
+            self.set_adapters([spec.name for spec in specs], adapter_weights=[spec.scale for spec in specs])
+        self.active_loras = [{"name": spec.name, "file": loaded[spec.name]["file"], "scale": spec.scale,
+                              "sha256": loaded[spec.name]["digest"]} for spec in specs]
+        return self.active_loras
+
+    active_loras: list[dict[str, Any]] = []
+    """The LoRAs of the jobs that run now: name, file, scale and sha256 (recorded in each result's taue.json)."""
 
     # ------------------------------------------------------------------ helpers
     def _object_token_indices(self, prompt: str) -> list[int]:
@@ -257,8 +318,23 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         return guidance > 1 and self.unet.config.time_cond_proj_dim is None
 
     def _use_scheduler(self, config: TAUEConfig) -> None:
-        if config.scheduler == "euler_discrete" and not isinstance(self.scheduler, EulerDiscreteScheduler):
-            self.scheduler = EulerDiscreteScheduler.from_config(self.scheduler.config)
+        """Put the job's sampler in place, built from the checkpoint's own scheduler config (kept as it was loaded,
+        so that switching samplers between jobs never drifts), one instance per (sampler, spacing)."""
+        base = self.__dict__.setdefault("_base_scheduler_config", dict(self.scheduler.config))
+        made = self.__dict__.setdefault("_schedulers", {})
+        key = (config.scheduler, config.timestep_spacing)
+        if key not in made:
+            spacing_matches = config.timestep_spacing in ("model", base.get("timestep_spacing"))
+            if name_of(self.scheduler) == config.scheduler and spacing_matches and not made:
+                made[key] = self.scheduler  # the checkpoint's own scheduler is the one asked for
+            else:
+                made[key] = make_scheduler(config.scheduler, base, config.timestep_spacing)
+        self.scheduler = made[key]
+
+    def _step_generator(self) -> torch.Generator:
+        """Fresh noise a sampler draws inside its steps (LCM's re-noising): the same stream, from the job's seed,
+        in every phase, so the held object and the rest of the latent are re-noised alike in phases 1 and 2."""
+        return torch.Generator("cpu").manual_seed(self._job_seed)
 
     @staticmethod
     def _check_request(background_prompt, composite_prompt, negative_prompt, seed, width, height) -> None:
@@ -302,6 +378,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             height=height,
             width=width,
             output_type="pil",
+            generator=self._step_generator(),
             callback_on_step_end=step_end,
             callback_on_step_end_tensor_inputs=["latents"],
         ).images[0]
@@ -472,7 +549,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         device, dtype = self._execution_device, bg[0].dtype
         to_device = lambda x: x.to(device=device, dtype=dtype)  # noqa: E731
         crop = config.crop_step
-        sigmas = self.scheduler.sigmas.clone()
+        levels = NoiseLevels.of(self.scheduler)
         init_sigma = float(self.scheduler.init_noise_sigma)
         targets = [highpass(s, c, config.highpass_strength) if config.highpass and c is not None else s
                    for s, c in zip(seedlings, cleans)]
@@ -488,7 +565,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
 
         # ---- Phase 2: composite. Transplant the high-passed seedlings, shear attention, hold then release.
         t0 = time.perf_counter()
-        hold_composite = HeldRegion(target, union.to(device), to_device(draws["hold_composite"]), sigmas, crop,
+        hold_composite = HeldRegion(target, union.to(device), to_device(draws["hold_composite"]), levels, crop,
                                     config.transplant_noise)
         initial_composite = hold_composite.apply(to_device(draws["noise"]) * init_sigma, 0)
         cfg = self._uses_cfg(config.guidance_composite)
@@ -514,7 +591,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         t0 = time.perf_counter()
         self.unet.set_attn_processor(dict(original_processors))  # diffusers empties the dict it is given
         hold_background = HeldRegion(kept["background_seedling"], (1 - union).to(device),
-                                     to_device(draws["hold_background"]), sigmas, crop, config.transplant_noise)
+                                     to_device(draws["hold_background"]), levels, crop, config.transplant_noise)
         initial_background = hold_background.apply(to_device(draws["hole"]) * init_sigma, 0)
         background = self._run_phase("background", config, bg, config.guidance_background,
                                      initial_background / init_sigma, size, lambda k, z: hold_background.apply(z, k),
@@ -590,6 +667,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         prompts = [obj.prompt for obj in scene]
         key = self.key_latent(config)
         self._use_scheduler(config)
+        self._job_seed = seed
         device = self._execution_device
         steps, crop = config.num_inference_steps, config.crop_step
         timings: dict[str, float] = {}
@@ -644,7 +722,8 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         transplant = Transplant(prompts, layouts, [layer for layer, _ in keyed],
                                 [g["seedling"].float().cpu() for g in grown], [m.cpu() for m in masks], width, height,
                                 steps, crop, self.model_name, config.key_color,
-                                cleans=[g["clean"] for g in grown], fine_masks=[m.cpu() for m in fine_masks])
+                                cleans=[g["clean"] for g in grown], fine_masks=[m.cpu() for m in fine_masks],
+                                scheduler=config.scheduler, timestep_spacing=config.timestep_spacing)
         metadata = self._metadata(transplant, background_prompt, composite_prompt, negative_prompt, seed, config,
                                   dtype, timings)
         metadata.update({
@@ -685,6 +764,8 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             "config": config.to_dict(),
             "crop_step": config.crop_step,
             "model": self.model_name,
+            "scheduler": config.scheduler,
+            "loras": [dict(entry) for entry in self.active_loras],
             "device": str(self._execution_device),
             "dtype": str(dtype).replace("torch.", ""),
             "mask_fraction": float(1 - front_to_back(torch.stack(transplant.object_masks()))[1].mean()),
@@ -734,7 +815,14 @@ class TAUEPipeline(StableDiffusionXLPipeline):
                                  f"{width}x{height} image is {(latent_h, latent_w)}: was it made by another model?")
         prompts = list(transplant.prompts)
         self.key_latent(config)  # checks green_latent against the model
+        cut_with = (transplant.scheduler, transplant.timestep_spacing)
+        if any(seedling is not None for seedling in transplant.seedlings) and cut_with != (
+                config.scheduler, config.timestep_spacing):
+            raise ValueError(f"the objects' seedlings were cut with scheduler {transplant.scheduler!r} (timestep "
+                             f"spacing {transplant.timestep_spacing!r}), whose noise they carry: use scheduler="
+                             f"{transplant.scheduler!r} and timestep_spacing={transplant.timestep_spacing!r}")
         self._use_scheduler(config)
+        self._job_seed = seed
         device = self._execution_device
         steps, crop = config.num_inference_steps, config.crop_step
         timings: dict[str, float] = {}
@@ -746,12 +834,12 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         shape = (1, self.unet.config.in_channels, latent_h, latent_w)
         draws = self._scene_draws(generator, shape)
         self.scheduler.set_timesteps(steps, device="cpu")
-        sigma_crop = float(self.scheduler.sigmas[crop])
+        levels = NoiseLevels.of(self.scheduler)
         seedlings, cleans = [], []
         for layer, seedling, clean in zip(transplant.layers, transplant.seedlings, transplant.cleans):
             if seedling is None:  # a brought or moved layer: its latent (exactly clean), noised to t_crop
                 clean = self._encode_image(over_key(layer, KEY_COLOURS[config.key_color]))
-                seedling = clean + sigma_crop * randn_tensor(shape, generator=generator, dtype=torch.float32)
+                seedling = levels.noised(clean, randn_tensor(shape, generator=generator, dtype=torch.float32), crop)
             if tuple(seedling.shape) != shape:
                 raise ValueError(f"a kept seedling is {tuple(seedling.shape)}, this model needs {shape}")
             seedlings.append(seedling.to(device=device, dtype=dtype))
@@ -773,7 +861,8 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         kept = Transplant(prompts, list(transplant.layouts), list(transplant.layers),
                           [s.float().cpu() for s in seedlings], masks, width, height, steps, crop, self.model_name,
                           transplant.key_color, list(transplant.sources), cleans=cleans,
-                          fine_masks=list(transplant.fine_masks))
+                          fine_masks=list(transplant.fine_masks), scheduler=config.scheduler,
+                          timestep_spacing=config.timestep_spacing)
         metadata = self._metadata(kept, background_prompt, composite_prompt, negative_prompt, seed, config, dtype,
                                   timings)
         metadata["layout"] = kept.layouts[0].as_dict() if kept.layouts[0] else None

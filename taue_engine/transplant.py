@@ -23,28 +23,35 @@ def highpass(seedling: torch.Tensor, clean: torch.Tensor, strength: float) -> to
 
 
 class HeldRegion:
-    """Two-stage noise blending for one transplanted region.
+    """Two-stage noise blending for one transplanted region, in the scheduler's own noise space.
 
-    Stage 1 (step index k <= t_crop): inside `mask` the latent is held to
-    `target + lam * sqrt(sigma_k^2 - sigma_crop^2) * noise` with `noise` fixed, while the rest of the latent is
-    denoised from pure noise. At k = t_crop the held value is exactly `target`. Stage 2 (k > t_crop): released,
-    the whole latent is denoised jointly, which harmonises light and shadow across the seam.
+    Stage 1 (step index k <= t_crop): inside `mask` the latent is held to the target's clean part at the noise
+    level of step k, `scale_k * (target / scale_crop + lam * sqrt(sigma_k^2 - sigma_crop^2) * noise)` with `noise`
+    fixed (`levels`: schedulers.NoiseLevels; on Euler scale is 1 and this is `target + lam * sqrt(...) * noise`),
+    while the rest of the latent is denoised from pure noise. At k = t_crop the held value is exactly `target`.
+    Stage 2 (k > t_crop): released, the whole latent is denoised jointly, which harmonises light and shadow across
+    the seam.
     """
 
-    def __init__(self, target: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor, sigmas: torch.Tensor,
-                 crop_step: int, lam: float):
+    def __init__(self, target: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor, levels, crop_step: int,
+                 lam: float):
         self.target = target
         self.mask = mask.to(target.dtype).view(1, 1, *mask.shape[-2:])
         self.noise = noise.to(target.dtype)
-        self.sigmas = sigmas.to(torch.float32).cpu()
+        self.scales = levels.scale.to(torch.float32).cpu()
+        self.sigmas = levels.sigma.to(torch.float32).cpu()
         self.crop_step = crop_step
         self.lam = lam
 
     def held_value(self, step_index: int) -> torch.Tensor:
-        gap = float(self.sigmas[step_index] ** 2 - self.sigmas[self.crop_step] ** 2)
-        if self.lam == 0 or gap <= 0:
+        if step_index == self.crop_step:
             return self.target
-        return self.target + self.lam * gap**0.5 * self.noise
+        ratio = float(self.scales[step_index] / self.scales[self.crop_step])
+        gap = float(self.sigmas[step_index] ** 2 - self.sigmas[self.crop_step] ** 2)
+        held = self.target if ratio == 1.0 else ratio * self.target
+        if self.lam == 0 or gap <= 0:
+            return held
+        return held + (self.lam * float(self.scales[step_index]) * gap**0.5) * self.noise
 
     def is_held(self, step_index: int) -> bool:
         return step_index <= self.crop_step

@@ -7,7 +7,7 @@ from taue_engine.config import field_names
 def test_defaults_are_the_papers():
     c = TAUEConfig()
     assert c.num_inference_steps == 50
-    assert c.scheduler == "euler_discrete"
+    assert c.scheduler == "euler"
     assert (c.guidance_foreground, c.guidance_composite, c.guidance_background) == (7.5, 5.0, 5.0)
     assert c.crop_ratio == 0.5 and c.crop_step == 25
     # the paper's t_crop = floor(T (1 - r)), counted down from T: the cut comes after T - t_crop steps

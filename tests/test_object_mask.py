@@ -9,6 +9,7 @@ import torch
 
 from taue_engine.keying import KEY_COLOURS
 from taue_engine.masks import hold_mask, key_distance, normalize, object_mask
+from taue_engine.schedulers import NoiseLevels
 from taue_engine.transplant import HeldRegion, highpass, laplacian
 
 from .conftest import SIZE
@@ -107,7 +108,8 @@ def test_released_noise_level_is_the_cuts(pipe, config):
     mask = torch.ones(shape[-2:])
     k = config.highpass_strength
     sharpened = clean - k * laplacian(clean)
-    region = HeldRegion(highpass(seedling, clean, k), mask, torch.randn(shape), sigmas, crop, 1.0)
+    region = HeldRegion(highpass(seedling, clean, k), mask, torch.randn(shape), NoiseLevels.of(pipe.scheduler), crop,
+                        1.0)
     released = region.apply(torch.zeros(shape), crop)
     assert float((released - sharpened).std()) == pytest.approx(sigma, rel=0.05)
     # filtering the noisy seedling instead multiplies the noise by sqrt(1 + 8k + 20k^2): 1.84 at k = 0.2
