@@ -76,8 +76,16 @@ def health():
     limits = {"min_size": config.min_size, "max_size": config.max_size, "size_multiple": SIZE_MULTIPLE,
               "max_steps": config.max_steps, "max_prompt_chars": config.max_prompt_chars,
               "max_objects": config.max_objects, "max_batch": config.max_batch}
-    return jsonify({"version": __version__, **engine.info(), "queue_length": manager().queue_length(),
-                    "running": manager().running, "limits": limits})
+    from taue_engine.schedulers import SCHEDULERS, TIMESTEP_SPACINGS
+
+    base = _base_config()
+    pipe = engine.pipe
+    sampling = {"scheduler": base.scheduler, "timestep_spacing": base.timestep_spacing,
+                "schedulers": list(SCHEDULERS), "timestep_spacings": list(TIMESTEP_SPACINGS),
+                "loras": sorted(config.loras()), "loaded_loras": list(getattr(pipe, "active_loras", []) or []),
+                "model_change": "the model is chosen when the server starts: restart taue-server with another --model"}
+    return jsonify({"version": __version__, **engine.info(), **sampling, "queue_length": manager().queue_length(),
+                    "running": manager().running, "limits": {**limits, "max_loras": config.max_loras}})
 
 
 @api.get("/openapi.json")

@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dtype", default=None, help="float16, bfloat16 or float32")
     parser.add_argument("--max-size", type=int, default=ServerConfig.max_size,
                         help=f"largest width/height a job may ask for (default {ServerConfig.max_size})")
+    parser.add_argument("--lora-dir", default=None, metavar="DIR",
+                        help="folder of LoRA .safetensors files that jobs may name (loras: [{name, scale}])")
     parser.add_argument("--threads", type=int, default=8, help="HTTP threads (the model runs on one worker)")
     return parser
 
@@ -56,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError as error:
                 raise ValueError(f"--device: {error}") from None
         config = ServerConfig(data_dir=Path(args.data_dir), model=args.model, host=args.host, port=args.port,
-                              token=args.token, device=args.device, dtype=args.dtype, max_size=args.max_size)
+                              token=args.token, device=args.device, dtype=args.dtype, max_size=args.max_size,
+                              lora_dir=args.lora_dir)
     except (ModelLoadError, ValueError) as error:
         print(f"taue-server: error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -23,6 +23,10 @@ class ServerConfig:
     """When set, every request except /health must carry `Authorization: Bearer <token>`."""
     device: str | None = None
     dtype: str | None = None
+    lora_dir: Path | None = None
+    """A folder of LoRA .safetensors files that jobs may name (`loras: [{"name", "scale"}]`); None: no LoRAs. A
+    request names a file of this folder, never a path."""
+    max_loras: int = 8
     max_body_bytes: int = 64 * 1024
     max_prompt_chars: int = 2000
     min_size: int = MIN_SIZE
@@ -42,6 +46,11 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        if self.lora_dir is not None:
+            self.lora_dir = Path(self.lora_dir)
+            if not self.lora_dir.is_dir():
+                raise ValueError(f"--lora-dir {str(self.lora_dir)!r} is not a folder: name the folder that holds "
+                                 "your LoRA .safetensors files")
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be in 1..65535 (got {self.port})")
         if self.token is not None and len(self.token) < 8:
@@ -61,6 +70,12 @@ class ServerConfig:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+    def loras(self) -> dict[str, Path]:
+        """The LoRAs jobs may name (read from the folder each time: files added while the server runs count)."""
+        from taue_engine.loras import lora_folder_files
+
+        return lora_folder_files(self.lora_dir) if self.lora_dir is not None else {}
 
     @property
     def jobs_dir(self) -> Path:

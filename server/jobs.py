@@ -174,6 +174,7 @@ class JobManager:
             objects = [{"prompt": p, "layout": new or old}
                        for p, old, new in zip(record["prompts"], record["layouts"], layouts)]
             jobs.append({"kind": BACKGROUND, "parent": parent.id, "foreground_prompt": None, "objects": objects,
+                         "loras": list(parent.request.get("loras") or []),
                          "moved": [n for n, box in enumerate(layouts, 1) if box is not None], "layout": None,
                          "width": record["width"], "height": record["height"],
                          "steps": record["num_inference_steps"], **extra})
@@ -350,6 +351,7 @@ class JobManager:
 
         folder = self.folder(job.id)
         try:
+            self._use_loras(job.request.get("loras") or [])
             if job.request.get("kind") == BACKGROUND:
                 result = self._new_background(job, config, progress)
             else:
@@ -371,6 +373,22 @@ class JobManager:
         finally:
             job.finished_at = now()
 
+
+    def _use_loras(self, loras: list[dict]) -> None:
+        """Put exactly the job's LoRAs in place (none: the bare model), from the server's --lora-dir."""
+        from taue_engine.loras import LoraSpec
+
+        pipe = self.engine.pipe
+        if not hasattr(pipe, "load_loras"):
+            if loras:
+                raise ValueError("this engine takes no LoRAs")
+            return
+        files = self.config.loras()
+        gone = [entry["name"] for entry in loras if entry["name"] not in files]
+        if gone:
+            raise ValueError(f"LoRA {gone[0]!r} is no longer in {self.config.lora_dir}: put it back or ask for "
+                             "another")
+        pipe.load_loras([LoraSpec(files[entry["name"]], entry["scale"], entry["name"]) for entry in loras])
 
     def _new_background(self, job: Job, config: TAUEConfig, progress):
         """A new scene for the kept objects copied from the parent job, moved where the request says."""

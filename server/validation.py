@@ -140,6 +140,42 @@ def _objects(value: Any, limits: ServerConfig) -> list[dict]:
     return objects
 
 
+def parse_loras(value: Any, limits: ServerConfig) -> list[dict]:
+    """`loras`: [{name, scale}], each name a file of the server's --lora-dir (with or without .safetensors), never a
+    path; scale a number in -4..4 (default 1)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > limits.max_loras:
+        raise APIError(400, f"loras must be a list of at most {limits.max_loras} objects {{name, scale}}",
+                       field="loras")
+    known = limits.loras()
+    loras = []
+    for n, item in enumerate(value, 1):
+        name = f"loras[{n}]"
+        if not isinstance(item, dict) or "name" not in item or set(item) - {"name", "scale"}:
+            raise APIError(400, f"{name} must be an object {{name, scale}} (scale optional, default 1)", field=name)
+        lora = item["name"]
+        if not isinstance(lora, str) or not lora:
+            raise APIError(400, f"{name}.name must be the name of a LoRA file", field=f"{name}.name")
+        if any(c in lora for c in "/\\") or lora.startswith(".") or "\x00" in lora:
+            raise APIError(400, f"{name}.name must name a LoRA of the server's folder, not a path (got "
+                           f"{lora[:60]!r}); GET /api/v1/health lists them", field=f"{name}.name")
+        stem = lora[: -len(".safetensors")] if lora.lower().endswith(".safetensors") else lora
+        if stem not in known:
+            listed = ", ".join(sorted(known)) if known else "none (start taue-server with --lora-dir DIR)"
+            raise APIError(400, f"{name}.name: no LoRA {lora[:60]!r} on this server; it has: {listed}",
+                           field=f"{name}.name")
+        scale = item.get("scale", 1.0)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not -4 <= scale <= 4:
+            raise APIError(400, f"{name}.scale must be a number in -4..4 (1: as trained, 0: no effect)",
+                           field=f"{name}.scale")
+        if any(entry["name"] == stem for entry in loras):
+            raise APIError(400, f"{name}: LoRA {stem!r} is listed twice: give it once, with one scale",
+                           field=f"{name}.name")
+        loras.append({"name": stem, "scale": float(scale)})
+    return loras
+
+
 def _advanced_value(name: str, kind: str, value: Any) -> Any:
     """Type check only; ranges are TAUEConfig's own (its validation is the one source of truth)."""
     scalar = {"int": int, "float": (int, float), "bool": bool, "str": str}
@@ -160,7 +196,7 @@ def _advanced_value(name: str, kind: str, value: Any) -> Any:
 def parse_job_request(body: dict, limits: ServerConfig, base_config: TAUEConfig) -> dict:
     """The engine's keyword arguments and the normalised request (to store) from a JSON body; APIError if bad."""
     known = {"foreground_prompt", "objects", "background_prompt", "composite_prompt", "negative_prompt", "seed",
-             "width", "height", "steps", "layout", *advanced_fields()}
+             "width", "height", "steps", "layout", "loras", *advanced_fields()}
     unknown = sorted(set(body) - known)
     if unknown:
         hint = "; use steps" if unknown[0] in NOT_ADVANCED else ""
@@ -191,6 +227,7 @@ def parse_job_request(body: dict, limits: ServerConfig, base_config: TAUEConfig)
     request["steps"] = base_config.num_inference_steps if steps is None else _require_int(
         "steps", steps, 2, limits.max_steps)
     request["layout"] = _layout(body.get("layout"))
+    request["loras"] = parse_loras(body.get("loras"), limits)
     fields = advanced_fields()
     settings = {}
     for name in sorted(set(body) & set(fields)):
@@ -255,7 +292,8 @@ def parse_layers_request(body: dict, limits: ServerConfig, base_config: TAUEConf
 
     from PIL import Image, UnidentifiedImageError
 
-    known = {"objects", "background_prompts", "seeds", "composite_prompt", "negative_prompt", "steps", "key_color"}
+    known = {"objects", "background_prompts", "seeds", "composite_prompt", "negative_prompt", "steps", "key_color",
+             "loras"}
     unknown = sorted(set(body) - known)
     if unknown:
         raise APIError(400, f"unknown field {unknown[0]!r}: new backgrounds for brought layers take "
@@ -303,8 +341,9 @@ def parse_layers_request(body: dict, limits: ServerConfig, base_config: TAUEConf
     except ValueError as error:
         raise APIError(400, str(error), field="key_color" if "key_color" in str(error) else "steps") from None
     width, height = layers[0].size
+    loras = parse_loras(body.get("loras"), limits)
     requests = [{**extra, "objects": [{"prompt": p, "layout": None} for p in prompts], "width": width,
-                 "height": height, "steps": steps, "settings": settings} for extra in batch]
+                 "height": height, "steps": steps, "settings": settings, "loras": loras} for extra in batch]
     for request in requests:
         request.pop("layouts")
     return {"requests": requests, "layers": layers, "config": config}
@@ -327,6 +366,15 @@ def engine_arguments(request: dict, config: TAUEConfig) -> dict:
         "layout": request["layout"],
         "config": config,
     }
+
+
+LORAS_SCHEMA = {
+    "type": "array", "nullable": True, "maxItems": 8,
+    "description": "LoRAs for all three phases: names of files in the server's --lora-dir (GET /health lists them), "
+                   "never paths; a job without loras runs on the bare model",
+    "items": {"type": "object", "additionalProperties": False, "required": ["name"],
+              "properties": {"name": {"type": "string", "minLength": 1},
+                             "scale": {"type": "number", "minimum": -4, "maximum": 4, "default": 1}}}}
 
 
 def job_request_schema(limits: ServerConfig, base_config: TAUEConfig) -> dict:
@@ -361,6 +409,7 @@ def job_request_schema(limits: ServerConfig, base_config: TAUEConfig) -> dict:
                   "description": f"denoising steps per phase (default {base_config.num_inference_steps})"},
         "layout": {**box, "nullable": True,
                    "description": "where the object goes: centre and size as fractions of the image"},
+        "loras": LORAS_SCHEMA,
     }
     docs = field_docs()
     for name, f in advanced_fields().items():
@@ -412,5 +461,6 @@ def layers_request_schema(limits: ServerConfig) -> dict:
                                  "png": {"type": "string", "format": "byte"}}}}
     properties["steps"] = {"type": "integer", "minimum": 2, "maximum": limits.max_steps, "nullable": True}
     properties["key_color"] = {"type": "string", "enum": list(KEY_COLORS), "nullable": True}
+    properties["loras"] = LORAS_SCHEMA
     return {"type": "object", "additionalProperties": False, "required": ["objects", "background_prompts"],
             "properties": properties}

@@ -71,11 +71,16 @@ def object_prompts(metadata: dict) -> list:
 
 
 def group_name(metadata: dict) -> str:
-    """'TAUE: <foreground> / <background> (seed N)' (several objects: joined with ' + '), shortened to
+    """'TAUE: <foreground> / <background> (seed N)' (several objects: joined with ' + '), with the sampler when it
+    is not the paper's Euler and each LoRA with its scale ('(seed 7, dpmpp_2m, LoRA toy-pink 0.8)'), shortened to
     GROUP_NAME_LIMIT characters."""
     prompts = metadata.get("prompts") or {}
     foreground = " + ".join(object_prompts(metadata))
-    name = f"TAUE: {foreground} / {prompts.get('background', '?')} (seed {metadata.get('seed')})"
+    details = [f"seed {metadata.get('seed')}"]
+    if metadata.get("scheduler") not in (None, "euler"):
+        details.append(str(metadata["scheduler"]))
+    details += [f"LoRA {lora.get('name', '?')} {lora.get('scale', 1.0):g}" for lora in metadata.get("loras") or []]
+    name = f"TAUE: {foreground} / {prompts.get('background', '?')} ({', '.join(details)})"
     if len(name) > GROUP_NAME_LIMIT:
         name = name[: GROUP_NAME_LIMIT - 1] + "\u2026"
     return name

@@ -60,7 +60,9 @@ def test_every_field_is_documented():
         ({"key_low": 0.7, "key_high": 0.6}, "key_low"),
         ({"despill_strength": 2}, "despill_strength"),
         ({"feather_px": -2}, "feather_px"),
-        ({"scheduler": "ddim"}, "scheduler"),
+        ({"scheduler": "heun"}, "scheduler"),
+        ({"scheduler": "euler_a"}, "scheduler"),
+        ({"timestep_spacing": "random"}, "timestep_spacing"),
     ],
 )
 def test_invalid_values_name_the_field_and_range(changes, field):
