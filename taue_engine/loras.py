@@ -63,6 +63,19 @@ def parse_lora(text: str) -> LoraSpec:
     return LoraSpec(Path(text))
 
 
+def as_spec(value) -> LoraSpec:
+    """A LoraSpec from a LoraSpec, a path, a 'PATH[:SCALE]' string or a (path, scale) pair."""
+    if isinstance(value, LoraSpec):
+        return value
+    if isinstance(value, str):
+        return parse_lora(value)
+    if isinstance(value, Path):
+        return LoraSpec(value)
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return LoraSpec(Path(value[0]), value[1])
+    raise ValueError(f"a LoRA is a path, 'PATH:SCALE' or (path, scale) (got {value!r})")
+
+
 def unique_names(specs: list[LoraSpec]) -> list[LoraSpec]:
     """The same specs with adapter names made unique (two files called style.safetensors in two folders)."""
     seen: dict[str, int] = {}

@@ -41,7 +41,7 @@ from .masks import front_to_back, hold_mask, key_distance, object_mask, resize_m
 from .models.loading import (DEFAULT_HUB_MODEL, choose_device_and_dtype, load_components, model_default_config,
                              model_folder)
 from .models.vocabulary import model_words, unknown_words, unknown_words_warning
-from .loras import LoraSpec, file_digest, parse_lora, read_lora, taught_words, unique_names
+from .loras import LoraSpec, as_spec, file_digest, read_lora, taught_words, unique_names
 from .objects import Transplant, over_key, scene_objects
 from .schedulers import NoiseLevels, make_scheduler, name_of
 from .transplant import HeldRegion, highpass
@@ -234,8 +234,8 @@ class TAUEPipeline(StableDiffusionXLPipeline):
 
     # ------------------------------------------------------------------ LoRAs
     @one_run_at_a_time
-    def load_loras(self, loras: list[LoraSpec | str | tuple] | None) -> list[dict[str, Any]]:
-        """Make exactly these LoRAs active, for every phase of the jobs that follow: each a `LoraSpec`, a
+    def load_loras(self, loras: list[LoraSpec | str | Path | tuple] | None) -> list[dict[str, Any]]:
+        """Make exactly these LoRAs active, for every phase of the jobs that follow: each a `LoraSpec`, a path, a
         'PATH[:SCALE]' string or a (path, scale) pair; an empty list (or None) leaves none. LoRAs no longer asked
         for are deleted from the model (with none left, the model is exactly as loaded); files already loaded are
         reused with their new scale. Loaded by diffusers (`load_lora_weights`, through peft), from the file's
@@ -244,8 +244,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         Raises:
             ValueError: a file is missing, not .safetensors, or not a LoRA of this model (the message says which).
         """
-        specs = unique_names([spec if isinstance(spec, LoraSpec) else parse_lora(spec) if isinstance(spec, str)
-                              else LoraSpec(*spec) for spec in (loras or [])])
+        specs = unique_names([as_spec(spec) for spec in (loras or [])])
         for spec in specs:
             spec.check()
         loaded = self.__dict__.setdefault("_loras", {})
