@@ -6,6 +6,7 @@ top (attention capture, shearing's second attention, masks, holds, keying) must 
     python benchmarks/overhead.py                                   # tiny-random on the CPU
     python benchmarks/overhead.py --model random-sdxl --width 1024 --height 1024 --dtype float16   # full-size SDXL,
                                                                     # random weights (GPU; no hub needed)
+    python benchmarks/overhead.py --steps 8 --guidance 1 --timestep-spacing trailing   # a few-step model's settings
 """
 
 from __future__ import annotations
@@ -106,6 +107,10 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=None)
     parser.add_argument("--height", type=int, default=None)
     parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--guidance", type=float, default=None,
+                        help="guidance of every phase and plain call (default: the paper's 7.5 / 5 / 5); <= 1: no CFG")
+    parser.add_argument("--scheduler", default="euler", help="sampler (taue_engine.schedulers.SCHEDULERS)")
+    parser.add_argument("--timestep-spacing", default="model")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds; the median is reported")
     parser.add_argument("--device", default=None)
     parser.add_argument("--dtype", default=None)
@@ -123,10 +128,14 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     native = pipe.unet.config.sample_size * pipe.vae_scale_factor
     args.width, args.height = args.width or native, args.height or native
-    config = TAUEConfig(num_inference_steps=args.steps)
+    config = TAUEConfig(num_inference_steps=args.steps, scheduler=args.scheduler,
+                        timestep_spacing=args.timestep_spacing)
+    if args.guidance is not None:
+        config = config.replace(guidance_foreground=args.guidance, guidance_composite=args.guidance,
+                                guidance_background=args.guidance)
 
     # warm-up (kernels, allocator, caches, GPU clocks), not timed
-    warm = config.replace(num_inference_steps=min(args.steps, 10))
+    warm = config.replace(num_inference_steps=min(args.steps, 10))  # also puts the sampler in place for plain calls
     pipe(FG, BG, seed=args.seed, width=args.width, height=args.height, config=warm)
     time_plain(pipe, args, warm, device)
     if device.startswith("cuda"):
@@ -147,6 +156,8 @@ def main() -> None:
     report = {
         "model": args.model, "device": device, "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else None,
         "dtype": str(dtype).replace("torch.", ""), "width": args.width, "height": args.height, "steps": args.steps,
+        "scheduler": config.scheduler, "timestep_spacing": config.timestep_spacing,
+        "guidance": [config.guidance_foreground, config.guidance_composite, config.guidance_background],
         "repeats": args.repeats, "load_s": round(load_s, 2),
         "taue_s": round(taue, 3), "three_plain_sdxl_s": round(plain, 3), "one_plain_sdxl_s": round(plain / 3, 3),
         "ratio_taue_over_three_plain": round(taue / plain, 4),
