@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .schedulers import SCHEDULERS, TIMESTEP_SPACINGS, scheduler_name
+from .schedulers import SCHEDULERS, TIMESTEP_SPACINGS, check_steps, scheduler_name
 
 SHEAR_BLOCKS = ("down", "mid", "up")
 MIN_SIZE, MAX_SIZE, SIZE_MULTIPLE = 64, 4096, 8  # image width and height, in pixels
@@ -61,7 +61,7 @@ class TAUEConfig:
     """PAPER: 50 denoising steps per phase. Allowed: 2..1000."""
     scheduler: str = "euler"
     """PAPER: 'euler' (diffusers' EulerDiscreteScheduler, built from the checkpoint's scheduler config). Also
-    'dpmpp_2m', 'dpmpp_2m_karras', 'ddim', 'unipc' and 'lcm' (for LCM-distilled models and LCM-LoRAs); the cut and
+    'dpmpp_2m', 'dpmpp_2m_karras', 'ddim', 'unipc' and 'lcm' (LCM-distilled weights, 2-12 steps); the cut and
     the hold work in each one's own noise space (schedulers.NoiseLevels). Ancestral samplers (euler_a, dpmpp_2s_a,
     SDE) add fresh noise at every step and are refused with the one to use."""
     timestep_spacing: str = "model"
@@ -229,6 +229,7 @@ class TAUEConfig:
         _int_in("num_inference_steps", self.num_inference_steps, 2, 1000)
         if scheduler_name(self.scheduler) != self.scheduler:
             raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)} (got {self.scheduler!r})")
+        check_steps(self.scheduler, self.num_inference_steps)
         if self.timestep_spacing not in TIMESTEP_SPACINGS:
             raise ValueError(f"timestep_spacing must be one of {', '.join(TIMESTEP_SPACINGS)} (got "
                              f"{self.timestep_spacing!r}); few-step models want trailing")

@@ -43,7 +43,7 @@ from .models.loading import (DEFAULT_HUB_MODEL, choose_device_and_dtype, load_co
 from .models.vocabulary import model_words, unknown_words, unknown_words_warning
 from .loras import LoraSpec, as_spec, file_digest, read_lora, taught_words, unique_names
 from .objects import Transplant, over_key, scene_objects
-from .schedulers import NoiseLevels, make_scheduler, name_of
+from .schedulers import NoiseLevels, make_scheduler, name_of, prepare_for_hold
 from .transplant import HeldRegion, highpass
 
 STOP_WORDS = {"a", "an", "the", "of", "on", "in", "with", "and", "at", "by", ",", ".", "!", "?", "-", "'s"}
@@ -666,6 +666,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         prompts = [obj.prompt for obj in scene]
         key = self.key_latent(config)
         self._use_scheduler(config)
+        prepare_for_hold(self.scheduler, config.crop_step)
         self._job_seed = seed
         device = self._execution_device
         steps, crop = config.num_inference_steps, config.crop_step
@@ -821,6 +822,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
                              f"spacing {transplant.timestep_spacing!r}), whose noise they carry: use scheduler="
                              f"{transplant.scheduler!r} and timestep_spacing={transplant.timestep_spacing!r}")
         self._use_scheduler(config)
+        prepare_for_hold(self.scheduler, config.crop_step)
         self._job_seed = seed
         device = self._execution_device
         steps, crop = config.num_inference_steps, config.crop_step
