@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check, as run on a lent device machine (which has torch but not diffusers: wheels travel in .whl/).
 #  1. tiny-random TAUE on CUDA in float16 (device placement of every piece of the method);
-#  2. benchmarks/overhead.py on full-size SDXL with random weights, fp16, 1024x1024, 50 steps.
+#  2. benchmarks/overhead.py on full-size SDXL with random weights, fp16, 1024x1024, 50 steps (and 3. 8 steps).
 set -uo pipefail
 OUT=${OUT:-/tmp/taue-device}
 mkdir -p "$OUT"
@@ -24,3 +24,7 @@ print("SMOKE OK", r.metadata["device"], r.metadata["dtype"], r.metadata["mask_so
 PY
 python3 benchmarks/overhead.py --model random-sdxl --width 1024 --height 1024 --dtype float16 --steps 50 \
   --repeats 5 --json "$OUT/gpu_overhead.json" 2>&1 | grep -v "kept in float32" | tee "$OUT/gpu_overhead.log"
+# 3. the few-step settings (SDXL-Lightning's: 8 steps, no CFG, trailing timesteps) on the same full-size SDXL.
+python3 benchmarks/overhead.py --model random-sdxl --width 1024 --height 1024 --dtype float16 --steps 8 --guidance 1 \
+  --timestep-spacing trailing --repeats 5 --json "$OUT/gpu_overhead_8steps.json" 2>&1 | grep -v "kept in float32" \
+  | tee "$OUT/gpu_overhead_8steps.log"
