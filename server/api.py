@@ -56,7 +56,14 @@ def job_warnings(job: Job) -> list[str]:
     request = job.request
     prompts = [request.get("foreground_prompt"), request.get("background_prompt"), request.get("composite_prompt"),
                *[o.get("prompt") for o in request.get("objects") or []]]
-    warning = pipe.prompt_warning(prompts) if pipe is not None and hasattr(pipe, "prompt_warning") else None
+    if pipe is None or not hasattr(pipe, "prompt_warning"):
+        return []
+    from taue_engine.loras import file_words
+
+    files = current_app.extensions["taue"]["config"].loras()
+    words = [file_words(files[entry["name"]]) if entry["name"] in files else None
+             for entry in request.get("loras") or []]
+    warning = pipe.prompt_warning(prompts, lora_words=words)
     return [warning] if warning else []
 
 

@@ -97,6 +97,14 @@ def read_lora(path: Path) -> tuple[dict, dict]:
     return load_file(str(path)), metadata
 
 
+def file_words(path: Path) -> set[str] | None:
+    """The words a LoRA file says it teaches, from its metadata alone (no tensors read)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return taught_words(dict(handle.metadata() or {}))
+
+
 def taught_words(metadata: dict) -> set[str] | None:
     """The words a LoRA says it teaches (None: it does not say, so any word may mean something)."""
     if WORDS_KEY in metadata:

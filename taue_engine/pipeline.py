@@ -222,13 +222,16 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             pipe.vae.enable_slicing()
         return pipe
 
-    def prompt_warning(self, prompts: list[str | None]) -> str | None:
+    def prompt_warning(self, prompts: list[str | None], lora_words: list[set[str] | None] | None = None) -> str | None:
         """One line naming the words of `prompts` this model does not know (None: all known, or the model publishes
-        no vocabulary, as SDXL checkpoints do). A loaded LoRA adds the words it says it teaches; one that does not
-        say turns the check off, as any word may mean something to it."""
+        no vocabulary, as SDXL checkpoints do). A LoRA adds the words it says it teaches; one that does not say
+        turns the check off, as any word may mean something to it. `lora_words`: the words of the LoRAs a job will
+        load (loras.file_words); default those loaded now."""
         known = getattr(self, "known_words", None)
-        for entry in self.__dict__.get("_loras", {}).values():
-            known = None if known is None or entry["words"] is None else known | entry["words"]
+        if lora_words is None:
+            lora_words = [entry["words"] for entry in self.__dict__.get("_loras", {}).values()]
+        for words in lora_words:
+            known = None if known is None or words is None else known | words
         unknown = unknown_words(known, prompts)
         return unknown_words_warning(getattr(self, "model_name", "loaded"), unknown)
 

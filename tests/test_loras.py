@@ -125,8 +125,10 @@ def test_server_takes_loras_of_its_folder_only(toy, tmp_path):
         health = live.get("/api/v1/health").json()
         assert health["loras"] == ["toy-pink"] and health["scheduler"] == "euler"
         assert "dpmpp_2m" in health["schedulers"] and "restart" in health["model_change"]
+        toy.load_loras([])
         job = live.submit(foreground_prompt="a pink square", background_prompt="a yellow striped background",
                           seed=2, steps=STEPS, loras=[{"name": "toy-pink", "scale": 1.0}], scheduler="dpmpp_2m")
+        assert job["warnings"] == []  # the job's LoRA teaches "pink", though none is loaded yet
         done = live.wait(job["id"], timeout=300)
         assert done["state"] == "succeeded", done
         meta = live.get(f"/api/v1/jobs/{job['id']}/result.json").json()
@@ -134,7 +136,7 @@ def test_server_takes_loras_of_its_folder_only(toy, tmp_path):
         assert live.get("/api/v1/health").json()["loaded_loras"][0]["name"] == "toy-pink"
         plain = live.wait(live.submit(foreground_prompt="a pink square", background_prompt="a yellow striped "
                                       "background", seed=2, steps=STEPS)["id"], timeout=300)
-        assert plain["state"] == "succeeded"
+        assert plain["state"] == "succeeded" and "pink" in plain["warnings"][0]  # the bare toy does not know it
         assert live.get(f"/api/v1/jobs/{plain['id']}/result.json").json()["loras"] == []  # the bare model again
         for bad, says in [("nope", "no LoRA 'nope' on this server; it has: toy-pink"),
                           ("../loras/toy-pink", "not a path"), ("/etc/passwd", "not a path")]:
