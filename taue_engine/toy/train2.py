@@ -248,22 +248,36 @@ def train_vae(work: Path, images: np.ndarray, log: Log, budget: Budget, seed: in
         x = crops(train, batch)
         latent = vae.encode(x).latents
         recon = vae.decode(latent).sample
-        other = torch.roll(torch.arange(batch), 1)
-        cells = paste_cells(batch, *latent.shape[-2:])
-        pixels = F.interpolate(cells, size=x.shape[-2:], mode="nearest")
-        pasted = vae.decode(cells * latent + (1 - cells) * latent[other]).sample
-        target = pixels * x + (1 - pixels) * x[other]
+        pasted, target = paste_pair(vae, x, latent)
         loss = F.mse_loss(recon, x) + F.mse_loss(pasted, target) + 0.01 * green_direction_loss(vae, latent)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        optimizer.step()
-        stage.step_done(loss.item())
+        optimise(stage, optimizer, loss, vae.parameters())
+    return finish(stage, vae, held_out, log)
+
+
+def paste_pair(vae, x: torch.Tensor, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A latent pasted from two crops' latents (paste_cells), decoded, and the paste of the crops it should be."""
+    other = torch.roll(torch.arange(len(x)), 1)
+    cells = paste_cells(len(x), *latent.shape[-2:])
+    pixels = F.interpolate(cells, size=x.shape[-2:], mode="nearest")
+    pasted = vae.decode(cells * latent + (1 - cells) * latent[other]).sample
+    return pasted, pixels * x + (1 - pixels) * x[other]
+
+
+def optimise(stage: Stage, optimizer, loss: torch.Tensor, parameters) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+    optimizer.step()
+    stage.step_done(loss.item())
+
+
+def finish(stage: Stage, vae, held_out: np.ndarray, log: Log):
+    """The stage's last checkpoint, and the VAE's report (held out, paste) in the log."""
     stage.close()
     vae.eval()
     report = vae_report(vae, held_out)
-    log.write(stage="vae", step=stage.step, **report)
-    print(f"VAE: {stage.step} steps, {report}")
+    log.write(stage=stage.name, step=stage.step, **report)
+    print(f"{stage.name}: {stage.step} steps, {report}")
     return vae
 
 
@@ -288,23 +302,10 @@ def train_decoder(work: Path, vae, images: np.ndarray, log: Log, budget: Budget,
         x = crops(train, batch)
         with torch.no_grad():
             latent = vae.encode(x).latents
-        other = torch.roll(torch.arange(batch), 1)
-        cells = paste_cells(batch, *latent.shape[-2:])
-        pixels = F.interpolate(cells, size=x.shape[-2:], mode="nearest")
-        pasted = vae.decode(cells * latent + (1 - cells) * latent[other]).sample
-        target = pixels * x + (1 - pixels) * x[other]
+        pasted, target = paste_pair(vae, x, latent)
         loss = F.mse_loss(vae.decode(latent).sample, x) + PASTE_WEIGHT * F.mse_loss(pasted, target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.decoder.parameters(), 1.0)
-        optimizer.step()
-        stage.step_done(loss.item())
-    stage.close()
-    vae.eval()
-    report = vae_report(vae, held_out)
-    log.write(stage="decoder", step=stage.step, **report)
-    print(f"decoder: {stage.step} steps, {report}")
-    return vae
+        optimise(stage, optimizer, loss, vae.decoder.parameters())
+    return finish(stage, vae, held_out, log)
 
 
 @torch.no_grad()
