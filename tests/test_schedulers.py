@@ -81,15 +81,17 @@ def test_held_region_is_the_seedling_at_release_in_every_sampler(tiny, name):
 
 
 @pytest.mark.parametrize("model", ["tiny-random", "toy"])
-@pytest.mark.parametrize("steps,scheduler", [(4, "euler"), (8, "euler"), (4, "lcm"), (8, "lcm")])
-def test_few_step_job_with_guidance_one(model, steps, scheduler, tiny, tmp_path):
-    """4 and 8 steps, guidance 1, trailing spacing (Lightning's and Turbo's settings; LCM's for LCM-LoRA and DMD2):
-    CFG off in every phase (the UNet sees one latent, never the [uncond, cond] pair), the cut after half the steps,
-    the layers written."""
+@pytest.mark.parametrize("steps,scheduler,spacing", [(4, "euler", "trailing"), (8, "euler", "trailing"),
+                                                     (8, "ddim", "trailing"), (4, "lcm", "model"),
+                                                     (8, "lcm", "model")])
+def test_few_step_job_with_guidance_one(model, steps, scheduler, spacing, tiny, tmp_path):
+    """The README's few-step settings (Lightning and Turbo: euler, trailing; Hyper-SD: ddim, trailing; LCM-LoRA and
+    DMD2: lcm), guidance 1: CFG off in every phase (the UNet sees one latent, never the [uncond, cond] pair), the
+    cut after half the steps, the layers written."""
     pipe = tiny if model == "tiny-random" else TAUEPipeline.from_pretrained("toy", device="cpu")
     pipe.set_progress_bar_config(disable=True)
     config = TAUEConfig(num_inference_steps=steps, guidance_foreground=1.0, guidance_composite=1.0,
-                        guidance_background=1.0, timestep_spacing="trailing", scheduler=scheduler)
+                        guidance_background=1.0, timestep_spacing=spacing, scheduler=scheduler)
     assert config.crop_step == steps // 2
     batches = []
     hook = pipe.unet.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
@@ -99,13 +101,14 @@ def test_few_step_job_with_guidance_one(model, steps, scheduler, tiny, tmp_path)
     finally:
         hook.remove()
     assert batches == [1] * (3 * steps), batches
-    assert int(pipe.scheduler.timesteps[0]) == 999  # trailing: the first step starts from pure noise
+    if spacing == "trailing":
+        assert int(pipe.scheduler.timesteps[0]) == 999  # the first step starts from pure noise
     assert torch.equal(recorder.latents["foreground"][steps // 2 - 1], result.latents["seedling"])
     written = result.save(tmp_path)
     for name in ("foreground", "background", "composite", "mask", "psd", "metadata"):
         assert written[name].is_file() and written[name].stat().st_size > 0
     meta = json.loads(written["metadata"].read_text())
-    assert meta["crop_step"] == steps // 2 and meta["config"]["timestep_spacing"] == "trailing"
+    assert meta["crop_step"] == steps // 2 and meta["config"]["timestep_spacing"] == spacing
 
 
 def test_ancestral_samplers_are_refused_with_the_one_to_use(capsys):
