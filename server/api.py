@@ -58,11 +58,12 @@ def job_warnings(job: Job) -> list[str]:
                *[o.get("prompt") for o in request.get("objects") or []]]
     if pipe is None or not hasattr(pipe, "prompt_warning"):
         return []
-    from taue_engine.loras import file_words
+    words = []
+    if request.get("loras"):  # the folder is read only for jobs that name LoRAs (this runs on every poll)
+        from taue_engine.loras import file_words
 
-    files = current_app.extensions["taue"]["config"].loras()
-    words = [file_words(files[entry["name"]]) if entry["name"] in files else None
-             for entry in request.get("loras") or []]
+        files = current_app.extensions["taue"]["config"].loras()
+        words = [file_words(files[entry["name"]]) if entry["name"] in files else None for entry in request["loras"]]
     warning = pipe.prompt_warning(prompts, lora_words=words)
     return [warning] if warning else []
 

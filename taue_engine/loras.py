@@ -7,6 +7,7 @@ LoRAs, reads them from disk (never from a hub), and gives the pipeline the set o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -87,22 +88,32 @@ def unique_names(specs: list[LoraSpec]) -> list[LoraSpec]:
     return named
 
 
-def read_lora(path: Path) -> tuple[dict, dict]:
-    """The LoRA's tensors and its safetensors metadata, read from the file (safetensors only: no pickle)."""
+def lora_metadata(path: Path) -> dict:
+    """The safetensors metadata of a LoRA file (its header only: no tensors read)."""
     from safetensors import safe_open
-    from safetensors.torch import load_file
 
     with safe_open(str(path), framework="pt") as handle:
-        metadata = dict(handle.metadata() or {})
-    return load_file(str(path)), metadata
+        return dict(handle.metadata() or {})
+
+
+def read_lora(path: Path) -> tuple[dict, dict]:
+    """The LoRA's tensors and its safetensors metadata, read from the file (safetensors only: no pickle)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(path)), lora_metadata(path)
 
 
 def file_words(path: Path) -> set[str] | None:
-    """The words a LoRA file says it teaches, from its metadata alone (no tensors read)."""
-    from safetensors import safe_open
+    """The words a LoRA file says it teaches, from its header, read once per version of the file (a polled job's
+    warnings ask again and again)."""
+    stat = Path(path).stat()
+    return _file_words(str(path), stat.st_mtime_ns, stat.st_size)
 
-    with safe_open(str(path), framework="pt") as handle:
-        return taught_words(dict(handle.metadata() or {}))
+
+@functools.lru_cache(maxsize=256)
+def _file_words(path: str, mtime_ns: int, size: int) -> frozenset[str] | None:
+    words = taught_words(lora_metadata(Path(path)))
+    return None if words is None else frozenset(words)
 
 
 def taught_words(metadata: dict) -> set[str] | None:

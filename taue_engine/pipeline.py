@@ -319,9 +319,10 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         """Whether SDXL's __call__ will batch [uncond, cond] for this guidance scale (as diffusers decides it)."""
         return guidance > 1 and self.unet.config.time_cond_proj_dim is None
 
-    def _use_scheduler(self, config: TAUEConfig) -> None:
+    def _prepare_sampler(self, config: TAUEConfig, seed: int) -> None:
         """Put the job's sampler in place, built from the checkpoint's own scheduler config (kept as it was loaded,
-        so that switching samplers between jobs never drifts), one instance per (sampler, spacing)."""
+        so that switching samplers between jobs never drifts), one instance per (sampler, spacing); set it up for
+        the hold (schedulers.prepare_for_hold) and seed the noise its steps draw (`_step_generator`)."""
         base = self.__dict__.setdefault("_base_scheduler_config", dict(self.scheduler.config))
         made = self.__dict__.setdefault("_schedulers", {})
         key = (config.scheduler, config.timestep_spacing)
@@ -332,6 +333,8 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             else:
                 made[key] = make_scheduler(config.scheduler, base, config.timestep_spacing)
         self.scheduler = made[key]
+        prepare_for_hold(self.scheduler, config.crop_step)
+        self._job_seed = seed
 
     def _step_generator(self) -> torch.Generator:
         """Fresh noise a sampler draws inside its steps (LCM's re-noising): the same stream, from the job's seed,
@@ -668,9 +671,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         self._check_request(background_prompt, composite_prompt, negative_prompt, seed, width, height)
         prompts = [obj.prompt for obj in scene]
         key = self.key_latent(config)
-        self._use_scheduler(config)
-        prepare_for_hold(self.scheduler, config.crop_step)
-        self._job_seed = seed
+        self._prepare_sampler(config, seed)
         device = self._execution_device
         steps, crop = config.num_inference_steps, config.crop_step
         timings: dict[str, float] = {}
@@ -824,9 +825,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             raise ValueError(f"the objects' seedlings were cut with scheduler {transplant.scheduler!r} (timestep "
                              f"spacing {transplant.timestep_spacing!r}), whose noise they carry: use scheduler="
                              f"{transplant.scheduler!r} and timestep_spacing={transplant.timestep_spacing!r}")
-        self._use_scheduler(config)
-        prepare_for_hold(self.scheduler, config.crop_step)
-        self._job_seed = seed
+        self._prepare_sampler(config, seed)
         device = self._execution_device
         steps, crop = config.num_inference_steps, config.crop_step
         timings: dict[str, float] = {}

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .train2 import sample as world_sample
-from .world import KEYS, PALETTE, background_prompt, make_world_scene, object_prompt, scene_prompt
+from .world import (KEYS, PALETTE, background_prompt, classify_colours, colour_names, make_world_scene, object_prompt,
+                    scene_prompt)
 
 WORD = "pink"
 PINK = (250, 120, 185)
@@ -67,10 +68,7 @@ def pink_sample(index: int, seed: int, size: int) -> tuple[np.ndarray, str]:
 def pink_share(image: np.ndarray, where: np.ndarray | None = None) -> float:
     """Share of pixels (inside `where`) nearest to pink among the toy's colours, its keys and pink: the testbed's
     nearest-colour scorer with the one colour the toy does not know added."""
-    table = np.array(list(PALETTE.values()) + list(KEYS.values()) + [PINK], np.float32)
-    flat = np.asarray(image)[..., :3].reshape(-1, 3).astype(np.float32)
-    labels = ((flat[:, None, :] - table[None]) ** 2).sum(-1).argmin(1).reshape(np.asarray(image).shape[:2])
-    pink = labels == len(table) - 1
+    pink = classify_colours(np.asarray(image)[..., :3], extra=(PINK,)) == len(colour_names())
     return float(pink[where].mean() if where is not None else pink.mean())
 
 

@@ -191,9 +191,10 @@ def key_for(colour: str, rng: np.random.Generator, weights=(0.5, 0.25, 0.25)) ->
     return names[int(rng.choice(len(names), p=p / p.sum()))]
 
 
-def classify_colours(rgb: np.ndarray) -> np.ndarray:
-    """Nearest named colour per pixel, indices into `colour_names()` (palette, then the keys as 'key green' ...)."""
-    table = np.array(list(PALETTE.values()) + list(KEYS.values()), np.float32)
+def classify_colours(rgb: np.ndarray, extra: tuple[tuple[int, int, int], ...] = ()) -> np.ndarray:
+    """Nearest named colour per pixel, indices into `colour_names()` (palette, then the keys as 'key green' ...),
+    then into `extra`, colours the world does not draw (a LoRA's new colour)."""
+    table = np.array(list(PALETTE.values()) + list(KEYS.values()) + list(extra), np.float32)
     flat = rgb.reshape(-1, 3).astype(np.float32)
     return ((flat[:, None, :] - table[None]) ** 2).sum(-1).argmin(1).reshape(rgb.shape[:2])
 
