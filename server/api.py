@@ -21,6 +21,8 @@ def manager() -> JobManager:
 
 def job_urls(job: Job) -> dict:
     urls = {"self": url_for("api_v1.get_job", job_id=job.id), "cancel": url_for("api_v1.cancel_job", job_id=job.id)}
+    if not job.finished:
+        urls["preview"] = url_for("api_v1.get_preview", job_id=job.id)
     if job.state == SUCCEEDED:
         urls["layers"] = {name: url_for("api_v1.get_layer", job_id=job.id, name=name)
                           for name in job_layers(job.request)}
@@ -208,6 +210,25 @@ def get_layer(job_id: str, name: str):
     if name not in layers:
         raise APIError(404, f"no layer {name[:40]!r}: this job's layers are {', '.join(layers)}", field="name")
     return send_file(_finished_file(job_id, layers[name]), mimetype="image/png", max_age=0)
+
+
+@api.get("/jobs/<job_id>/preview.png")
+def get_preview(job_id: str):
+    """The running phase's latest picture (progress.preview says which phase and step it shows)."""
+    job = manager().get(job_id)
+    png = job.preview
+    if job.finished:
+        raise APIError(410, f"job {job.id} is {job.state}: its previews are gone"
+                       + (" (its layers are at urls.layers)" if job.state == SUCCEEDED else ""), code="gone")
+    if png is None:
+        waiting = "queued" if job.state == "queued" else "starting its first step"
+        if current_app.extensions["taue"]["config"].preview_seconds is None:
+            waiting = "running on a server started with --no-previews"
+        raise APIError(404, f"job {job.id} has no preview yet: it is {waiting}; ask again in a moment",
+                       code="no_preview")
+    response = current_app.response_class(png, mimetype="image/png")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @api.get("/jobs/<job_id>/<any('result.psd', 'result.ora', 'result.json'):filename>")

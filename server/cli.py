@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"largest width/height a job may ask for (default {ServerConfig.max_size})")
     parser.add_argument("--lora-dir", default=None, metavar="DIR",
                         help="folder of LoRA .safetensors files that jobs may name (loras: [{name, scale}])")
+    parser.add_argument("--preview-seconds", type=float, default=ServerConfig.preview_seconds, metavar="S",
+                        help="make a running job's preview at most every S seconds (default "
+                             f"{ServerConfig.preview_seconds:g}; 0: every step)")
+    parser.add_argument("--no-previews", action="store_true", help="make no previews (GET .../preview.png: 404)")
     parser.add_argument("--threads", type=int, default=8, help="HTTP threads (the model runs on one worker)")
     return parser
 
@@ -59,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--device: {error}") from None
         config = ServerConfig(data_dir=Path(args.data_dir), model=args.model, host=args.host, port=args.port,
                               token=args.token, device=args.device, dtype=args.dtype, max_size=args.max_size,
-                              lora_dir=args.lora_dir)
+                              lora_dir=args.lora_dir,
+                              preview_seconds=None if args.no_previews else args.preview_seconds)
     except (ModelLoadError, ValueError) as error:
         print(f"taue-server: error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -43,6 +43,9 @@ class ServerConfig:
     """Queued jobs beyond this are refused (409), so a runaway client cannot fill the disk."""
     page_size: int = 20
     max_page_size: int = 100
+    preview_seconds: float | None = 0.5
+    """A running job's preview (GET /jobs/<id>/preview.png) is made at each phase's first step and then at most
+    every this many seconds (0: every step); None: no previews."""
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -59,6 +62,8 @@ class ServerConfig:
             raise ValueError(
                 f"binding to {self.host} lets other machines connect: pass --token <secret> (clients send it as "
                 f"'Authorization: Bearer <secret>'), or bind to 127.0.0.1")
+        if self.preview_seconds is not None and not 0 <= self.preview_seconds <= 3600:
+            raise ValueError(f"--preview-seconds must be in 0..3600 (got {self.preview_seconds:g})")
         if not MIN_SIZE <= self.min_size <= self.max_size <= MAX_SIZE:
             raise ValueError(f"size limits must satisfy {MIN_SIZE} <= min_size <= max_size <= {MAX_SIZE}")
 

@@ -9,6 +9,7 @@ the worker goes on with the next.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -83,6 +84,10 @@ class Job:
     timings: dict = field(default_factory=dict)
     cancel_requested: bool = False
     created_monotonic: float = field(default_factory=time.monotonic)
+    preview: bytes | None = field(default=None, repr=False)
+    """The latest preview PNG while the job runs (memory only; dropped when it ends)."""
+    preview_info: dict | None = None
+    preview_made: float = 0.0
 
     @property
     def finished(self) -> bool:
@@ -308,7 +313,7 @@ class JobManager:
             job.state, job.started_at = RUNNING, now()
             job.progress = {"phase": None, "object": None, "step": 0, "phase_steps": job.request["steps"],
                             "overall_step": 0, "overall_total": denoising_runs(job.request) * job.request["steps"],
-                            "fraction": 0.0}
+                            "fraction": 0.0, "preview": None}
             self.running = job.id
             self._save_state(job)
             return job
@@ -344,9 +349,11 @@ class JobManager:
         config = TAUEConfig.from_dict(job.settings)
 
         def progress(tick) -> bool:
+            self._make_preview(job, tick)
             job.progress = {"phase": tick.phase, "object": tick.object, "step": tick.step,
                             "phase_steps": tick.phase_steps, "overall_step": tick.overall_step,
-                            "overall_total": tick.overall_total, "fraction": round(tick.fraction, 4)}
+                            "overall_total": tick.overall_total, "fraction": round(tick.fraction, 4),
+                            "preview": job.preview_info}
             return not job.cancel_requested
 
         folder = self.folder(job.id)
@@ -372,6 +379,23 @@ class JobManager:
             free_accelerator_memory()
         finally:
             job.finished_at = now()
+            job.preview = None  # the layers are there now (or nothing is)
+
+    def _make_preview(self, job: Job, tick) -> None:
+        """The running phase's picture as a PNG, at each phase's first and last step and in between at most every
+        `preview_seconds` (a linear map of the clean estimate: well under a millisecond a preview on the toy)."""
+        seconds = self.config.preview_seconds
+        if seconds is None or getattr(tick, "preview", None) is None:
+            return
+        clock = time.monotonic()
+        if not (tick.step in (1, tick.phase_steps) or clock - job.preview_made >= seconds):
+            return
+        image = tick.preview()
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", compress_level=1)
+        job.preview, job.preview_made = buffer.getvalue(), clock
+        job.preview_info = {"phase": tick.phase, "object": tick.object, "step": tick.step,
+                            "phase_steps": tick.phase_steps, "width": image.width, "height": image.height}
 
 
     def _use_loras(self, loras: list[dict]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from taue_engine.config import TAUEConfig
+from taue_engine.previews import PREVIEW_SIDE
 
 from . import __version__
 from .config import ServerConfig
@@ -90,6 +91,15 @@ def openapi_document(limits: ServerConfig, base_config: TAUEConfig) -> dict:
                                                "|object-[1-9][0-9]*|mask-[1-9][0-9]*)$"}}],
             "responses": {"200": {"description": "PNG", "content": {"image/png": {}}}, "401": auth,
                           "404": not_found, "409": _error("not finished yet")}}},
+        "/jobs/{job_id}/preview.png": {"get": {
+            "summary": "While the job runs: the latest picture of the running phase (its clean estimate through the "
+                       "model's latent-to-RGB map; progress.preview names the phase and step, width and height), "
+                       f"at most {PREVIEW_SIDE} px on its long side; gone when the job ends",
+            "parameters": [job_id],
+            "responses": {"200": {"description": "PNG", "content": {"image/png": {}}}, "401": auth,
+                          "404": _error("no such job, or no preview yet (queued, first step not done, or the "
+                                        "server makes none)"),
+                          "410": _error("the job has ended: its layers (if it succeeded) replace the preview")}}},
     }
     for filename, mimetype, summary in (
             ("result.psd", "image/vnd.adobe.photoshop", "Layered PSD: a group, the foreground's alpha as a mask"),
@@ -130,7 +140,12 @@ def openapi_document(limits: ServerConfig, base_config: TAUEConfig) -> dict:
             "object": {"type": "integer", "nullable": True,
                        "description": "with several objects: whose foreground phase runs (from 1)"},
             "step": {"type": "integer"}, "phase_steps": {"type": "integer"}, "overall_step": {"type": "integer"},
-            "overall_total": {"type": "integer"}, "fraction": {"type": "number", "minimum": 0, "maximum": 1}}},
+            "overall_total": {"type": "integer"}, "fraction": {"type": "number", "minimum": 0, "maximum": 1},
+            "preview": {"type": "object", "nullable": True,
+                        "description": "what GET /jobs/{job_id}/preview.png shows now; null before the first",
+                        "properties": {"phase": {"type": "string"}, "object": {"type": "integer", "nullable": True},
+                                       "step": {"type": "integer"}, "phase_steps": {"type": "integer"},
+                                       "width": {"type": "integer"}, "height": {"type": "integer"}}}}},
         "Job": {"type": "object", "required": ["id", "state", "urls"], "properties": {
             "id": {"type": "string"}, "state": {"type": "string", "enum": JOB_STATES},
             "created_at": {"type": "string"}, "started_at": nullable_string, "finished_at": nullable_string,

@@ -17,10 +17,12 @@ from .schedulers import SCHEDULERS, clean_estimate_of
 
 
 @contextmanager
-def clean_estimates(scheduler, steps: set[int]):
+def clean_estimates(scheduler, steps: set[int] | None):
     """Record x0-hat of the latent that step `i` (0-based, the latent after i steps) starts from, for each i in
-    `steps`, while the context lasts; yields the dict {i: tensor} that fills as the phase runs."""
-    record: dict[int, torch.Tensor] = {}
+    `steps`, while the context lasts; yields the dict {i: tensor} that fills as the phase runs. `steps` None keeps
+    only the latest step's, under the key "latest" and uncopied (what a preview reads within its step)."""
+    record: dict = {}
+    previous = scheduler.__dict__.get("step")  # an enclosing recorder's wrapper, put back on exit
     original = scheduler.step
     calls = 0
 
@@ -28,7 +30,9 @@ def clean_estimates(scheduler, steps: set[int]):
     def step(*args, **kwargs):
         nonlocal calls
         out = original(*args, **kwargs)
-        if calls in steps:
+        if steps is None:
+            record["latest"] = clean_estimate_of(scheduler, out)
+        elif calls in steps:
             clean = clean_estimate_of(scheduler, out)
             if clean is None:
                 raise RuntimeError(f"{type(scheduler).__name__} gives no clean estimate, which TAUE reads the "
@@ -42,4 +46,7 @@ def clean_estimates(scheduler, steps: set[int]):
         yield record
     finally:
         if scheduler.__dict__.get("step") is step:
-            del scheduler.step
+            if previous is None:
+                del scheduler.step
+            else:
+                scheduler.step = previous

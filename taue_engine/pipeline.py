@@ -43,6 +43,7 @@ from .models.loading import (DEFAULT_HUB_MODEL, choose_device_and_dtype, load_co
 from .models.vocabulary import model_words, unknown_words, unknown_words_warning
 from .loras import LoraSpec, as_spec, file_digest, read_lora, taught_words, unique_names
 from .objects import Transplant, over_key, scene_objects
+from .previews import LatentToRGB, fit_latent_to_rgb, preview_size
 from .schedulers import NoiseLevels, make_scheduler, name_of, prepare_for_hold
 from .transplant import HeldRegion, highpass
 
@@ -81,6 +82,9 @@ class TAUEProgress:
     overall_step: int
     overall_total: int
     object: int | None = None
+    preview: Callable[[], Image.Image] | None = field(default=None, compare=False, repr=False)
+    """The running phase's picture at this step (previews.preview_size of the job's size): the sampler's clean
+    estimate through the model's latent-to-RGB map. Made only when called; call it within the callback."""
 
     @property
     def fraction(self) -> float:
@@ -470,19 +474,35 @@ class TAUEPipeline(StableDiffusionXLPipeline):
                 if callback_on_step_end is not None:
                     callback_on_step_end(self, i, t, {"latents": latents})
                 if progress_callback is not None:
-                    progress = TAUEProgress(phase, i + 1, steps, run * steps + i + 1, total, obj)
+                    clean = latest.get("latest")
+                    progress = TAUEProgress(phase, i + 1, steps, run * steps + i + 1, total, obj,
+                                            preview=lambda: self.preview_image(latents if clean is None else clean))
                     if progress_callback(progress) is False:
                         raise TAUECancelled(f"cancelled during the {phase} phase at step {progress.step}/{steps}")
             return tick
 
         original_processors = dict(self.unet.attn_processors)
         try:
-            yield report, original_processors
+            with clean_estimates(self.scheduler, None) as latest:  # each step's x0-hat, for the previews
+                yield report, original_processors
         finally:
             self.unet.set_attn_processor(dict(original_processors))
             self.set_progress_bar_config(**bar_config)
             bar.close()
             self.current_phase = None
+
+    def latent_to_rgb(self) -> LatentToRGB:
+        """The model's latent-to-RGB map for previews, fitted to its VAE on first use (previews.py)."""
+        cache = self.__dict__.setdefault("_latent_to_rgb", {})
+        if id(self.vae) not in cache:
+            cache.clear()
+            cache[id(self.vae)] = fit_latent_to_rgb(self._encode_image, self.vae_scale_factor)
+        return cache[id(self.vae)]
+
+    def preview_image(self, latents: torch.Tensor) -> Image.Image:
+        """A quick picture of a latent [1, C, h, w] (a clean estimate), at previews.preview_size of its image."""
+        height, width = (side * self.vae_scale_factor for side in latents.shape[-2:])
+        return self.latent_to_rgb()(latents, preview_size(width, height))
 
     def _encode_scene(self, prompts: list[str], background_prompt: str, composite_prompt: str | None,
                       negative_prompt: str | None) -> tuple:
