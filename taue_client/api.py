@@ -132,7 +132,7 @@ class Client:
         if error.code == 503:
             return TAUEError("not_ready", f"The server is not ready: {detail or 'it is still loading its model'}. "
                                           "Try again when the connection light is green.")
-        if error.code == 404 and detail:
+        if error.code in (404, 410) and detail:
             return TAUEError("missing", f"The server does not have it: {detail}", field)
         if detail:
             return TAUEError("rejected", f"The server refused the request: {detail}", field)

@@ -103,9 +103,14 @@ class JobRun:
     def cancel_requested(self) -> bool:
         return self._cancel.is_set()
 
-    def run(self, on_progress: Callable[[float, str], None] | None = None) -> JobResult:
-        """Block until the job is done; raises TAUEError (kind 'cancelled', 'failed', ...) otherwise."""
+    def run(self, on_progress: Callable[[float, str], None] | None = None,
+            on_preview: Callable[[bytes, str], None] | None = None) -> JobResult:
+        """Block until the job is done; raises TAUEError (kind 'cancelled', 'failed', ...) otherwise.
+
+        `on_preview(png, caption)` gets each new preview of the running phase (the server's preview.png, fetched
+        when progress.preview changes); a preview that is gone before it is fetched is skipped."""
         report = on_progress or (lambda fraction, text: None)
+        shown = None
         if self._cancel.is_set():
             raise TAUEError("cancelled", "Cancelled before the job was sent: nothing was made.")
         report(0.0, "Sending")
@@ -121,6 +126,12 @@ class JobRun:
                 report(*_cancelling(job))
                 continue
             report(*describe_progress(job))
+            preview = (job.get("progress") or {}).get("preview")
+            if on_preview is not None and preview and preview != shown and "preview" in job.get("urls", {}):
+                shown = preview
+                png = self._fetch_preview(job["urls"]["preview"])
+                if png is not None:
+                    on_preview(png, describe_preview(preview))
             self._cancel.wait(self.poll_interval)
             job = self.client.job(self.job_id)
         if job["state"] == "cancelled":
@@ -131,6 +142,22 @@ class JobRun:
                                       "see the server's log; the server goes on with the next job.")
         report(1.0, "Downloading layers")
         return fetch_result(self.client, job, self.layer_keys, self.documents)
+
+
+    def _fetch_preview(self, path: str) -> bytes | None:
+        try:
+            return self.client.download(path)
+        except TAUEError as error:
+            if error.kind == "missing":  # 404 before the first, 410 once the job has ended
+                return None
+            raise
+
+
+def describe_preview(preview: dict) -> str:
+    """What a preview shows, for its caption: 'Preview: Composite, step 12/30' ('Object 2' in several-object jobs)."""
+    phase = preview.get("phase")
+    name = f"Object {preview['object']}" if preview.get("object") else PHASE_NAMES.get(phase, str(phase))
+    return f"Preview: {name}, step {preview.get('step', '?')}/{preview.get('phase_steps', '?')}"
 
 
 def _cancelling(job: dict) -> tuple[float, str]:

@@ -1,11 +1,15 @@
 """The Krita docker's logic against a fake `krita` module (tests/fake_krita) and a real taue-server on tiny-random.
 
 The plug-in is imported from the zip folder that tools/package_plugins.py builds, so the packaging (its embedded
-copy of taue_client) is what is tested. tests/test_krita_e2e.py runs the same code in real Krita.
+copy of taue_client) is what is tested. Every test runs twice: on PyQt5 (Krita 5) and on PyQt6 (Krita 6), the fake
+krita module built on each (`pytest -k pyqt6` selects the Krita 6 run). tests/test_krita_e2e.py runs the same code
+in real Krita 5.1.
 """
 
 from __future__ import annotations
 
+import importlib
+import io
 import os
 import sys
 import time
@@ -14,42 +18,52 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("PyQt5")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+BINDINGS = {"pyqt5": "PyQt5", "pyqt6": "PyQt6"}  # both are test requirements: neither run is skipped
 
 from server.live import live_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def plugin(packager, tmp_path_factory):
-    """The built plug-in, imported with the fake krita module; yields (taue_layers, krita, zip path)."""
+@pytest.fixture(scope="module", params=list(BINDINGS))
+def plugin(request, packager, tmp_path_factory):
+    """The built plug-in, imported with the fake krita module on one Qt binding; yields (taue_layers, krita, zip
+    path, binding)."""
+    binding = BINDINGS[request.param]
     folder, archive = packager.build_krita(tmp_path_factory.mktemp("dist"))
     sys.path[:0] = [str(REPO / "tests" / "fake_krita"), str(folder)]
+    os.environ["FAKE_KRITA_QT"] = binding
     try:
         import krita
         import taue_layers
         import taue_layers.panel  # noqa: F401
+        import taue_layers.qt
 
+        assert taue_layers.qt.BINDING == binding  # the docker runs on the Qt Krita is built on
         krita.registered_at_import = krita.Krita.instance()  # the tests' `fake` fixture resets the instance
-        yield taue_layers, krita, archive
+        yield taue_layers, krita, archive, binding
     finally:
         for name in [n for n in sys.modules if n == "krita" or n.startswith("taue_layers")]:
             del sys.modules[name]
         del sys.path[:2]
+        os.environ.pop("FAKE_KRITA_QT", None)
+
+
+def widgets(plugin):
+    """QtWidgets of the binding this run of the tests is on."""
+    return importlib.import_module(f"{plugin[3]}.QtWidgets")
 
 
 @pytest.fixture(scope="module")
 def qapp(plugin):
-    from PyQt5.QtWidgets import QApplication
-
-    return QApplication.instance() or QApplication([])
+    application = widgets(plugin).QApplication
+    return application.instance() or application([])
 
 
 @pytest.fixture(scope="module")
 def server(pipe, tmp_path_factory):
-    with live_server(tmp_path_factory.mktemp("krita-server"), pipe) as live:
+    with live_server(tmp_path_factory.mktemp("krita-server"), pipe, preview_seconds=0) as live:
         yield live
 
 
@@ -112,11 +126,11 @@ def test_zip_holds_the_plugin_and_the_one_client(plugin):
 
 
 def test_registers_the_docker_and_the_extension(plugin, qapp):
-    taue_layers, krita, _ = plugin
+    taue_layers, krita, _, _ = plugin
     registered = [f for f in krita.registered_at_import.dock_widget_factories if f.identifier == "taue_layers_docker"]
     assert registered and registered[0].widget_class.__name__ == "TAUEDocker"
     [extension] = [e for e in krita.registered_at_import.extensions if type(e).__name__ == "TAUEExtension"]
-    from PyQt5.QtWidgets import QDockWidget
+    QDockWidget = widgets(plugin).QDockWidget  # noqa: N806
 
     docker = QDockWidget()
     docker.setObjectName("taue_layers_docker")
@@ -157,7 +171,29 @@ def test_generate_inserts_the_group_into_the_active_document(plugin, fake, serve
     assert view.last("show_seed") == ("show_seed", 5)
     assert view.last("set_running") == ("set_running", False)
     assert "Added the layer group" in view.last("show_message")[2]
-    assert view.last("show_history")[1] == ["a red star / a blue striped background (seed 5)"]
+    [entry] = view.last("show_history")[1]
+    assert entry.label == "a red star / a blue striped background (seed 5)"
+    assert [name for name, _ in entry.pictures] == ["Background", "Foreground", "Composite"]
+    assert entry.composite == panel.history[0].layers["composite"] and entry.composite.startswith(b"\x89PNG")
+
+
+def test_previews_are_shown_while_the_job_runs(plugin, fake, server):
+    from PIL import Image
+
+    fake.active = fake.createDocument(64, 64, "a", "RGBA", "U8", "", 72.0)
+    panel, view = make_panel(plugin, fake, server.url)
+    panel.generate(form(plugin, steps=40))
+    drive(panel)
+    shown = [call[1:] for call in view.calls if call[0] == "show_preview"]
+    pictures = [(png, caption) for png, caption in shown if png is not None]
+    assert len(pictures) >= 2, shown
+    for png, caption in pictures:
+        assert Image.open(io.BytesIO(png)).size == (64, 64)
+        assert caption.startswith("Preview: ") and caption.split(", step ")[0][9:] in (
+            "Foreground", "Composite", "Background")
+    assert shown[-1] == (None, "")  # the job ended: the docker goes back to the results
+    steps = [int(caption.split("step ")[1].split("/")[0]) for _, caption in pictures]
+    assert all(caption.endswith("/40") for _, caption in pictures) and len(set(zip(steps, pictures))) > 1
 
 
 def test_the_servers_warning_is_shown_with_the_result(plugin, fake, server, pipe):
@@ -376,13 +412,16 @@ def test_docker_widgets_drive_a_job(plugin, fake, server, qapp):
     assert "Describe the foreground" in docker.message.text() and docker.generate_button.text() == "Generate"
     docker.foreground.setText("a red star")
     docker.background.setText("a blue striped background")
-    docker.steps.setValue(3)
+    docker.steps.setValue(30)
     docker.generate_button.click()
     assert docker.generate_button.text() == "Cancel"
     deadline = time.monotonic() + 60
+    previews = []
     while docker.panel.running or not docker.panel.events.empty():
         assert time.monotonic() < deadline
         qapp.processEvents()  # the docker's own timer polls
+        if docker.caption.text().startswith("Preview") and docker.picture.pixmap() is not None:
+            previews.append(docker.caption.text())
         time.sleep(0.01)
     qapp.processEvents()
     assert docker.generate_button.text() == "Generate"
@@ -390,4 +429,32 @@ def test_docker_widgets_drive_a_job(plugin, fake, server, qapp):
     assert docker.history.count() == 1 and "Added the layer group" in docker.message.text()
     assert docker.last_seed.text() == f"last: {docker.panel.history[0].job['request']['seed']}"
     assert fake.active.rootNode().childNodes()[-1].name().startswith("TAUE: a red star")
+    assert previews and all(caption.startswith("Preview: ") for caption in previews)
+
+    # the history shows pictures: the composite as the item's icon and in the picture, the layers in the strip
+    item = docker.history.item(0)
+    assert not item.icon().isNull() and item.text().startswith("a red star / a blue striped background")
+    assert docker.picture.pixmap() is not None and not docker.picture.pixmap().isNull()
+    assert docker.picture.pixmap().width() == 256 and docker.caption.text() == item.text()
+    strip = [docker.strip.itemAt(i).widget() for i in range(docker.strip.count())]
+    layers = [cell for cell in strip if cell is not None]
+    assert [cell.toolTip() for cell in layers] == ["Background", "Foreground", "Composite"]
+    assert all(not cell.pixmap().isNull() and cell.pixmap().width() == 48 for cell in layers)
+
+    # Insert / New background / Open PSD from the picture: a double click inserts, the context menu has all three
+    groups = len(fake.active.rootNode().childNodes())
+    docker.history.itemDoubleClicked.emit(item)
+    assert len(fake.active.rootNode().childNodes()) == groups + 1
+    assert [text for text, _ in docker.history_actions()] == ["Insert", "New background", "Open PSD"]
+    docker.background.setText("a white background")
+    dict(docker.history_actions())["New background"]()
+    assert docker.panel.running and docker.panel.run.new_background_of == docker.panel.history[0].id
+    deadline = time.monotonic() + 60
+    while docker.panel.running or not docker.panel.events.empty():
+        assert time.monotonic() < deadline
+        qapp.processEvents()
+        time.sleep(0.01)
+    qapp.processEvents()
+    assert docker.history.count() == 2 and "/ a white background (seed " in docker.history.item(0).text()
+    assert docker.caption.text() == docker.history.item(0).text() and "white background" in docker.caption.text()
     docker.timer.stop()

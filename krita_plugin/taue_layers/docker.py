@@ -1,19 +1,52 @@
-"""The "TAUE Layers" docker: widgets only. What the buttons do lives in panel.Panel."""
+"""The "TAUE Layers" docker: widgets only. What the buttons do lives in panel.Panel.
+
+Pictures: while a job runs the picture is the server's preview of the running phase; afterwards it is the
+selected result's composite, with its layers in a strip below. The history shows each result's composite; a double
+click inserts it, its context menu inserts it, gives it a new background or opens its PSD.
+"""
 
 from __future__ import annotations
 
 from krita import DockWidget, Krita
-from PyQt5.QtCore import QTimer
-from PyQt5.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
-                             QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from .krita_host import KritaHost
 from .panel import Form, Panel, View
+from .qt import QtCore, QtGui, QtWidgets
 from .taue_client.layers import KEY_COLORS, SEED_MAX
+
+QCheckBox = QtWidgets.QCheckBox
+QComboBox = QtWidgets.QComboBox
+QFormLayout = QtWidgets.QFormLayout
+QHBoxLayout = QtWidgets.QHBoxLayout
+QLabel = QtWidgets.QLabel
+QLineEdit = QtWidgets.QLineEdit
+QListWidget = QtWidgets.QListWidget
+QListWidgetItem = QtWidgets.QListWidgetItem
+QMenu = QtWidgets.QMenu
+QProgressBar = QtWidgets.QProgressBar
+QPushButton = QtWidgets.QPushButton
+QSpinBox = QtWidgets.QSpinBox
+QVBoxLayout = QtWidgets.QVBoxLayout
+QWidget = QtWidgets.QWidget
+Qt, QSize, QTimer = QtCore.Qt, QtCore.QSize, QtCore.QTimer
 
 DOCKER_ID = "taue_layers_docker"
 POLL_MS = 100
 LIGHTS = {True: "color: #2e9d44", False: "color: #c0392b", None: "color: #888888"}
+PICTURE_SIDE = 256  # the preview / selected result, at most (pixels)
+THUMBNAIL_SIDE = 64  # a result in the history
+STRIP_SIDE = 48  # a layer in the selected result's strip
+
+
+def pixmap_of(png: bytes | None, side: int):
+    """A PNG scaled to fit side x side (aspect kept), or None when there is nothing to show."""
+    if not png:
+        return None
+    image = QtGui.QImage.fromData(png)
+    if image.isNull():
+        return None
+    return QtGui.QPixmap.fromImage(image).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
+                                                 Qt.TransformationMode.SmoothTransformation)
 
 
 class TAUEDocker(DockWidget, View):
@@ -35,7 +68,7 @@ class TAUEDocker(DockWidget, View):
         connection = QFormLayout()
         self.url = QLineEdit(self.panel.url)
         self.token = QLineEdit(self.panel.token)
-        self.token.setEchoMode(QLineEdit.Password)
+        self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.token.setPlaceholderText("only for a server started with --token")
         connect = QPushButton("Connect")
         connect.clicked.connect(lambda: self.panel.save_connection(self.url.text(), self.token.text()))
@@ -132,25 +165,97 @@ class TAUEDocker(DockWidget, View):
         layout.addWidget(self.progress)
         layout.addWidget(self.message)
 
+        self.picture = QLabel()
+        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.picture.setMinimumHeight(PICTURE_SIDE // 2)
+        self.picture.setToolTip("The running job's preview; afterwards the selected result")
+        self.caption = QLabel("")
+        self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.caption.setWordWrap(True)
+        layout.addWidget(self.picture)
+        layout.addWidget(self.caption)
+        self.strip = QHBoxLayout()  # the selected result's layers, bottom to top
+        layout.addLayout(self.strip)
+
         layout.addWidget(QLabel("This session's results"))
         self.history = QListWidget()
+        self.history.setIconSize(QSize(THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+        self.history.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.history.customContextMenuRequested.connect(self._history_menu)
+        self.history.itemDoubleClicked.connect(lambda item: self.insert_selected())
+        self.history.currentRowChanged.connect(lambda row: self._show_selected())
         layout.addWidget(self.history)
         buttons = QHBoxLayout()
         insert = QPushButton("Insert")
-        insert.clicked.connect(lambda: self.panel.insert_again(self.history.currentRow()))
+        insert.clicked.connect(self.insert_selected)
         open_psd = QPushButton("Open PSD")
-        open_psd.clicked.connect(lambda: self.panel.open_psd(self.history.currentRow()))
+        open_psd.clicked.connect(self.open_selected)
         self.new_background_button = QPushButton("New background")
         self.new_background_button.setToolTip("The selected result's objects, unchanged, in a new scene: the "
                                               "Background field (and Seed) describe it")
-        self.new_background_button.clicked.connect(
-            lambda: self.panel.new_background(self.form(), self.history.currentRow()))
+        self.new_background_button.clicked.connect(self.new_background_for_selected)
         buttons.addWidget(insert)
         buttons.addWidget(open_psd)
         buttons.addWidget(self.new_background_button)
         layout.addLayout(buttons)
         layout.addStretch(1)
+        self.entries = []
         self.setWidget(root)
+
+    # ------------------------------------------------------------------ the history's actions
+    def insert_selected(self) -> None:
+        self.panel.insert_again(self.history.currentRow())
+
+    def open_selected(self) -> None:
+        self.panel.open_psd(self.history.currentRow())
+
+    def new_background_for_selected(self) -> None:
+        self.panel.new_background(self.form(), self.history.currentRow())
+
+    def history_actions(self) -> list:
+        """The context menu of a result: (text, action)."""
+        return [("Insert", self.insert_selected), ("New background", self.new_background_for_selected),
+                ("Open PSD", self.open_selected)]
+
+    def _history_menu(self, position) -> None:
+        item = self.history.itemAt(position)
+        if item is None:
+            return
+        self.history.setCurrentItem(item)
+        menu = QMenu(self.history)
+        for text, action in self.history_actions():
+            menu.addAction(text).triggered.connect(lambda checked=False, act=action: act())
+        menu.popup(self.history.viewport().mapToGlobal(position))
+
+    def _show_selected(self) -> None:
+        """The selected result's composite in the picture, its layers in the strip (not while a job runs)."""
+        row = self.history.currentRow()
+        entry = self.entries[row] if 0 <= row < len(self.entries) else None
+        while self.strip.count():
+            widget = self.strip.takeAt(0).widget()
+            if widget is not None:
+                widget.deleteLater()
+        if entry is None:
+            return
+        for name, png in entry.pictures:
+            cell = QLabel()
+            pixmap = pixmap_of(png, STRIP_SIDE)
+            if pixmap is not None:
+                cell.setPixmap(pixmap)
+            cell.setToolTip(name)
+            cell.setObjectName(f"layer: {name}")
+            self.strip.addWidget(cell)
+        self.strip.addStretch(1)
+        if not self.panel.running:
+            self._show_picture(entry.composite, entry.label)
+
+    def _show_picture(self, png: bytes | None, caption: str) -> None:
+        pixmap = pixmap_of(png, PICTURE_SIDE)
+        if pixmap is None:
+            self.picture.clear()
+        else:
+            self.picture.setPixmap(pixmap)
+        self.caption.setText(caption)
 
     def form(self) -> Form:
         return Form(foreground=self.foreground.text(), background=self.background.text(),
@@ -195,10 +300,25 @@ class TAUEDocker(DockWidget, View):
     def show_objects(self, labels: list) -> None:
         self.objects.setText(", ".join(labels) + " + Foreground" if labels else "none yet")
 
-    def show_history(self, labels: list) -> None:
+    def show_history(self, entries: list) -> None:
+        self.entries = list(entries)
         self.history.clear()
-        self.history.addItems(labels)
+        for entry in self.entries:
+            item = QListWidgetItem(entry.label)
+            pixmap = pixmap_of(entry.composite, THUMBNAIL_SIDE)
+            if pixmap is not None:
+                item.setIcon(QtGui.QIcon(pixmap))
+            item.setToolTip(f"{entry.label}\nDouble-click: insert. Right-click: new background, open PSD.")
+            self.history.addItem(item)
         self.history.setCurrentRow(0)
+        self._show_selected()
+
+    def show_preview(self, png: bytes | None, caption: str) -> None:
+        if png is None:  # the job ended: back to the selected result
+            self._show_picture(None, "")
+            self._show_selected()
+        else:
+            self._show_picture(png, caption)
 
     def canvasChanged(self, canvas) -> None:  # noqa: N802 (Krita's name)
         pass

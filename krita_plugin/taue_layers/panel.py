@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .taue_client import (Client, JobResult, JobRun, TAUEError, editor_request, group_name, layout_from_selection,
                           new_background_request)
 from .taue_client.api import DEFAULT_URL
-from .taue_client.layers import MAX_SIZE, MIN_SIZE, object_layer_name
+from .taue_client.layers import MAX_SIZE, MIN_SIZE, editor_stack, object_layer_name, object_prompts
 
 HISTORY_LENGTH = 10
 
@@ -54,6 +54,19 @@ class Form:
     key_color: str = "green"
 
 
+@dataclass
+class HistoryEntry:
+    """One result as the history shows it: its label and its layers' pictures (PNG bytes), bottom to top as they
+    are inserted (Background, each object, Composite)."""
+
+    label: str
+    pictures: list  # [(layer name, PNG bytes)]
+
+    @property
+    def composite(self) -> bytes | None:
+        return dict(self.pictures).get("Composite")
+
+
 class View:
     """What the panel tells the docker to show (the docker overrides these; tests record them)."""
 
@@ -62,8 +75,9 @@ class View:
     def set_running(self, running: bool) -> None: ...
     def show_message(self, kind: str, text: str) -> None: ...
     def show_seed(self, seed: int) -> None: ...
-    def show_history(self, labels: list) -> None: ...
+    def show_history(self, entries: list) -> None: ...  # HistoryEntry, newest first
     def show_objects(self, labels: list) -> None: ...
+    def show_preview(self, png: bytes | None, caption: str) -> None: ...  # None: the job ended
 
 
 class Panel:
@@ -111,7 +125,7 @@ class Panel:
             return
         document = self.host.active_document()
         request = self._request(form, document)
-        self._follow(JobRun(self._client(), request, layer_keys=(), documents=("psd",)), document)
+        self._follow(JobRun(self._client(), request, documents=("psd",)), document)
 
     def _follow(self, run: JobRun, document) -> None:
         """Start following a job on a worker thread; its result goes into `document` (krita_host inserts the PSD)."""
@@ -165,8 +179,8 @@ class Panel:
             return
         request = new_background_request(form.background, seed=None if form.random_seed else form.seed,
                                          composite=form.composite, negative=form.negative)
-        self._follow(JobRun(self._client(), request, layer_keys=(), documents=("psd",),
-                            new_background_of=self.history[index].id), self.host.active_document())
+        self._follow(JobRun(self._client(), request, documents=("psd",), new_background_of=self.history[index].id),
+                     self.host.active_document())
 
     @shown_errors
     def cancel(self) -> None:
@@ -219,11 +233,14 @@ class Panel:
             self.view.show_connection(False, payload.message)
         elif kind == "progress":
             self.view.show_progress(*payload)
+        elif kind == "preview":
+            if self.running:  # a preview that arrives after the job ended is dropped
+                self.view.show_preview(*payload)
         elif kind == "done":
             self._finish()
             self.history.insert(0, payload)
             del self.history[HISTORY_LENGTH:]
-            self.view.show_history([self._label(result) for result in self.history])
+            self.view.show_history([self.history_entry(result) for result in self.history])
             self.view.show_seed(int(payload.metadata.get("seed", payload.job["request"]["seed"])))
             self.view.show_progress(1.0, "Done")
             document = self.target_document
@@ -267,10 +284,14 @@ class Panel:
     def _finish(self) -> None:
         self.run = None
         self.view.set_running(False)
+        self.view.show_preview(None, "")
 
     @staticmethod
-    def _label(result: JobResult) -> str:
-        return group_name(result.metadata).replace("TAUE: ", "", 1)
+    def history_entry(result: JobResult) -> HistoryEntry:
+        """The label and layer pictures the history shows for a result (the layers it downloaded)."""
+        label = group_name(result.metadata).replace("TAUE: ", "", 1)
+        stack = editor_stack(object_prompts(result.metadata))
+        return HistoryEntry(label, [(spec.name, result.layers[spec.key]) for spec in stack if spec.key in result.layers])
 
     def _start(self, work, *args) -> None:
         threading.Thread(target=self._guarded, args=(work, *args), daemon=True).start()
@@ -294,7 +315,8 @@ class Panel:
 
     def _job_work(self, run: JobRun) -> None:
         try:
-            result = run.run(lambda fraction, text: self.events.put(("progress", (fraction, text))))
+            result = run.run(lambda fraction, text: self.events.put(("progress", (fraction, text))),
+                             lambda png, caption: self.events.put(("preview", (png, caption))))
         except TAUEError as error:
             self.events.put(("job_error", error))
         except Exception:

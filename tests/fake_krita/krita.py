@@ -3,13 +3,18 @@
 Only the calls the plug-in makes, with Krita's semantics as the real end-to-end test sees them: child nodes listed
 bottom to top, addChildNode(child, above), masks as child nodes, a PSD opened with its layer masks as transparency
 masks (read with psd-tools), settings kept per group. tests/test_krita_e2e.py checks the same code in real Krita.
+FAKE_KRITA_QT (PyQt5 or PyQt6) names the Qt binding it is built on, as Krita 5 and Krita 6 are.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
+import os
 
-from PyQt5.QtWidgets import QDockWidget
+# the Qt this stand-in is built on, as Krita 5 (PyQt5) or Krita 6 (PyQt6) is: the tests choose it
+QT_BINDING = os.environ.get("FAKE_KRITA_QT", "PyQt5")
+QDockWidget = importlib.import_module(f"{QT_BINDING}.QtWidgets").QDockWidget
 
 
 class DockWidget(QDockWidget):
