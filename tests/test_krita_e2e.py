@@ -42,7 +42,7 @@ def krita_run(pipe, packager, tmp_path_factory):
     folder, _ = packager.build_krita(tmp_path_factory.mktemp("dist"))
     out = tmp_path_factory.mktemp("krita-out")
     home = tmp_path_factory.mktemp("krita-home")  # a fresh profile: no settings or plug-ins from this machine
-    with live_server(tmp_path_factory.mktemp("krita-server"), pipe) as server:
+    with live_server(tmp_path_factory.mktemp("krita-server"), pipe, preview_seconds=0) as server:
         env = {"PATH": os.environ["PATH"], "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
                "XDG_DATA_HOME": str(home / "data"), "XDG_CACHE_HOME": str(home / "cache"),
                "XDG_RUNTIME_DIR": str(home), "QT_QPA_PLATFORM": "offscreen", "LANG": "C.UTF-8",
@@ -150,3 +150,16 @@ def test_two_objects_arrive_as_two_layers_with_masks_and_a_new_background_keeps_
         assert np.array_equal(np.asarray(layers["objects_job", n]), np.asarray(layers["background_job", n]))
     names = [name for name, kind in verdict["root_after"] if kind == "grouplayer"]
     assert len(names) == 3 and names[-1] == verdict["background_group"]["name"]
+
+
+def test_the_docker_shows_previews_and_pictures_in_real_krita(krita_run):
+    verdict, out, _ = krita_run
+    docker = verdict["docker"]
+    assert docker["binding"] == "PyQt5"  # Krita 5.1's own
+    assert len(docker["preview_captions"]) >= 2, docker
+    assert all(caption.startswith("Preview: ") and caption.endswith("/30") for caption in docker["preview_captions"])
+    assert docker["history"] == 1 and docker["item_icon"]  # the docker has its own panel and history
+    assert docker["item_text"] == "a red star / a blue striped background (seed 11)"
+    assert docker["picture"] and max(docker["picture"]) == 256 and docker["caption"] == docker["item_text"]
+    assert docker["strip"] == ["Background", "Foreground", "Composite"]
+    assert Image.open(out / "docker.png").size[0] > 200

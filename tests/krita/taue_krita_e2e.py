@@ -1,7 +1,8 @@
 """Run inside real Krita by `kritarunner -s taue_krita_e2e -f main` (tests/test_krita_e2e.py starts it).
 
 Drives the plug-in's own panel logic (taue_layers.panel.Panel with the real KritaHost) against a real taue-server:
-a document with a rectangular selection, Generate, wait with the UI thread's poll, and the result inserted. Then it
+a document with a rectangular selection, Generate, wait with the UI thread's poll, and the result inserted (last, the
+docker's own widgets run a job: previews, history pictures). Then it
 reads the document back through Krita's API and writes what it found (and the pixels of every layer and of the
 mask) to $TAUE_OUT, with a verdict: kritarunner exits 0 whatever happens, so the test reads the verdict.
 """
@@ -21,7 +22,7 @@ class RecordingView:
 
     def __getattr__(self, name):
         def record(*args):
-            self.calls.append([name, *[a if isinstance(a, (str, int, float, bool, list)) else repr(a)
+            self.calls.append([name, *[a if isinstance(a, (str, int, float, bool)) else repr(a)[:200]
                                        for a in args]])
         return record
 
@@ -135,8 +136,48 @@ def run(out, report):
     report["background_job"] = {"id": panel.history[0].id, "request": panel.history[0].job["request"]}
     report["background_group"] = read_group(document, document.rootNode().childNodes()[-1], out, "new-background")
     report["root_after"] = [[node.name(), node.type()] for node in document.rootNode().childNodes()]
+
+    report["stage"] = "docker"  # the docker's own widgets: previews while it runs, then pictures in the history
+    report["docker"] = drive_docker(HeadlessKritaHost(krita), out)
     document.close()  # an open document crashes kritarunner on exit (after the verdict, but noisily)
     report["stage"] = "done"
+
+
+def drive_docker(host, out):
+    """Generate from the docker's widgets (Krita's own Qt) and report what it showed: the preview captions seen
+    while the job ran, the history's icon, the picture and the layer strip."""
+    from PyQt5.QtWidgets import QApplication
+    from taue_layers.docker import TAUEDocker
+    from taue_layers.qt import BINDING
+
+    docker = TAUEDocker()
+    docker.panel.host = host
+    docker.foreground.setText("a red star")
+    docker.background.setText("a blue striped background")
+    docker.random_seed.setChecked(False)
+    docker.seed.setValue(11)
+    docker.steps.setValue(int(os.environ.get("TAUE_DOCKER_STEPS", "30")))
+    docker.generate_button.click()
+    captions = []
+    deadline = time.monotonic() + float(os.environ.get("TAUE_TIMEOUT", "240"))
+    while (docker.panel.running or not docker.panel.events.empty()) and time.monotonic() < deadline:
+        QApplication.processEvents()  # the docker's timer polls the panel
+        pixmap = docker.picture.pixmap()
+        if docker.caption.text().startswith("Preview") and pixmap is not None and not pixmap.isNull():
+            if not captions or captions[-1] != docker.caption.text():
+                captions.append(docker.caption.text())
+        time.sleep(0.02)
+    QApplication.processEvents()
+    docker.timer.stop()
+    item = docker.history.item(0)
+    strip = [docker.strip.itemAt(i).widget() for i in range(docker.strip.count())]
+    picture = docker.picture.pixmap()
+    docker.grab().save(os.path.join(out, "docker.png"))
+    return {"binding": BINDING, "preview_captions": captions, "history": docker.history.count(),
+            "item_text": item.text() if item else None, "item_icon": bool(item and not item.icon().isNull()),
+            "picture": [picture.width(), picture.height()] if picture is not None and not picture.isNull() else None,
+            "caption": docker.caption.text(), "message": docker.message.text(),
+            "strip": [cell.toolTip() for cell in strip if cell is not None and not cell.pixmap().isNull()]}
 
 
 def wait(panel):
