@@ -86,6 +86,21 @@ def group_name(metadata: dict) -> str:
     return name
 
 
+def distinct_layer_name(name: str, metadata: dict, taken) -> str:
+    """A name for a result's layer that no layer in `taken` has (GIMP keeps names unique in an image and would
+    append '#1'): the stack's own name, as the PSD has it; if taken, with the result's background prompt; then
+    with its seed too; then numbered."""
+    background = object_layer_name((metadata.get("prompts") or {}).get("background") or "?")
+    candidates = [name, f"{name} ({background})", f"{name} ({background}, seed {metadata.get('seed')})"]
+    for candidate in candidates:
+        if candidate not in taken:
+            return candidate
+    number = 2
+    while f"{candidates[-1]} {number}" in taken:
+        number += 1
+    return f"{candidates[-1]} {number}"
+
+
 def round_size(width: int, height: int, low: int = MIN_SIZE, high: int = MAX_SIZE) -> tuple:
     """A document's size as a generation size: scaled (aspect kept) into low..high, rounded to multiples of 8.
 

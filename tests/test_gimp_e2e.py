@@ -86,7 +86,17 @@ def gimp_run(gimp, pipe, packager, tmp_path_factory):
     warm_profile(root, work, inside)
     shutil.copytree(plugin, work / "profile" / "plug-ins" / "taue-layers")
     (work / "out").mkdir()
-    with live_server(tmp_path_factory.mktemp("gimp-server"), pipe) as server:
+    with live_server(tmp_path_factory.mktemp("gimp-server"), pipe, preview_seconds=0) as server:
+        server.requests = []  # (method, path, status) of every request GIMP's plug-in made
+        app = server.app.wsgi_app
+
+        def recording(environ, start_response):
+            def start(status, headers, *rest):
+                server.requests.append((environ["REQUEST_METHOD"], environ["PATH_INFO"], int(status.split()[0])))
+                return start_response(status, headers, *rest)
+            return app(environ, start)
+
+        server.app.wsgi_app = recording
         env = gimp_env(root, work, inside / "profile", TAUE_URL=server.url, TAUE_OUT=str(inside / "out"))
         completed = subprocess.run(gimp_command(root, env), input=(REPO / "tests" / "gimp" / "taue_gimp_e2e.py")
                                    .read_text(), capture_output=True, text=True, timeout=600)
@@ -198,19 +208,21 @@ def test_new_background_keeps_the_objects_of_the_selected_group(gimp_run):
     verdict, out, _, _, server = gimp_run
     assert verdict["background_status"] == "success", verdict.get("background_error")
     new, first, _ = verdict["scene"]  # the new group right above the one it came from
-    renamed = [f"{name} #1" for name in OBJECT_LAYERS]  # GIMP numbers a layer name the image already has
+    renamed = [f"{name} (a sunny beach)" for name in OBJECT_LAYERS]  # names the image has: with the new prompt
     assert new["name"] == BEACH_GROUP and [c["name"] for c in new["children"]] == renamed
     assert [c["mask"] for c in new["children"]] == [False, True, True, False]
     job = server.job(new["job"])
     assert new["job"] != first["job"] and job["state"] == "succeeded"
     assert job["request"]["kind"] == "background" and job["request"]["parent"] == first["job"]
+    # asked with an empty Server URL: the group remembers where its job ran
+    assert verdict["objects_parasite"] == {"job": first["job"], "server": server.url}
     assert verdict["reloaded_jobs"] == [new["job"], first["job"], None]  # the job ids survive .xcf
     groups = psd_groups(out / "scene.psd")
     for name in OBJECT_LAYERS[1:3]:  # object layers and their masks identical
-        kept, made = groups[BEACH_GROUP][f"{name} #1"], groups[OBJECTS_GROUP][name]
+        kept, made = groups[BEACH_GROUP][f"{name} (a sunny beach)"], groups[OBJECTS_GROUP][name]
         assert np.array_equal(np.asarray(kept.topil()), np.asarray(made.topil()))
         assert np.array_equal(np.asarray(kept.mask.topil()), np.asarray(made.mask.topil()))
-    background = np.asarray(groups[BEACH_GROUP]["Background #1"].topil().convert("RGB")).astype(float)
+    background = np.asarray(groups[BEACH_GROUP]["Background (a sunny beach)"].topil().convert("RGB")).astype(float)
     assert np.abs(background - np.asarray(layer_png(server, job["id"], "background"))[..., :3]).mean() < 4.0
 
 
@@ -219,3 +231,16 @@ def test_new_background_needs_a_layer_of_a_result_group(gimp_run):
     assert verdict["outside_status"] == "execution-error"
     assert "'Artwork' is not part of a TAUE result group" in verdict["outside_error"]  # before any server is asked
     assert "Traceback" not in verdict["outside_error"]
+
+
+def test_previews_come_as_a_layer_that_goes_when_the_job_ends(gimp_run):
+    verdict, _, _, _, server = gimp_run
+    assert verdict["preview_status"] == "success", verdict.get("preview_error")
+    [group, artwork] = verdict["preview_layers"]  # no preview layer left, only the result and the artwork
+    assert artwork["name"] == "Artwork" and group["name"].endswith("(seed 21)")
+    assert [c["name"] for c in group["children"]] == ["Composite", "Foreground", "Background"]
+    job = server.job(group["job"])
+    fetched = [status for method, path, status in server.requests
+               if method == "GET" and path == f"/api/v1/jobs/{job['id']}/preview.png"]
+    assert fetched.count(200) >= 2, fetched  # the plug-in fetched the previews it showed
+    assert server.get(f"/api/v1/jobs/{job['id']}/preview.png").status_code == 410

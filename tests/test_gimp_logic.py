@@ -125,7 +125,9 @@ def test_arguments_are_described_once(gimp_plugin):
     names = [a.name for a in arguments.ARGUMENTS]
     assert len(names) == len(set(names))
     assert set(values()) == set(names)
-    assert set(arguments.BACKGROUND_ARGUMENTS) < set(arguments.ARGUMENTS)
+    own = [a for a in arguments.BACKGROUND_ARGUMENTS if a not in arguments.ARGUMENTS]
+    assert own == [arguments.BACKGROUND_SERVER]  # only its Server URL differs (empty: the result's server)
+    assert {a.name for a in arguments.BACKGROUND_ARGUMENTS} < set(names)
     [key] = [a for a in arguments.ARGUMENTS if a.name == "key-color"]
     assert key.choices == KEY_COLORS and key.default == "green"
 
@@ -165,3 +167,29 @@ def test_the_servers_warning_reaches_the_messages_gimp_shows(gimp_plugin, pipe, 
         pipe.known_words = None
     [message] = warning_messages(result)
     assert message.startswith("TAUE Layers: the tiny-random model does not know the words vintage, bicycle")
+
+
+def test_new_background_goes_to_the_server_that_made_the_result(gimp_plugin):
+    arguments = gimp_plugin[0]
+    record = {"job": "abc", "server": "http://10.0.0.5:7860"}
+    assert arguments.background_server({"server-url": ""}, record) == "http://10.0.0.5:7860"
+    assert arguments.background_server({"server-url": "  "}, record) == "http://10.0.0.5:7860"
+    assert arguments.background_server({"server-url": "http://other:1"}, record) == "http://other:1"
+    assert arguments.background_server({"server-url": ""}, {"job": "abc", "server": ""}) == "http://127.0.0.1:7860"
+    defaults = {a.name: a.default for a in arguments.BACKGROUND_ARGUMENTS}
+    assert defaults["server-url"] == "" and list(defaults) == [
+        "background-prompt", "composite-prompt", "negative-prompt", "seed", "server-url", "token"]
+
+
+def test_a_repeated_layer_name_gets_the_results_prompt_not_a_number():
+    from taue_client.layers import distinct_layer_name
+
+    metadata = {"prompts": {"background": "a sunny beach"}, "seed": 5}
+    assert distinct_layer_name("Background", metadata, set()) == "Background"
+    taken = {"Background", "a red star"}
+    assert distinct_layer_name("Background", metadata, taken) == "Background (a sunny beach)"
+    assert distinct_layer_name("a red star", metadata, taken) == "a red star (a sunny beach)"
+    taken |= {"Background (a sunny beach)"}
+    assert distinct_layer_name("Background", metadata, taken) == "Background (a sunny beach, seed 5)"
+    taken |= {"Background (a sunny beach, seed 5)"}
+    assert distinct_layer_name("Background", metadata, taken) == "Background (a sunny beach, seed 5) 2"

@@ -38,9 +38,17 @@ ARGUMENTS = (
     Argument("token", "T_oken", "Only for a server started with --token", "string", ""),
 )
 
-# New Background: the scene's prompts and seed; the objects are the selected result's
-BACKGROUND_ARGUMENTS = tuple(a for a in ARGUMENTS if a.name in (
+# New Background: the scene's prompts and seed; the objects are the selected result's, on the server that made it
+BACKGROUND_SERVER = Argument("server-url", "Server _URL", "Empty: the server that made the selected result",
+                             "string", "")
+BACKGROUND_ARGUMENTS = tuple(BACKGROUND_SERVER if a.name == "server-url" else a for a in ARGUMENTS if a.name in (
     "background-prompt", "composite-prompt", "negative-prompt", "seed", "server-url", "token"))
+
+
+def background_server(values: dict, record: dict) -> str:
+    """Where New Background sends its job: the Server URL given, else the server that made the result (kept with
+    its job id), else the default."""
+    return (values.get("server-url") or "").strip() or record.get("server") or DEFAULT_URL
 
 def parse_objects(text: str) -> list:
     """The 'More objects' lines as the request's objects ({prompt, layout}); blank lines are skipped."""

@@ -21,7 +21,8 @@ gi.require_version("GimpUi", "3.0")
 gi.require_version("Gtk", "3.0")
 from gi.repository import Gimp, GimpUi, GLib, GObject, Gtk  # noqa: E402
 
-from arguments import ARGUMENTS, BACKGROUND_ARGUMENTS, background_request_from, request_from  # noqa: E402
+from arguments import (ARGUMENTS, BACKGROUND_ARGUMENTS, background_request_from, background_server,  # noqa: E402
+                       request_from)
 from taue_client import Client, JobResult, JobRun, TAUEError, warning_messages  # noqa: E402
 
 PROC_LAYERS = "python-fu-taue-layers"
@@ -86,22 +87,31 @@ class CancelWatch:
             self.process.wait(timeout=5)
 
 
-def follow(client: Client, run: JobRun, title: str) -> JobResult:
-    """Run the job with GIMP's progress, cancelling it on the server if GIMP kills the plug-in meanwhile."""
+def follow(client: Client, run: JobRun, title: str, image=None) -> JobResult:
+    """Run the job with GIMP's progress and, in `image`, a preview layer of the running phase (removed when the job
+    ends, however it ends); the job is cancelled on the server if GIMP kills the plug-in meanwhile."""
     import gimp_host
 
     watch = CancelWatch()
     progress = gimp_host.Progress(title)
+    preview = gimp_host.PreviewLayer(image)
+    shown = {"fraction": 0.0}
 
     def on_progress(fraction: float, text: str) -> None:
         if run.job_id is not None:
             watch.start(client, run.job_id)
+        shown["fraction"] = fraction
         progress(fraction, text)
 
+    def on_preview(png: bytes, caption: str) -> None:
+        preview.show(png)
+        progress(shown["fraction"], caption)
+
     try:
-        return run.run(on_progress)
+        return run.run(on_progress, on_preview)
     finally:
         watch.stop()
+        preview.remove()
         progress.end()
 
 
@@ -114,23 +124,24 @@ def generate(config, image):
     selection = gimp_host.selection_box(image) if image is not None else None
     request = request_from(values, size, selection)  # seed -1: taue_client draws one
     client = Client(values["server-url"], values["token"])
-    result = follow(client, JobRun(client, request), "TAUE Layers")
+    result = follow(client, JobRun(client, request), "TAUE Layers", image)
     if image is None:
         image = Gimp.Image.new(request["width"], request["height"], Gimp.ImageBaseType.RGB)
-    gimp_host.insert(image, result)
+    gimp_host.insert(image, result, server=client.url)
     tell_warnings(result)
     return image
 
 
-def new_background(config, image, source, job_id: str) -> None:
-    """A new background for the objects of the result group `source` (made by job `job_id`), inserted above it."""
+def new_background(config, image, source, record: dict) -> None:
+    """A new background for the objects of the result group `source` (made by job record["job"] on the server
+    record["server"]), inserted above it. An empty Server URL means that server."""
     import gimp_host
 
     values = {a.name: config.get_property(a.name) for a in BACKGROUND_ARGUMENTS}
     request = background_request_from(values)  # seed -1: taue_client draws one
-    client = Client(values["server-url"], values["token"])
-    result = follow(client, JobRun(client, request, new_background_of=job_id), "TAUE New Background")
-    gimp_host.insert(image, result, above=source)
+    client = Client(background_server(values, record), values["token"])
+    result = follow(client, JobRun(client, request, new_background_of=record["job"]), "TAUE New Background", image)
+    gimp_host.insert(image, result, above=source, server=client.url)
     tell_warnings(result)
 
 
@@ -233,11 +244,11 @@ class TAUELayers(Gimp.PlugIn):
         def work():
             import gimp_host
 
-            source, job_id = gimp_host.result_group(drawables)  # before the dialog: no prompts asked in vain
+            source, record = gimp_host.result_group(drawables)  # before the dialog: no prompts asked in vain
             if run_mode == Gimp.RunMode.INTERACTIVE and not ask(procedure, config, "TAUE Layers: New Background",
                                                                 BACKGROUND_ARGUMENTS):
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-            new_background(config, image, source, job_id)
+            new_background(config, image, source, record)
             return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
         return guarded(procedure, work)

@@ -31,7 +31,7 @@ def run_procedure(name, **values):
 
 def job_of(layer):
     parasite = layer.get_parasite("taue-job")
-    return None if parasite is None else bytes(parasite.get_data()).decode()
+    return None if parasite is None else json.loads(bytes(parasite.get_data()).decode())["job"]
 
 
 def describe(image):
@@ -106,13 +106,14 @@ try:
                                          **{"key-color": "magenta"}))
     verdict["objects_status"], verdict["objects_error"] = status.value_nick, error
 
-    verdict["stage"] = "new background"
+    verdict["stage"] = "new background"  # no server URL: the one that made the result, kept with its job id
     first = scene.get_layers()[0]
+    verdict["objects_parasite"] = json.loads(bytes(first.get_parasite("taue-job").get_data()).decode())
     moon = [child for child in first.get_children() if child.get_name() == "a yellow moon"][0]
     status, _, error = run_procedure("python-fu-taue-layers-background", **{"run-mode": Gimp.RunMode.NONINTERACTIVE},
                                      image=scene, drawables=[moon], **{
-                                         "background-prompt": "a sunny beach", "seed": 5,
-                                         "server-url": os.environ["TAUE_URL"], "token": ""})
+                                         "background-prompt": "a sunny beach", "seed": 5, "server-url": "",
+                                         "token": ""})
     verdict["background_status"], verdict["background_error"] = status.value_nick, error
     verdict["scene"] = describe(scene)
     status, _, error = run_procedure("python-fu-taue-layers-background", **{"run-mode": Gimp.RunMode.NONINTERACTIVE},
@@ -125,6 +126,14 @@ try:
     Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, scene, xcf, None)
     verdict["reloaded_jobs"] = [job_of(layer) for layer in Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, xcf)
                                 .get_layers()]
+    verdict["stage"] = "previews"  # a longer job: its previews come and go as a layer, outside the undo history
+    watched = Gimp.Image.new(64, 64, Gimp.ImageBaseType.RGB)
+    art = Gimp.Layer.new(watched, "Artwork", 64, 64, Gimp.ImageType.RGB_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    watched.insert_layer(art, None, 0)
+    status, _, error = run_procedure("python-fu-taue-layers", **{"run-mode": Gimp.RunMode.NONINTERACTIVE},
+                                     image=watched, drawables=[art], **dict(common, seed=21, steps=60))
+    verdict["preview_status"], verdict["preview_error"] = status.value_nick, error
+    verdict["preview_layers"] = describe(watched)
     verdict["stage"] = "done"
     verdict["ok"] = True
 except Exception:
