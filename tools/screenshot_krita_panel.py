@@ -1,5 +1,6 @@
-"""Render the Krita docker (the real widget, Qt offscreen, with tests/fake_krita standing in for Krita) after one
-job on the embedded toy model, for the README: docs/krita-panel.png.
+"""Render the Krita docker (the real widget, Qt offscreen, with tests/fake_krita standing in for Krita) on the
+embedded toy model, for the README: docs/krita-preview.png while a job runs (the composite phase's preview),
+docs/krita-panel.png after two jobs (the selected result's picture, its layers, the history).
 
     python tools/screenshot_krita_panel.py
 """
@@ -30,25 +31,31 @@ def main() -> None:
     import krita
     from taue_layers.docker import TAUEDocker
 
-    with live_server(Path(tempfile.mkdtemp()), None, model="toy") as server:  # loads the toy as taue-server does
+    with live_server(Path(tempfile.mkdtemp()), None, model="toy", preview_seconds=0) as server:  # as taue-server
         while server.app.extensions["taue"]["engine"].state == "loading":
             time.sleep(0.1)
         fake = krita.Krita.instance()
         fake.writeSetting("taue_layers", "url", server.url)
         fake.active = fake.createDocument(64, 64, "art", "RGBA", "U8", "", 72.0)
         docker = TAUEDocker()
-        docker.resize(340, 640)
-        docker.foreground.setText("a red star")
-        docker.background.setText("a blue striped background")
+        docker.resize(360, 980)
         docker.random_seed.setChecked(False)
-        docker.seed.setValue(2)
-        docker.generate_button.click()
-        while docker.panel.running or not docker.panel.events.empty():
-            app.processEvents()
-            time.sleep(0.02)
-        for _ in range(20):
-            app.processEvents()
-            time.sleep(0.02)
+        for foreground, background, seed, shot in (("a yellow circle", "a green background", 3, None),
+                                                    ("a red star", "a blue striped background", 2, "krita-preview")):
+            docker.foreground.setText(foreground)
+            docker.background.setText(background)
+            docker.seed.setValue(seed)
+            docker.generate_button.click()
+            while docker.panel.running or not docker.panel.events.empty():
+                app.processEvents()
+                if shot and docker.caption.text().startswith("Preview: Composite, step 2"):
+                    docker.grab().save(str(REPO / "docs" / f"{shot}.png"))
+                    print(REPO / "docs" / f"{shot}.png", docker.caption.text())
+                    shot = None
+                time.sleep(0.005)
+            for _ in range(20):
+                app.processEvents()
+                time.sleep(0.02)
         out = REPO / "docs" / "krita-panel.png"
         docker.grab().save(str(out))
         print(out, docker.message.text())

@@ -257,6 +257,7 @@ class TAUEDocker(DockWidget, View):
         if pixmap is None:
             self.picture.clear()
         else:
+            self.picture.setMinimumHeight(pixmap.height())  # the whole picture, never cropped by the layout
             self.picture.setPixmap(pixmap)
         self.caption.setText(caption)
 
