@@ -48,6 +48,7 @@ class Engine:
             log.info("loading model %s ...", self.model)
             pipe = TAUEPipeline.from_pretrained(self.model, **self._options)
             pipe.set_progress_bar_config(disable=True)
+            pipe.latent_to_rgb()  # the previews' map, fitted now rather than in the first job
             self.pipe, self.state = pipe, READY
             log.info("model %s ready on %s", self.model, self.info()["device"])
         except ModelLoadError as error:
