@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check, as run on a lent device machine (which has torch but not diffusers: wheels travel in .whl/).
 #  1. tiny-random TAUE on CUDA in float16 (device placement of every piece of the method);
-#  2. benchmarks/overhead.py on full-size SDXL with random weights, fp16, 1024x1024, 50 steps (and 3. 8 steps).
+#  2. benchmarks/overhead.py on full-size SDXL with random weights, fp16, 1024x1024, 50 steps (and 3. 8 steps);
+#  4. benchmarks/previews.py on the same model: what previews cost.
 set -uo pipefail
 OUT=${OUT:-/tmp/taue-device}
 mkdir -p "$OUT"
@@ -28,3 +29,6 @@ python3 benchmarks/overhead.py --model random-sdxl --width 1024 --height 1024 --
 python3 benchmarks/overhead.py --model random-sdxl --width 1024 --height 1024 --dtype float16 --steps 8 --guidance 1 \
   --timestep-spacing trailing --repeats 5 --json "$OUT/gpu_overhead_8steps.json" 2>&1 | grep -v "kept in float32" \
   | tee "$OUT/gpu_overhead_8steps.log"
+# 4. what previews cost on full-size SDXL (the linear map every step and at the server's pace, and a VAE decode).
+python3 benchmarks/previews.py --model random-sdxl --width 1024 --height 1024 --dtype float16 --steps 50 \
+  --repeats 3 --json "$OUT/gpu_previews.json" 2>&1 | grep -v "kept in float32" | tee "$OUT/gpu_previews.log"
