@@ -50,7 +50,7 @@ def fit_latent_to_rgb(encode: Callable[[Image.Image], torch.Tensor], factor: int
     The fitting images are blocks of random colours (solid greys and pure colours among them), so the map sees the
     whole colour cube; the target of each cell is the mean colour of its factor x factor pixels."""
     rng = np.random.default_rng(seed)
-    side, block = FIT_CELLS * factor, BLOCK_CELLS * factor
+    block = BLOCK_CELLS * factor
     blocks = FIT_CELLS // BLOCK_CELLS
     corners = np.array([[r, g, b] for r in (0, 1) for g in (0, 1) for b in (0, 1)], dtype=np.float32)
     latents, targets = [], []

@@ -21,6 +21,16 @@ def pipe():
 
 
 @pytest.fixture(scope="session")
+def toy():
+    """The embedded toy model, loaded once, for tests that only run it (tests that load LoRAs load their own)."""
+    from taue_engine import TAUEPipeline
+
+    pipeline = TAUEPipeline.from_pretrained("toy", device="cpu")
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+@pytest.fixture(scope="session")
 def packager():
     """tools/package_plugins.py (a script, not a package): the plug-in tests build what users install."""
     import importlib.util

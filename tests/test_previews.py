@@ -7,7 +7,6 @@ import io
 import time
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from server.live import live_server
@@ -40,15 +39,6 @@ def test_each_step_offers_a_preview_of_its_phase(pipe, config):
          progress_callback=record)
     assert [phase for phase, _, _ in seen] == ["foreground"] * 10 + ["composite"] * 10 + ["background"] * 10
     assert {size for _, _, size in seen} == {(96, 64)}
-
-
-@pytest.fixture(scope="module")
-def toy():
-    from taue_engine import TAUEPipeline
-
-    pipeline = TAUEPipeline.from_pretrained("toy", device="cpu")
-    pipeline.set_progress_bar_config(disable=True)
-    return pipeline
 
 
 def test_the_last_preview_looks_like_the_layer_it_becomes(toy):

@@ -7,13 +7,6 @@ from taue_engine import TAUEConfig, TAUEPipeline
 from taue_engine.toy.scenes import classify_colours, palette_names
 
 
-@pytest.fixture(scope="module")
-def toy():
-    pipe = TAUEPipeline.from_pretrained("toy", device="cpu")
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 def test_toy_is_an_sdxl_folder_with_its_own_settings(toy):
     assert toy.unet.config.addition_embed_type == "text_time"
     assert toy.unet.config.sample_size * toy.vae_scale_factor == 64

@@ -27,3 +27,4 @@ else:
     from PyQt5 import QtCore, QtGui, QtWidgets
 
 QT_VERSION = QtCore.QT_VERSION_STR
+__all__ = ["BINDING", "QT_VERSION", "QtCore", "QtGui", "QtWidgets", "binding_of"]
