@@ -9,7 +9,6 @@ the worker goes on with the next.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -27,7 +26,8 @@ from taue_engine.config import TAUEConfig
 from .config import ServerConfig
 from .engine import Engine
 from .errors import APIError
-from .validation import JOB_ID, check_job_id, engine_arguments
+from .execution import BACKGROUND, PreviewPacer, describe_failure, free_accelerator_memory, progress_record, run_job
+from .validation import JOB_ID, check_job_id
 
 log = logging.getLogger("taue.server")
 
@@ -38,7 +38,6 @@ LAYERS = {"foreground": "foreground.png", "foreground_on_green": "foreground_on_
           "background": "background.png", "composite": "composite.png", "mask": "mask.png"}
 DOCUMENTS = {"psd": "result.psd", "ora": "result.ora", "metadata": "taue.json"}
 KEPT_DIR = "kept"  # a new-background job's copy of its parent's kept objects
-BACKGROUND = "background"  # the kind of a job made by POST /jobs/<id>/backgrounds
 
 
 def object_count(request: dict) -> int:
@@ -87,7 +86,6 @@ class Job:
     preview: bytes | None = field(default=None, repr=False)
     """The latest preview PNG while the job runs (memory only; dropped when it ends)."""
     preview_info: dict | None = None
-    preview_made: float = 0.0
 
     @property
     def finished(self) -> bool:
@@ -345,31 +343,21 @@ class JobManager:
     def _run(self, job: Job) -> None:
         from taue_engine.pipeline import TAUECancelled
 
-        started = time.perf_counter()
-        config = TAUEConfig.from_dict(job.settings)
+        pacer = PreviewPacer(self.config.preview_seconds)
 
         def progress(tick) -> bool:
-            self._make_preview(job, tick)
-            job.progress = {"phase": tick.phase, "object": tick.object, "step": tick.step,
-                            "phase_steps": tick.phase_steps, "overall_step": tick.overall_step,
-                            "overall_total": tick.overall_total, "fraction": round(tick.fraction, 4),
-                            "preview": job.preview_info}
+            shown = pacer.maybe(tick)
+            if shown is not None:
+                job.preview, job.preview_info = shown
+            job.progress = progress_record(tick, job.preview_info)
             return not job.cancel_requested
 
         folder = self.folder(job.id)
         try:
-            self._use_loras(job.request.get("loras") or [])
-            if job.request.get("kind") == BACKGROUND:
-                result = self._new_background(job, config, progress)
-            else:
-                result = self.engine.pipe(**engine_arguments(job.request, config), progress_callback=progress)
-            partial = folder / f".{RESULT_DIR}.partial"
-            shutil.rmtree(partial, ignore_errors=True)
-            result.save(partial)
-            os.replace(partial, folder / RESULT_DIR)
-            job.timings = {**result.metadata.get("timings_s", {}), "run_s": round(time.perf_counter() - started, 4)}
+            job.timings = run_job(self.engine.pipe, job.request, job.settings, folder / KEPT_DIR, folder / RESULT_DIR,
+                                  self.config.loras(), progress, self.config.lora_dir)
             job.state, job.error = SUCCEEDED, None
-            log.info("job %s succeeded in %.1f s", job.id, time.perf_counter() - started)
+            log.info("job %s succeeded in %.1f s", job.id, job.timings["run_s"])
         except TAUECancelled as error:
             job.state, job.error = CANCELLED, str(error)
             log.info("job %s cancelled", job.id)
@@ -380,87 +368,3 @@ class JobManager:
         finally:
             job.finished_at = now()
             job.preview = None  # the layers are there now (or nothing is)
-
-    def _make_preview(self, job: Job, tick) -> None:
-        """The running phase's picture as a PNG, at each phase's first and last step and in between at most every
-        `preview_seconds` (a linear map of the clean estimate: well under a millisecond a preview on the toy)."""
-        seconds = self.config.preview_seconds
-        if seconds is None or getattr(tick, "preview", None) is None:
-            return
-        clock = time.monotonic()
-        if not (tick.step in (1, tick.phase_steps) or clock - job.preview_made >= seconds):
-            return
-        image = tick.preview()
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG", compress_level=1)
-        job.preview, job.preview_made = buffer.getvalue(), clock
-        job.preview_info = {"phase": tick.phase, "object": tick.object, "step": tick.step,
-                            "phase_steps": tick.phase_steps, "width": image.width, "height": image.height}
-
-
-    def _use_loras(self, loras: list[dict]) -> None:
-        """Put exactly the job's LoRAs in place (none: the bare model), from the server's --lora-dir."""
-        from taue_engine.loras import LoraSpec
-
-        pipe = self.engine.pipe
-        if not hasattr(pipe, "load_loras"):
-            if loras:
-                raise ValueError("this engine takes no LoRAs")
-            return
-        files = self.config.loras()
-        gone = [entry["name"] for entry in loras if entry["name"] not in files]
-        if gone:
-            raise ValueError(f"LoRA {gone[0]!r} is no longer in {self.config.lora_dir}: put it back or ask for "
-                             "another")
-        pipe.load_loras([LoraSpec(files[entry["name"]], entry["scale"], entry["name"]) for entry in loras])
-
-    def _new_background(self, job: Job, config: TAUEConfig, progress):
-        """A new scene for the kept objects copied from the parent job, moved where the request says."""
-        from taue_engine.config import LayoutBox
-        from taue_engine.objects import Transplant
-
-        from PIL import Image
-
-        pipe = self.engine.pipe
-        folder = self.folder(job.id) / KEPT_DIR
-        if (folder / "transplant.json").exists():
-            kept = Transplant.load(folder)
-        else:  # layers the user brought: their seedlings are encoded by the pipeline
-            layers = []
-            for n in range(1, len(job.request["objects"]) + 1):
-                with Image.open(folder / f"object-{n}.png") as image:
-                    layers.append(image.convert("RGBA"))
-            factor = pipe.vae_scale_factor
-            kept = Transplant.from_layers(layers, [o["prompt"] for o in job.request["objects"]],
-                                          latent_size=(job.request["height"] // factor, job.request["width"] // factor),
-                                          num_inference_steps=config.num_inference_steps, crop_step=config.crop_step,
-                                          model=getattr(pipe, "model_name", "unknown"), key_color=config.key_color)
-        latent_size = tuple(kept.masks[0].shape)
-        for n in job.request.get("moved", []):
-            kept = kept.moved(n - 1, LayoutBox(**job.request["objects"][n - 1]["layout"]), latent_size)
-        return pipe.new_background(kept, job.request["background_prompt"],
-                                   composite_prompt=job.request.get("composite_prompt"),
-                                   negative_prompt=job.request.get("negative_prompt"), seed=job.request["seed"],
-                                   config=config, progress_callback=progress)
-
-
-def describe_failure(error: Exception) -> str:
-    """A message a person can act on."""
-    name = type(error).__name__
-    if "OutOfMemory" in name or "out of memory" in str(error).lower():
-        return ("out of GPU memory: ask for a smaller width/height, or start the server with --cpu-offload; "
-                "the server is still running")
-    if isinstance(error, ValueError):
-        return f"the engine refused the request: {error}"
-    return f"{name}: {error}"
-
-
-def free_accelerator_memory() -> None:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except Exception:  # noqa: BLE001 - best effort
-        pass
-
