@@ -95,7 +95,8 @@ def health():
                 "loras": sorted(config.loras()), "loaded_loras": list(getattr(pipe, "active_loras", []) or []),
                 "model_change": "the model is chosen when the server starts: restart taue-server with another --model"}
     return jsonify({"version": __version__, **engine.info(), **sampling, "queue_length": manager().queue_length(),
-                    "running": manager().running, "limits": {**limits, "max_loras": config.max_loras}})
+                    "running": next(iter(manager().running_jobs()), None), "running_jobs": manager().running_jobs(),
+                    "limits": {**limits, "max_loras": config.max_loras}})
 
 
 @api.get("/openapi.json")
@@ -116,11 +117,9 @@ def _json_body_for_a_ready_engine() -> dict:
         raise APIError(415, "send the job as JSON with 'Content-Type: application/json'",
                        code="unsupported_media_type")
     body = parse_json_body(request.get_data(cache=False))
-    if engine.state == "error":
-        raise APIError(503, f"the model failed to load: {engine.error}", code="model_error")
-    if not engine.ready:
-        raise APIError(503, "the model is still loading: try again in a few seconds (GET /api/v1/health says "
-                       "when it is ready)", code="loading")
+    state = engine.state
+    if state != "ready":
+        raise APIError(503, engine.unavailable(state), code="model_error" if state == "error" else "loading")
     return body
 
 

@@ -23,10 +23,16 @@ def create_app(config: ServerConfig | None = None, engine=None) -> Flask:
     app = Flask("taue_server")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
-    holder = Engine(engine)
-    if engine is None:
-        holder.prepare(config.model, device=config.device, dtype=config.dtype)
-    jobs = JobManager(config, holder)
+    if config.queue:
+        from .queue import QueueEngine, QueueJobManager, connect
+
+        holder = QueueEngine(connect(config.queue), config.queue)
+        jobs = QueueJobManager(config, holder)
+    else:
+        holder = Engine(engine)
+        if engine is None:
+            holder.prepare(config.model, device=config.device, dtype=config.dtype)
+        jobs = JobManager(config, holder)
     app.extensions["taue"] = {"config": config, "engine": holder, "jobs": jobs}
 
     @app.before_request

@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"largest width/height a job may ask for (default {ServerConfig.max_size})")
     parser.add_argument("--lora-dir", default=None, metavar="DIR",
                         help="folder of LoRA .safetensors files that jobs may name (loras: [{name, scale}])")
+    parser.add_argument("--queue", default=None, metavar="URL",
+                        help="put jobs on the Redis queue at URL (redis://[:PASSWORD@]HOST:PORT/DB) for taue-workers "
+                             "instead of running them here")
     parser.add_argument("--preview-seconds", type=float, default=ServerConfig.preview_seconds, metavar="S",
                         help="make a running job's preview at most every S seconds (default "
                              f"{ServerConfig.preview_seconds:g}; 0: every step)")
@@ -52,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from taue_engine.models.loading import ModelLoadError, check_model_exists
 
+    if args.queue:
+        try:
+            import redis  # noqa: F401
+            import rq  # noqa: F401
+        except ImportError:
+            print("taue-server: error: --queue needs rq and redis: pip install 'taue-layers[queue]'", file=sys.stderr)
+            return EXIT_USAGE
     try:
         check_model_exists(args.model)
         if args.device is not None:
@@ -64,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         config = ServerConfig(data_dir=Path(args.data_dir), model=args.model, host=args.host, port=args.port,
                               token=args.token, device=args.device, dtype=args.dtype, max_size=args.max_size,
                               lora_dir=args.lora_dir,
-                              preview_seconds=None if args.no_previews else args.preview_seconds)
+                              preview_seconds=None if args.no_previews else args.preview_seconds,
+                              queue=args.queue)
     except (ModelLoadError, ValueError) as error:
         print(f"taue-server: error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -83,9 +94,13 @@ def main(argv: list[str] | None = None) -> int:
               f"running there? choose another --port)", file=sys.stderr)
         return EXIT_USAGE
     engine = app.extensions["taue"]["engine"]
-    print(f"taue-server: loading {args.model}; serving http://{args.host}:{args.port}/api/v1 "
-          f"(jobs in {config.jobs_dir})", file=sys.stderr)
-    _report_loading(engine)
+    if config.queue:
+        print(f"taue-server: jobs go to taue-workers on {config.queue}; serving http://{args.host}:{args.port}/api/v1 "
+              f"(jobs in {config.jobs_dir})", file=sys.stderr)
+    else:
+        print(f"taue-server: loading {args.model}; serving http://{args.host}:{args.port}/api/v1 "
+              f"(jobs in {config.jobs_dir})", file=sys.stderr)
+        _report_loading(engine)
     try:
         server.run()
     except KeyboardInterrupt:  # Ctrl-C: what waitress.serve did too

@@ -43,6 +43,9 @@ class ServerConfig:
     """Queued jobs beyond this are refused (409), so a runaway client cannot fill the disk."""
     page_size: int = 20
     max_page_size: int = 100
+    queue: str | None = None
+    """A Redis URL (redis://[:password@]host:port/db): jobs go on its RQ queue for taue-workers; None: this process
+    runs them."""
     preview_seconds: float | None = 0.5
     """A running job's preview (GET /jobs/<id>/preview.png) is made at each phase's first step and then at most
     every this many seconds (0: every step); None: no previews."""

@@ -33,6 +33,12 @@ class Engine:
             dtype = str(pipe.unet.dtype).replace("torch.", "")
         return {"model": self.model, "device": device, "dtype": dtype, "state": self.state, "error": self.error}
 
+    def unavailable(self, state: str) -> str:
+        """Why jobs are refused now (503), and what to do."""
+        if state == "error":
+            return f"the model failed to load: {self.error}"
+        return "the model is still loading: try again in a few seconds (GET /api/v1/health says when it is ready)"
+
     def prepare(self, model: str, **options: Any) -> None:
         """Name the model to load; the job worker loads it on its own thread (`load`), so that one thread does all
         the torch work: torch's CPU thread pools are per calling thread, and two of them compete for the cores

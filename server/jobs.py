@@ -140,10 +140,7 @@ class JobManager:
                 log.warning("skipping unreadable job folder %s: %s", path.name, error)
                 continue
             if job.state == RUNNING:
-                job.state, job.finished_at = FAILED, restarted
-                job.error = (f"the server stopped while this job was running (restarted at {restarted}); "
-                             "submit it again")
-                self._save_state(job)
+                self._recovered_running(job, restarted)
             found.append(job)
         for job in sorted(found, key=lambda j: j.created_at):
             self.jobs[job.id] = job
@@ -151,6 +148,17 @@ class JobManager:
                 self.queue.append(job.id)
         if found:
             log.info("found %d jobs in %s (%d queued again)", len(found), self.dir, len(self.queue))
+
+    def _recovered_running(self, job: Job, restarted: str) -> None:
+        """A job that was running when the server stopped: it ran in this process, so it is lost."""
+        job.state, job.finished_at = FAILED, restarted
+        job.error = f"the server stopped while this job was running (restarted at {restarted}); submit it again"
+        self._save_state(job)
+
+    def running_jobs(self) -> list[str]:
+        """The ids of the jobs running now (here: at most one)."""
+        with self.lock:
+            return [self.running] if self.running else []
 
     # ------------------------------------------------------------------ API operations
     def submit(self, request: dict, config: TAUEConfig) -> Job:
