@@ -57,6 +57,21 @@ editors() {
   fi
 }
 
+# The queue's tests (taue-server --queue, taue-worker) start Debian's redis-server themselves on a free loopback
+# port; as root on Debian it is installed here, elsewhere those tests skip and say how (they fail under CI).
+services() {
+  if command -v redis-server >/dev/null 2>&1; then
+    return
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && [ -z "${TAUE_NO_EDITORS:-}" ]; then
+    echo "run.sh: installing redis-server for the queue tests" >&2
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server >/dev/null
+    # the tests start their own on a free port: Debian's service on 6379 is not needed
+    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
+  fi
+}
+
 case "${1:-}" in
   demo)
     setup
@@ -68,6 +83,7 @@ case "${1:-}" in
   test)
     setup
     editors
+    services
     shift
     "$VENV/bin/python" -m pytest -q "$@"
     ;;

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.queue:
         try:
-            import redis  # noqa: F401
+            import redis  # noqa: F401 (only checked for)
             import rq  # noqa: F401
         except ImportError:
             print("taue-server: error: --queue needs rq and redis: pip install 'taue-layers[queue]'", file=sys.stderr)

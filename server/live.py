@@ -48,9 +48,10 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(data_dir: Path, engine, **settings):
+def live_server(data_dir: Path, engine, cancel_at_exit: bool = True, **settings):
     """Serve ServerConfig(data_dir, **settings) with `engine` as taue-server does (serve.build_server) on a free
-    loopback port until the block ends; the worker is stopped too."""
+    loopback port until the block ends; the worker is stopped too, cancelling what is left unless `cancel_at_exit`
+    is False (a front that goes away while its queue's workers go on)."""
     app, server = build_server(ServerConfig(data_dir=data_dir, **settings), engine=engine, port=0)
     closing = threading.Event()
 
@@ -67,7 +68,7 @@ def live_server(data_dir: Path, engine, **settings):
     try:
         yield live
     finally:
-        live.jobs.stop(cancel=True)  # no job of this server may go on using a shared pipeline
+        live.jobs.stop(cancel=cancel_at_exit)  # no job of this server may go on using a shared pipeline
         closing.set()
         server.close()
         thread.join(timeout=10)

@@ -20,6 +20,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 import uuid
 import zipfile
 from pathlib import Path
@@ -30,6 +31,7 @@ from .queue_names import (HEARTBEAT_EVERY_S, HEARTBEAT_TTL_S, KEY_TTL_S, QUEUE, 
 
 log = logging.getLogger("taue.worker")
 EXIT_USAGE = 2
+RESULT_WAIT_S = 600  # a finished job's result waits this long for a Redis that is away
 
 
 class Served:
@@ -53,6 +55,7 @@ def perform(job_id: str, request: dict, settings: dict, kept: dict[str, bytes]) 
     """The queued job (RQ calls it by name on a worker): run it and leave the result in Redis. Returns what the
     front records: {state: succeeded | failed | cancelled, error, timings, worker}. A failure of the job itself is a
     result, not an exception, so that it is not tried again; only a worker that dies is."""
+    from redis.exceptions import RedisError
     from rq import get_current_job
 
     from taue_engine.loras import lora_folder_files
@@ -66,14 +69,17 @@ def perform(job_id: str, request: dict, settings: dict, kept: dict[str, bytes]) 
 
     def progress(tick) -> bool:
         made = pacer.maybe(tick)
-        with redis.pipeline() as batch:
-            if made is not None:
-                batch.set(preview_key(job_id), made[0], ex=KEY_TTL_S)
-                shown["info"] = made[1]
-            batch.set(progress_key(job_id), json.dumps(progress_record(tick, shown["info"])), ex=KEY_TTL_S)
-            batch.exists(cancel_key(job_id))
-            cancelled = batch.execute()[-1]
-        return not cancelled
+        if made is not None:
+            shown["info"] = made[1]
+        try:
+            with redis.pipeline() as batch:
+                if made is not None:
+                    batch.set(preview_key(job_id), made[0], ex=KEY_TTL_S)
+                batch.set(progress_key(job_id), json.dumps(progress_record(tick, shown["info"])), ex=KEY_TTL_S)
+                batch.exists(cancel_key(job_id))
+                return not batch.execute()[-1]
+        except RedisError:  # Redis away for a moment: the job goes on, its progress shows again when it is back
+            return True
 
     with tempfile.TemporaryDirectory(prefix="taue-worker-") as folder:
         folder = Path(folder)
@@ -90,7 +96,16 @@ def perform(job_id: str, request: dict, settings: dict, kept: dict[str, bytes]) 
             log.exception("job %s failed", job_id)
             free_accelerator_memory()
             return {"state": "failed", "error": describe_failure(error), "worker": worker}
-        redis.set(result_key(job_id), pack(folder / "result"), ex=KEY_TTL_S)
+        packed = pack(folder / "result")
+    deadline = time.monotonic() + RESULT_WAIT_S
+    while True:  # the job is done: wait for Redis rather than lose it
+        try:
+            redis.set(result_key(job_id), packed, ex=KEY_TTL_S)
+            break
+        except RedisError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
     return {"state": "succeeded", "error": None, "timings": timings, "worker": worker}
 
 
@@ -184,14 +199,21 @@ def main(argv: list[str] | None = None) -> int:
     Served.pipe, Served.lora_dir = pipe, Path(args.lora_dir) if args.lora_dir else None
     Served.preview_seconds = None if args.no_previews else args.preview_seconds
     name = args.name or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
-    connection.set(worker_key(name), json.dumps(describe_worker(pipe, name, args.device)))
-    worker = worker_class()([Queue(QUEUE, connection=connection)], connection=connection, name=name,
-                            worker_ttl=WORKER_TTL_S, job_monitoring_interval=HEARTBEAT_EVERY_S)
     log.info("worker %s ready: model %s on %s, queue %s", name, args.model, pipe._execution_device, QUEUE)
+    while True:  # RQ's loop gives up when Redis goes away mid-job: wait for it and work again, same name
+        try:
+            connection.set(worker_key(name), json.dumps(describe_worker(pipe, name, args.device)))
+            worker = worker_class()([Queue(QUEUE, connection=connection)], connection=connection, name=name,
+                                    worker_ttl=WORKER_TTL_S, job_monitoring_interval=HEARTBEAT_EVERY_S)
+            worker.work(logging_level="WARNING")
+            break  # stopped (SIGTERM / SIGINT)
+        except redis.RedisError as error:
+            log.warning("lost Redis (%s): working again when it answers", error)
+            time.sleep(2.0)
     try:
-        worker.work(logging_level="WARNING")
-    finally:
         connection.delete(worker_key(name))
+    except redis.RedisError:
+        pass
     return 0
 
 
