@@ -213,3 +213,14 @@ def test_a_worker_killed_mid_job_loses_no_job(redis_server, two_workers, tmp_pat
         assert done["state"] == "succeeded", done["error"]
         assert done["timings"]["worker"] not in (victim, None)  # the other worker ran it again
         assert time.monotonic() - killed < HEARTBEAT_TTL_S + 60  # the README's bound: the TTL and one more run
+
+
+def test_the_commands_take_the_queue_and_say_when_redis_is_not_there():
+    from server.cli import build_parser
+
+    assert build_parser().parse_args(["--queue", "redis://127.0.0.1:6379/0"]).queue == "redis://127.0.0.1:6379/0"
+    assert build_parser().parse_args([]).queue is None  # the single-process server by default
+    gone = f"redis://127.0.0.1:{free_port()}/0"
+    answer = subprocess.run([sys.executable, "-m", "server.worker", "--queue", gone, "--model", "tiny-random"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert answer.returncode == 2 and f"no Redis answers at --queue {gone}" in answer.stderr
