@@ -118,6 +118,13 @@ def openapi_document(limits: ServerConfig, base_config: TAUEConfig) -> dict:
             "version": {"type": "string"}, "model": nullable_string, "device": nullable_string,
             "dtype": nullable_string, "state": {"type": "string", "enum": ["loading", "ready", "error"]},
             "error": nullable_string, "queue_length": {"type": "integer"}, "running": nullable_string,
+            "running_jobs": {"type": "array", "items": {"type": "string"},
+                             "description": "every running job (several with --queue and several workers)"},
+            "workers": {"type": "array", "description": "with --queue: the taue-workers that have joined",
+                        "items": {"type": "object", "properties": {
+                            "name": {"type": "string"}, "model": nullable_string, "device": nullable_string,
+                            "dtype": nullable_string, "state": {"type": "string", "enum": ["idle", "busy"]},
+                            "job": nullable_string}}},
             "scheduler": {"type": "string", "description": "the sampler of jobs that name none"},
             "timestep_spacing": {"type": "string"},
             "schedulers": {"type": "array", "items": {"type": "string"},
