@@ -56,11 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     from taue_engine.models.loading import ModelLoadError, check_model_exists
 
     if args.queue:
-        try:
-            import redis  # noqa: F401 (only checked for)
-            import rq  # noqa: F401
-        except ImportError:
-            print("taue-server: error: --queue needs rq and redis: pip install 'taue-layers[queue]'", file=sys.stderr)
+        from .queue import missing_libraries
+
+        missing = missing_libraries("taue-server")
+        if missing:
+            print(missing, file=sys.stderr)
             return EXIT_USAGE
     try:
         check_model_exists(args.model)

@@ -284,7 +284,7 @@ class JobManager:
         """For tests and shutdown: wait until nothing is queued or running."""
         deadline = time.monotonic() + timeout
         with self.lock:
-            while self.queue or self.running:
+            while self.queue or self.running_jobs():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False

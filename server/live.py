@@ -1,7 +1,13 @@
-"""A real taue-server in this process (waitress on a free loopback port) for tests, benchmarks and plug-in checks."""
+"""A real taue-server in this process (waitress on a free loopback port) for tests, benchmarks and plug-in checks;
+for the queue, a redis-server of their own and taue-worker processes, started as a person would start them."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -13,6 +19,13 @@ from .config import ServerConfig
 from .jobs import FINISHED
 from .serve import build_server
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class LiveServer:
@@ -72,3 +85,55 @@ def live_server(data_dir: Path, engine, cancel_at_exit: bool = True, **settings)
         closing.set()
         server.close()
         thread.join(timeout=10)
+
+
+class LocalRedis:
+    """Debian's redis-server (`binary`) on a free loopback port, its data in `folder` as an append-only file, so
+    that stopping and starting it again keeps the queue (as a studio's Redis with --appendonly yes does)."""
+
+    def __init__(self, binary: str, folder: Path):
+        self.binary, self.folder, self.port = binary, folder, free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+             "--appendonly", "yes", "--save", "", "--protected-mode", "yes"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.binary} did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+            self.process = None
+
+
+@contextmanager
+def worker_process(url: str, name: str, log: Path, model: str = "tiny-random", threads: int = 1,
+                   extra: tuple[str, ...] = ("--preview-seconds", "0")):
+    """A taue-worker process on the CPU with `threads` torch threads, as `taue-worker` runs (python -m
+    server.worker); its output goes to `log`; stopped with SIGTERM (then killed) at the end of the block."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONPATH=str(REPO))
+    with open(log, "ab") as out:
+        process = subprocess.Popen([sys.executable, "-m", "server.worker", "--queue", url, "--model", model,
+                                    "--device", "cpu", "--name", name, *extra],
+                                   cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -29,7 +29,19 @@ from .queue_names import KEY_TTL_S, QUEUE, TRIES, cancel_key, job_keys, preview_
 log = logging.getLogger("taue.server")
 SYNC_EVERY_S = 0.2
 CLEANUP_EVERY_S = 2.0
+CLEANUP_LOCK_S = 10  # a front that dies while cleaning holds RQ's cleaning lock this long, not RQ's 15 minutes
 JOB_TIMEOUT_S = 6 * 3600  # RQ's limit for one job (a 4096-px SDXL job on a slow GPU is well under it)
+
+
+def missing_libraries(program: str) -> str | None:
+    """What to install when rq or redis is missing (the queue is an extra: the single-process server needs
+    neither), or None."""
+    try:
+        import redis  # noqa: F401 (only checked for)
+        import rq  # noqa: F401
+    except ImportError:
+        return f"{program}: error: the job queue needs rq and redis: pip install 'taue-layers[queue]'"
+    return None
 
 
 def connect(url: str):
@@ -80,34 +92,38 @@ class QueueEngine:
                           "job": worker.get_current_job_id(), "_info": info})
         return sorted(found, key=lambda w: w["name"])
 
-    @property
-    def state(self) -> str:
+    def look(self) -> tuple[str, list[dict]]:
+        """The state (ready once a worker has joined, loading before, error when Redis does not answer) and the
+        workers, from one read of the registry."""
         try:
             workers = self.workers()
         except Exception as error:  # noqa: BLE001 - Redis down: said, not raised
             self.error = f"the job queue (Redis at {self.url}) does not answer: {error}"
-            return "error"
+            return "error", []
+        self.error = None
         if not workers:
-            self.error = None
-            return "loading"
+            return "loading", []
         info = workers[0]["_info"]
         if self.pipe is None or self.pipe.model_name != info.get("model"):
             self.pipe = WorkersModel(info)
-        self.model, self.error = info.get("model"), None
-        return "ready"
+        self.model = info.get("model")
+        return "ready", workers
+
+    @property
+    def state(self) -> str:
+        return self.look()[0]
 
     @property
     def ready(self) -> bool:
         return self.state == "ready"
 
     def info(self) -> dict:
-        state = self.state
-        workers = self.workers() if state != "error" else []
+        state, workers = self.look()
         devices = sorted({w["device"] for w in workers if w["device"]})
+        waiting = None if workers or state == "error" else (
+            f"no taue-worker has joined the queue yet: start one with `taue-worker --queue {self.url} --model ...`")
         return {"model": self.model, "device": ", ".join(devices) or None,
-                "dtype": workers[0]["dtype"] if workers else None, "state": state,
-                "error": self.error or (None if workers else "no taue-worker has joined the queue yet: start one "
-                                        f"with `taue-worker --queue {self.url} --model ...`"),
+                "dtype": workers[0]["dtype"] if workers else None, "state": state, "error": self.error or waiting,
                 "workers": [{k: v for k, v in w.items() if k != "_info"} for w in workers]}
 
     def load(self) -> None:  # the workers load the model
@@ -129,6 +145,7 @@ class QueueJobManager(JobManager):
         self.redis = engine.redis
         self.rq = Queue(QUEUE, connection=self.redis)
         self.active: set[str] = set()  # running on a worker
+        self.handed: set[str] = set()  # in Redis (or were, before a restart): the sync follows these only
         self.unsent: set[str] = set()  # queued here, not yet handed to Redis (it was down)
         self._last_cleanup = 0.0
         super().__init__(config, engine)
@@ -150,10 +167,13 @@ class QueueJobManager(JobManager):
             self.rq.enqueue_call("server.worker.perform", args=(job.id, job.request, job.settings, files),
                                  job_id=job.id, timeout=JOB_TIMEOUT_S, result_ttl=KEY_TTL_S, failure_ttl=KEY_TTL_S,
                                  retry=Retry(max=TRIES - 1))
-            self.unsent.discard(job.id)
+            with self.lock:  # only now may the sync look for it in Redis (before, it would seem lost and be sent twice)
+                self.handed.add(job.id)
+                self.unsent.discard(job.id)
         except Exception:  # noqa: BLE001 - Redis went away: the sync sends it when it is back
             log.warning("job %s: could not hand it to the queue; it is sent when Redis answers", job.id)
-            self.unsent.add(job.id)
+            with self.lock:
+                self.unsent.add(job.id)
 
     def _check_redis(self) -> None:
         try:
@@ -176,6 +196,8 @@ class QueueJobManager(JobManager):
         """Take a job out of Redis (its RQ job and our keys)."""
         from rq.job import Job as RQJob
 
+        with self.lock:
+            self.handed.discard(job_id)
         try:
             self.rq.remove(job_id)
             RQJob.fetch(job_id, connection=self.redis).delete()
@@ -188,6 +210,13 @@ class QueueJobManager(JobManager):
             return sorted(self.active)
 
     # ------------------------------------------------------------------ restart
+    def _recover(self) -> None:
+        """The jobs the front had queued or running before it stopped were handed to Redis: follow them again (one
+        Redis lost is sent again by the sync)."""
+        super()._recover()
+        self.handed.update(self.queue)
+        self.handed.update(self.active)
+
     def _recovered_running(self, job: Job, restarted: str) -> None:
         """A job running when the front stopped is still on its worker: follow it again."""
         self.active.add(job.id)
@@ -210,15 +239,16 @@ class QueueJobManager(JobManager):
 
     def _sync(self) -> None:
         from rq.job import Job as RQJob
-        from rq.registry import StartedJobRegistry
 
         if time.monotonic() - self._last_cleanup >= CLEANUP_EVERY_S:
-            StartedJobRegistry(queue=self.rq).cleanup()  # abandoned jobs: tried again, or failed
+            self._clean_abandoned()
             self._last_cleanup = time.monotonic()
-        for job_id in sorted(self.unsent):
+        with self.lock:
+            unsent = sorted(self.unsent)
+        for job_id in unsent:
             self._send(self.jobs[job_id])
         with self.lock:
-            following = [job_id for job_id in list(self.queue) + sorted(self.active) if job_id not in self.unsent]
+            following = [job_id for job_id in list(self.queue) + sorted(self.active) if job_id in self.handed]
         if not following:
             return
         found = RQJob.fetch_many(following, connection=self.redis)
@@ -241,6 +271,18 @@ class QueueJobManager(JobManager):
                 self._finish(job, FAILED, failure_of(queued))
             elif status in ("canceled", "stopped"):
                 self._finish(job, CANCELLED, "cancelled")
+
+    def _clean_abandoned(self) -> None:
+        """RQ's cleanup of abandoned jobs (tried again, or failed), under the lock RQ's workers take for the same
+        cleanup, held briefly: two cleanups at once would both put a dead worker's job back, and two workers run it."""
+        from rq.registry import StartedJobRegistry
+
+        if not self.redis.set(self.rq.registry_cleaning_key, 1, nx=True, ex=CLEANUP_LOCK_S):
+            return  # a worker is cleaning now
+        try:
+            StartedJobRegistry(queue=self.rq).cleanup()
+        finally:
+            self.redis.delete(self.rq.registry_cleaning_key)
 
     def _follow(self, job: Job) -> None:
         with self.lock:
@@ -315,16 +357,6 @@ class QueueJobManager(JobManager):
                 self.queue.clear()
                 self.active.clear()
         super().stop(cancel=False, timeout=timeout)
-
-    def wait_idle(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self.lock:
-            while self.queue or self.active:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.lock.wait(min(left, SYNC_EVERY_S))
-        return True
 
 
 def failure_of(queued) -> str:

@@ -87,6 +87,11 @@ def perform(job_id: str, request: dict, settings: dict, kept: dict[str, bytes]) 
         for name, data in kept.items():
             (folder / "kept" / Path(name).name).write_bytes(data)
         loras = lora_folder_files(Served.lora_dir) if Served.lora_dir is not None else {}
+        lacking = [entry["name"] for entry in request.get("loras") or [] if entry["name"] not in loras]
+        if lacking:  # the front has it, this worker not: a set-up to fix, said where
+            return {"state": "failed", "worker": worker,
+                    "error": f"LoRA {lacking[0]!r} is not on taue-worker {worker}: start it with --lora-dir naming a "
+                             "folder with the same files as the front's --lora-dir"}
         try:
             timings = run_job(Served.pipe, request, settings, folder / "kept", folder / "result", loras, progress,
                               Served.lora_dir)
@@ -95,7 +100,8 @@ def perform(job_id: str, request: dict, settings: dict, kept: dict[str, bytes]) 
         except Exception as error:  # noqa: BLE001 - the job failed; the worker goes on
             log.exception("job %s failed", job_id)
             free_accelerator_memory()
-            return {"state": "failed", "error": describe_failure(error), "worker": worker}
+            return {"state": "failed", "error": f"{describe_failure(error)} (on taue-worker {worker})",
+                    "worker": worker}
         packed = pack(folder / "result")
     deadline = time.monotonic() + RESULT_WAIT_S
     while True:  # the job is done: wait for Redis rather than lose it
@@ -173,12 +179,15 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_libraries()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        import redis
-        from rq import Queue
-    except ImportError:
-        print("taue-worker: error: the queue needs rq and redis: pip install 'taue-layers[queue]'", file=sys.stderr)
+    from .queue import missing_libraries
+
+    missing = missing_libraries("taue-worker")
+    if missing:
+        print(missing, file=sys.stderr)
         return EXIT_USAGE
+    import redis
+    from rq import Queue
+
     from taue_engine.models.loading import ModelLoadError, check_model_exists
     from taue_engine.pipeline import TAUEPipeline
 

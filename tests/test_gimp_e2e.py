@@ -21,16 +21,11 @@ import pytest
 from PIL import Image
 
 from server.live import live_server
+from tests.required import unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 W, H = 100, 75
 GIMP = "gimp-console-3.0"
-
-
-def unavailable(message: str):
-    if os.environ.get("TAUE_REQUIRE_EDITORS") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def gimp_env(root: Path | None, work: Path, profile: Path, **extra) -> dict:

@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from server.live import live_server
+from tests.required import unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 W, H = 100, 75  # the script's document
@@ -29,10 +30,7 @@ W, H = 100, 75  # the script's document
 def kritarunner() -> str:
     path = shutil.which("kritarunner")
     if path is None:
-        message = "Krita is not installed: apt-get install krita python3-pyqt5 (Debian 12: Krita 5.1)"
-        if os.environ.get("TAUE_REQUIRE_EDITORS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("Krita is not installed: apt-get install krita python3-pyqt5 (Debian 12: Krita 5.1)")
     return path
 
 

@@ -7,84 +7,20 @@ missing one fails there instead of skipping.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
-from server.live import live_server
+from server.live import REPO, LocalRedis, free_port, live_server, worker_process
+from tests.required import unavailable
 
-REPO = Path(__file__).resolve().parents[1]
 JOB = {"foreground_prompt": "a red star", "background_prompt": "a blue striped background", "width": 64,
        "height": 64, "steps": 4}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Redis:
-    """A redis-server of the test's own, on loopback, with its data in a folder (kept across restarts)."""
-
-    def __init__(self, folder: Path):
-        binary = shutil.which("redis-server")
-        if binary is None:
-            message = "redis-server is not installed: apt-get install redis-server (run.sh test does, as root)"
-            if os.environ.get("TAUE_REQUIRE_EDITORS") == "1":
-                pytest.fail(message)
-            pytest.skip(message)
-        self.binary, self.folder, self.port = binary, folder, free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-             "--appendonly", "yes", "--save", "", "--protected-mode", "yes"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=20)
-            self.process = None
-
-
-@contextmanager
-def worker(url: str, name: str, log: Path):
-    """A taue-worker process on the CPU (tiny-random); killed at the end of the block if still running."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    with open(log, "ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "server.worker", "--queue", url, "--model", "tiny-random",
-                                    "--device", "cpu", "--name", name, "--preview-seconds", "0"],
-                                   cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 def wait_for(predicate, timeout=120.0, every=0.1):
@@ -99,7 +35,10 @@ def wait_for(predicate, timeout=120.0, every=0.1):
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory):
-    server = Redis(tmp_path_factory.mktemp("redis"))
+    binary = shutil.which("redis-server")
+    if binary is None:
+        unavailable("redis-server is not installed: apt-get install redis-server (run.sh test does, as root)")
+    server = LocalRedis(binary, tmp_path_factory.mktemp("redis"))
     server.start()
     yield server
     server.stop()
@@ -108,8 +47,8 @@ def redis_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def two_workers(redis_server, tmp_path_factory):
     logs = tmp_path_factory.mktemp("worker-logs")
-    with worker(redis_server.url, "w1", logs / "w1.log") as first, \
-            worker(redis_server.url, "w2", logs / "w2.log") as second:
+    with worker_process(redis_server.url, "w1", logs / "w1.log") as first, \
+            worker_process(redis_server.url, "w2", logs / "w2.log") as second:
         yield first, second, logs
 
 
@@ -123,6 +62,13 @@ def test_jobs_run_on_both_workers_and_come_back_whole(redis_server, two_workers,
 
         with ThreadPoolExecutor(8) as pool:
             jobs = list(pool.map(lambda seed: front.submit(**JOB, seed=seed), range(8)))
+        deadline, overlaps = time.monotonic() + 300, []
+        while time.monotonic() < deadline and not all(front.job(j["id"])["state"] == "succeeded" for j in jobs):
+            busy = [w["job"] for w in front.session.get(front.api + "/health", timeout=10).json()["workers"]
+                    if w["job"]]
+            overlaps += [job_id for job_id in set(busy) if busy.count(job_id) > 1]
+            time.sleep(0.05)
+        assert not overlaps, f"jobs run by two workers at once: {overlaps}"  # each job is handed over once
         done = [front.wait(job["id"], timeout=300) for job in jobs]
         assert [job["state"] for job in done] == ["succeeded"] * 8, [job["error"] for job in done]
         assert {job["timings"]["worker"] for job in done} == {"w1", "w2"}  # spread over both
@@ -190,6 +136,46 @@ def test_front_restart_and_redis_restart_lose_nothing(redis_server, two_workers,
         wait_for(lambda: again.session.get(again.api + "/health", timeout=10).json()["state"] == "ready", 120)
         job = again.wait(again.submit(**JOB, seed=3)["id"], timeout=300)
         assert job["state"] == "succeeded"
+
+
+def test_a_job_that_fails_ends_failed_with_the_reason_never_running(redis_server, tmp_path):
+    """On a queue of its own (Redis database 1; the module's workers serve 0), three workers: a job that fails on
+    its worker (a LoRA the front has and the workers lack) ends failed at once with the worker's reason, not tried
+    again; a job whose worker dies on every try (SIGKILL, three times) ends failed saying so, not stuck running."""
+    from rq.job import Job as RQJob
+
+    from server.queue_names import HEARTBEAT_TTL_S, TRIES
+
+    url = redis_server.url.rsplit("/", 1)[0] + "/1"
+    names = [f"x{n}" for n in range(1, TRIES + 1)]
+    with worker_process(url, names[0], tmp_path / "x1.log") as x1, \
+            worker_process(url, names[1], tmp_path / "x2.log") as x2, \
+            worker_process(url, names[2], tmp_path / "x3.log") as x3, \
+            live_server(tmp_path / "front", None, queue=url, lora_dir=REPO / "tests" / "data" / "loras") as front:
+        processes = dict(zip(names, (x1, x2, x3)))
+        wait_for(lambda: len(front.session.get(front.api + "/health", timeout=10).json().get("workers") or [])
+                 == TRIES, timeout=180)
+        failing = front.submit(**JOB, seed=1, loras=[{"name": "toy-pink", "scale": 1.0}])
+        failed = front.wait(failing["id"], timeout=120)
+        assert failed["state"] == "failed"
+        assert "LoRA 'toy-pink' is not on taue-worker x" in failed["error"]["message"], failed["error"]
+
+        job = front.submit(**{**JOB, "steps": 200, "seed": 2})
+        redis = front.jobs.redis
+        started = time.monotonic()
+        for attempt in range(TRIES):
+            wait_for(lambda: (front.job(job["id"])["progress"] or {}).get("step", 0) >= 1
+                     and front.job(job["id"])["state"] == "running"
+                     and RQJob.fetch(job["id"], connection=redis).worker_name in processes, timeout=120, every=0.05)
+            victim = RQJob.fetch(job["id"], connection=redis).worker_name
+            processes.pop(victim).send_signal(signal.SIGKILL)
+            if attempt < TRIES - 1:  # the job is given to a living worker after the heartbeat TTL
+                wait_for(lambda: RQJob.fetch(job["id"], connection=redis).worker_name in processes
+                         and RQJob.fetch(job["id"], connection=redis).get_status() == "started",
+                         timeout=HEARTBEAT_TTL_S + 60)
+        done = front.wait(job["id"], timeout=HEARTBEAT_TTL_S + 60)
+        assert done["state"] == "failed" and f"tried {TRIES} times" in done["error"]["message"], done["error"]
+        assert time.monotonic() - started < TRIES * (HEARTBEAT_TTL_S + 30)
 
 
 def test_a_worker_killed_mid_job_loses_no_job(redis_server, two_workers, tmp_path):
