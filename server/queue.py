@@ -36,10 +36,9 @@ JOB_TIMEOUT_S = 6 * 3600  # RQ's limit for one job (a 4096-px SDXL job on a slow
 def missing_libraries(program: str) -> str | None:
     """What to install when rq or redis is missing (the queue is an extra: the single-process server needs
     neither), or None."""
-    try:
-        import redis  # noqa: F401 (only checked for)
-        import rq  # noqa: F401
-    except ImportError:
+    from importlib.util import find_spec
+
+    if find_spec("redis") is None or find_spec("rq") is None:
         return f"{program}: error: the job queue needs rq and redis: pip install 'taue-layers[queue]'"
     return None
 
