@@ -121,12 +121,14 @@ def test_front_restart_and_redis_restart_lose_nothing(redis_server, two_workers,
     with live_server(data, None, cancel_at_exit=False, queue=redis_server.url) as front:  # goes away, jobs go on
         wait_for(lambda: front.session.get(front.api + "/health", timeout=10).json()["state"] == "ready", 180)
         finished = front.wait(front.submit(**JOB, seed=1)["id"], timeout=300)
-        running = front.submit(**{**JOB, "steps": 80, "seed": 2})
-        wait_for(lambda: front.job(running["id"])["state"] == "running", timeout=120)
+        long = [front.submit(**{**JOB, "steps": 80, "seed": seed}) for seed in (2, 5, 6)]  # two workers: one waits
+        states = wait_for(lambda: (lambda s: s if s.count("running") == 2 and "queued" in s else None)(
+            [front.job(j["id"])["state"] for j in long]), timeout=120, every=0.05)
     with live_server(data, None, queue=redis_server.url) as again:
         assert again.job(finished["id"])["state"] == "succeeded"
         assert again.get(finished["urls"]["layers"]["composite"]).status_code == 200
-        assert again.wait(running["id"], timeout=300)["state"] == "succeeded"  # followed again, collected
+        for job, state in zip(long, states):  # the running ones followed again, the queued one run: all collected
+            assert again.wait(job["id"], timeout=300)["state"] == "succeeded", state
 
         redis_server.stop()
         refused = again.session.post(again.api + "/jobs", json={**JOB, "seed": 3}, timeout=30)
