@@ -7,6 +7,7 @@ missing one fails there instead of skipping.
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -212,3 +213,17 @@ def test_the_commands_take_the_queue_and_say_when_redis_is_not_there():
     answer = subprocess.run([sys.executable, "-m", "server.worker", "--queue", gone, "--model", "tiny-random"],
                             cwd=REPO, capture_output=True, text=True, timeout=120)
     assert answer.returncode == 2 and f"no Redis answers at --queue {gone}" in answer.stderr
+
+
+def test_the_scaleout_benchmark_runs_and_reports_every_mode(redis_server, tmp_path):
+    """benchmarks/scaleout.py, small: it starts its own Redis, fronts and workers, and reports each mode."""
+    out = tmp_path / "scaleout.json"
+    done = subprocess.run([sys.executable, "benchmarks/scaleout.py", "--model", "tiny-random", "--steps", "2",
+                           "--jobs", "2", "--rounds", "1", "--workers", "2", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    results = {row["mode"]: row for row in json.loads(out.read_text())["results"]}
+    assert set(results) == {"single", "queue-2"}
+    assert results["queue-2"]["failed"] == 0 and sum(results["queue-2"]["spread"].values()) == 2
+    assert results["single"]["spread"] == {"server": 2} and results["queue-2"]["alone_handoff_median_s"] < 5
+    assert "| queue-2 | 1 |" in done.stdout and "failed jobs: 0" in done.stdout
