@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -70,15 +69,13 @@ class Front:
 
 
 @contextmanager
-def taue_server(data: Path, *options: str, threads: int | None = None):
+def taue_server(data: Path, *options: str):
     """`taue-server` (python -m server.cli) on a free loopback port, its log in `data`; stopped at the end."""
-    from server.live import free_port
+    from server.live import free_port, stop_process
 
     port = free_port()
     data.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    if threads:
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with open(data / "server.log", "ab") as log:
         process = subprocess.Popen([sys.executable, "-m", "server.cli", "--port", str(port), "--data-dir",
                                     str(data / "jobs"), "--no-previews", *options],
@@ -86,12 +83,7 @@ def taue_server(data: Path, *options: str, threads: int | None = None):
     try:
         yield Front(port)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=60)
 
 
 def wait_all(front, ids: list[str], timeout: float, every: float = POLL_ALONE_S) -> dict[str, tuple[dict, float]]:
