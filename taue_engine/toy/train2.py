@@ -456,6 +456,35 @@ def train_unet(work: Path, vae, latents, embeds, pooled, caption_ids, log: Log, 
     return stage.step
 
 
+@torch.no_grad()
+def colour_from_noise(unet, latents, embeds, pooled, caption_ids, captions: list[str], samples: int = 16) -> dict:
+    """Does the prompt decide a plain background's colour where the sampler starts? For each plain-colour caption
+    of the data ("a green background", ...), the UNet's clean estimate at t=999 from pure noise (what SDXL's Euler
+    starts from): the share of captions whose estimate's mean latent lies nearest that caption's own mean latent in
+    the data, and the spread of the estimates' means against the spread of the captions' means (near 0: the prompt
+    is ignored there, and the colour is whatever the noise's mean says). A seeded generator: the training's RNG is
+    not touched."""
+    alphas = torch.cumprod(1 - torch.linspace(SDXL_SCHEDULER_CONFIG["beta_start"] ** 0.5,
+                                              SDXL_SCHEDULER_CONFIG["beta_end"] ** 0.5, 1000) ** 2, 0)
+    plain = sorted({c for c in captions if c.endswith(" background") and len(c.split()) == 3})
+    generator = torch.Generator().manual_seed(999)
+    noise = torch.randn(samples, latents.shape[1], latents.shape[2], latents.shape[3], generator=generator)
+    time_ids = torch.tensor([[SIZE, SIZE, 0, 0, SIZE, SIZE]], dtype=torch.float32).repeat(samples, 1)
+    truth, estimate = [], []
+    for caption in plain:
+        rows = [i for i, c in enumerate(captions) if c == caption]
+        truth.append(latents[rows].mean(dim=(0, 2, 3)))
+        row = int(caption_ids[rows[0]])
+        eps = unet(noise, 999, encoder_hidden_states=embeds[row][None].repeat(samples, 1, 1),
+                   added_cond_kwargs={"text_embeds": pooled[row][None].repeat(samples, 1), "time_ids": time_ids}).sample
+        a = alphas[999]
+        estimate.append(((noise - (1 - a).sqrt() * eps) / a.sqrt()).mean(dim=(0, 2, 3)))
+    truth, estimate = torch.stack(truth), torch.stack(estimate)
+    nearest = torch.cdist(estimate, truth).argmin(dim=1)
+    return {"captions": len(plain), "nearest_own": float((nearest == torch.arange(len(plain))).float().mean()),
+            "spread_ratio": float(estimate.std(dim=0).norm() / truth.std(dim=0).norm())}
+
+
 # ---------------------------------------------------------------------------------------------------- export
 def load_vae(work: Path, decoder: bool = False):
     """The trained VAE; `decoder`: with the paste stage's decoder when it has run (what the export ships)."""
@@ -520,11 +549,20 @@ def main() -> None:
     parser.add_argument("--unet-steps", type=int, default=None, help="the same for the UNet")
     parser.add_argument("--decoder-steps", type=int, default=None, help="the same for the decoder's paste stage")
     parser.add_argument("--export", type=Path, default=None, help="only write the pipeline folder here")
+    parser.add_argument("--check-start", type=Path, default=None, metavar="CHECKPOINT",
+                        help="only print colour_from_noise of a UNet checkpoint (unet.pt or best.pt's EMA weights)")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 2)
     args.work.mkdir(parents=True, exist_ok=True)
     if args.export:
         print(export(args.work, args.export, args.seed))
+        return
+    if args.check_start:
+        unet = build_unet()
+        unet.load_state_dict(torch.load(args.check_start, weights_only=False)["ema"])
+        latents, embeds, pooled, caption_ids = torch.load(args.work / "cache.pt", weights_only=False)
+        captions = json.loads((args.work / "captions.json").read_text())
+        print(json.dumps(colour_from_noise(unet.eval(), latents, embeds, pooled, caption_ids, captions)))
         return
     random.seed(args.seed)
     np.random.seed(args.seed)
