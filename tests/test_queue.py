@@ -227,3 +227,20 @@ def test_the_scaleout_benchmark_runs_and_reports_every_mode(redis_server, tmp_pa
     assert results["queue-2"]["failed"] == 0 and sum(results["queue-2"]["spread"].values()) == 2
     assert results["single"]["spread"] == {"server": 2} and results["queue-2"]["alone_handoff_median_s"] < 5
     assert "| queue-2 | 1 |" in done.stdout and "failed jobs: 0" in done.stdout
+
+
+def test_the_readme_queue_commands_are_what_the_commands_take():
+    """README's "Several GPUs" block starts a front and two workers: each line's flags parse, with the values shown."""
+    import shlex
+
+    from server.cli import build_parser as server_parser
+    from server.worker import build_parser as worker_parser
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme.split("### Several GPUs", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    lines = [shlex.split(line.split("#", 1)[0].rstrip(" &")) for line in block.splitlines()
+             if line.startswith(".venv/bin/taue-")]
+    fronts = [server_parser().parse_args(words[1:]) for words in lines if words[0].endswith("taue-server")]
+    workers = [worker_parser().parse_args(words[1:]) for words in lines if words[0].endswith("taue-worker")]
+    assert len(fronts) == 1 and len(workers) == 2
+    assert {w.queue for w in workers} == {fronts[0].queue} and {w.device for w in workers} == {"cuda:0", "cuda:1"}
