@@ -36,6 +36,8 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from server.jobs import FINISHED  # noqa: E402
+
 POLL_ALONE_S = 0.02  # a job alone: polled finely, its latency is the point
 POLL_BATCH_S = 0.2  # many jobs: polled as a plug-in polls (the poller shares the machine's cores with the workers)
 REQUEST = {"foreground_prompt": "a red star", "background_prompt": "a blue striped background"}
@@ -45,33 +47,11 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-class Front:
-    """A taue-server process seen through its HTTP API, as the plug-ins see it."""
-
-    def __init__(self, port: int):
-        self.api = f"http://127.0.0.1:{port}/api/v1"
-        self.session = requests.Session()
-
-    def submit(self, **body) -> dict:
-        response = self.session.post(self.api + "/jobs", json=body, timeout=30)
-        if response.status_code != 202:
-            raise RuntimeError(f"the server refused a job: {response.status_code} {response.text[:300]}")
-        return response.json()
-
-    def job(self, job_id: str) -> dict:
-        return self.session.get(f"{self.api}/jobs/{job_id}", timeout=30).json()
-
-    def health(self) -> dict | None:
-        try:
-            return self.session.get(self.api + "/health", timeout=10).json()
-        except requests.ConnectionError:
-            return None  # still starting
-
-
 @contextmanager
 def taue_server(data: Path, *options: str):
-    """`taue-server` (python -m server.cli) on a free loopback port, its log in `data`; stopped at the end."""
-    from server.live import free_port, stop_process
+    """`taue-server` (python -m server.cli) on a free loopback port, its log in `data`, seen through its HTTP API as
+    the plug-ins see it (live.LiveServer without an app in this process); stopped at the end."""
+    from server.live import LiveServer, free_port, stop_process
 
     port = free_port()
     data.mkdir(parents=True, exist_ok=True)
@@ -81,7 +61,7 @@ def taue_server(data: Path, *options: str):
                                     str(data / "jobs"), "--no-previews", *options],
                                    cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        yield Front(port)
+        yield LiveServer(None, port)
     finally:
         stop_process(process, timeout=60)
 
@@ -96,7 +76,7 @@ def wait_all(front, ids: list[str], timeout: float, every: float = POLL_ALONE_S)
         for job_id in ids:
             if job_id not in seen:
                 job = front.job(job_id)
-                if job["state"] in ("succeeded", "failed", "cancelled"):
+                if job["state"] in FINISHED:
                     seen[job_id] = (job, time.perf_counter())
         time.sleep(every)
     return seen
@@ -105,8 +85,9 @@ def wait_all(front, ids: list[str], timeout: float, every: float = POLL_ALONE_S)
 def wait_ready(front, workers: int, timeout: float = 300) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        health = front.health()
-        if health is None:
+        try:
+            health = front.session.get(front.api + "/health", timeout=10).json()
+        except requests.ConnectionError:  # still starting
             time.sleep(0.2)
             continue
         if health["state"] == "ready" and len(health.get("workers") or [None] * workers) >= workers:

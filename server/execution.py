@@ -41,6 +41,14 @@ def run_job(pipe, request: dict, settings: dict, kept: Path | None, result: Path
     return {**made.metadata.get("timings_s", {}), "run_s": round(time.perf_counter() - started, 4)}
 
 
+class MissingLora(ValueError):
+    """A job names a LoRA its runner's --lora-dir lacks (`name`); a queue worker says so in its own words."""
+
+    def __init__(self, name: str, message: str):
+        super().__init__(message)
+        self.name = name
+
+
 def use_loras(pipe, wanted: list[dict], files: dict[str, Path], folder: Path | None = None) -> None:
     """Put exactly the job's LoRAs in place (none: the bare model), from the server's --lora-dir."""
     from taue_engine.loras import LoraSpec
@@ -51,7 +59,7 @@ def use_loras(pipe, wanted: list[dict], files: dict[str, Path], folder: Path | N
         return
     gone = [entry["name"] for entry in wanted if entry["name"] not in files]
     if gone:
-        raise ValueError(f"LoRA {gone[0]!r} is no longer in {folder or 'the --lora-dir folder'}: put it back or ask "
+        raise MissingLora(gone[0], f"LoRA {gone[0]!r} is no longer in {folder or 'the --lora-dir folder'}: put it back or ask "
                          "for another")
     pipe.load_loras([LoraSpec(files[entry["name"]], entry["scale"], entry["name"]) for entry in wanted])
 

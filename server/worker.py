@@ -25,7 +25,7 @@ import uuid
 import zipfile
 from pathlib import Path
 
-from .execution import PreviewPacer, describe_failure, free_accelerator_memory, progress_record, run_job
+from .execution import MissingLora, PreviewPacer, describe_failure, free_accelerator_memory, progress_record, run_job
 from .queue_names import (HEARTBEAT_EVERY_S, HEARTBEAT_TTL_S, KEY_TTL_S, QUEUE, WORKER_TTL_S, cancel_key,
                           preview_key, progress_key, result_key, worker_key)
 
@@ -87,16 +87,15 @@ def perform(job_id: str, request: dict, settings: dict, kept: dict[str, bytes]) 
         for name, data in kept.items():
             (folder / "kept" / Path(name).name).write_bytes(data)
         loras = lora_folder_files(Served.lora_dir) if Served.lora_dir is not None else {}
-        lacking = [entry["name"] for entry in request.get("loras") or [] if entry["name"] not in loras]
-        if lacking:  # the front has it, this worker not: a set-up to fix, said where
-            return {"state": "failed", "worker": worker,
-                    "error": f"LoRA {lacking[0]!r} is not on taue-worker {worker}: start it with --lora-dir naming a "
-                             "folder with the same files as the front's --lora-dir"}
         try:
             timings = run_job(Served.pipe, request, settings, folder / "kept", folder / "result", loras, progress,
                               Served.lora_dir)
         except TAUECancelled as error:
             return {"state": "cancelled", "error": str(error), "worker": worker}
+        except MissingLora as error:  # the front has it, this worker not: a set-up to fix, said where
+            return {"state": "failed", "worker": worker,
+                    "error": f"LoRA {error.name!r} is not on taue-worker {worker}: start it with --lora-dir naming a "
+                             "folder with the same files as the front's --lora-dir"}
         except Exception as error:  # noqa: BLE001 - the job failed; the worker goes on
             log.exception("job %s failed", job_id)
             free_accelerator_memory()

@@ -7,8 +7,8 @@ sessions.
 Everything is seeded (`--seed`) and every stage resumes from its checkpoint in `--work` (a folder git ignores):
 data (`world.py` scenes, cached), VAE (reconstruction, paste locality and the key-green direction, trained
 together), caption embeddings (frozen random CLIP encoders, computed once), UNet (epsilon prediction on SDXL's noise
-schedule with offset noise, OFFSET_NOISE; 10% caption dropout as zero embeddings, EMA). The UNet's checkpoint is written every 10 minutes and each
-one is scored on a fixed prompt set (`score_checkpoint`); the best EMA weights are kept in `best.pt` and exported.
+schedule with offset noise, OFFSET_NOISE; 10% caption dropout as zero embeddings, EMA). The UNet's checkpoint is
+written every 10 minutes and each one is scored on a fixed prompt set (`score_checkpoint`); the best EMA weights are kept in `best.pt` and exported.
 The budget (`--hours`) counts the time of every run of every stage, so `--hours 10` means ten CPU-hours in all.
 The log of losses and scores is `<work>/loss.jsonl`.
 
@@ -394,6 +394,12 @@ def score_checkpoint(work: Path, seed: int, vae, unet, steps: int = 20) -> dict:
     return score_images(images), images
 
 
+def sdxl_alphas_cumprod() -> torch.Tensor:
+    """SDXL's noise schedule (scaled_linear betas over 1000 steps) as the cumulative products of 1 - beta."""
+    return torch.cumprod(1 - torch.linspace(SDXL_SCHEDULER_CONFIG["beta_start"] ** 0.5,
+                                            SDXL_SCHEDULER_CONFIG["beta_end"] ** 0.5, 1000) ** 2, 0)
+
+
 def train_unet(work: Path, vae, latents, embeds, pooled, caption_ids, log: Log, budget: Budget, seed: int,
                batch: int = 64, lr: float = 5e-4, max_steps: int | None = None):
     torch.manual_seed(seed + 1)
@@ -421,8 +427,7 @@ def train_unet(work: Path, vae, latents, embeds, pooled, caption_ids, log: Log, 
     stage = Stage("unet", work / "unet.pt", log, budget,
                   budget.seconds_for("unet", reserve={"decoder": DECODER_SHARE}), optimizer, keep_best,
                   max_steps=max_steps, model=unet, ema=ema)
-    alphas_cumprod = torch.cumprod(1 - torch.linspace(SDXL_SCHEDULER_CONFIG["beta_start"] ** 0.5,
-                                                      SDXL_SCHEDULER_CONFIG["beta_end"] ** 0.5, 1000) ** 2, 0)
+    alphas_cumprod = sdxl_alphas_cumprod()
     time_ids = torch.tensor([[SIZE, SIZE, 0, 0, SIZE, SIZE]], dtype=torch.float32).repeat(batch, 1)
     unet.train()
     while stage.running():
@@ -464,8 +469,7 @@ def colour_from_noise(unet, latents, embeds, pooled, caption_ids, captions: list
     the data, and the spread of the estimates' means against the spread of the captions' means (near 0: the prompt
     is ignored there, and the colour is whatever the noise's mean says). A seeded generator: the training's RNG is
     not touched."""
-    alphas = torch.cumprod(1 - torch.linspace(SDXL_SCHEDULER_CONFIG["beta_start"] ** 0.5,
-                                              SDXL_SCHEDULER_CONFIG["beta_end"] ** 0.5, 1000) ** 2, 0)
+    alphas = sdxl_alphas_cumprod()
     plain = sorted({c for c in captions if c.endswith(" background") and len(c.split()) == 3})
     generator = torch.Generator().manual_seed(999)
     noise = torch.randn(samples, latents.shape[1], latents.shape[2], latents.shape[3], generator=generator)
