@@ -36,6 +36,13 @@ def key_excess(rgb: torch.Tensor, key_name: str = "green") -> torch.Tensor:
     return rgb[..., on].amin(dim=-1) - rgb[..., off].amax(dim=-1)
 
 
+def pixel_key_distance(rgb: torch.Tensor, key_name: str = "green") -> torch.Tensor:
+    """1 - key excess of RGB pixels [..., 3] in 0..1: 0 on the pure key colour, 1 on a grey (or any colour with no
+    excess), up to 2 on the colour opposite the key. The object mask's key distance read in pixels
+    (TAUEConfig.mask_signal 'decoded'), on the scale of the latent one (0 on the key, 1 on a grey)."""
+    return 1.0 - key_excess(rgb.clamp(0.0, 1.0), key_name)
+
+
 def green_excess(rgb: torch.Tensor) -> torch.Tensor:
     """G - max(R, B) (the green key's excess)."""
     return key_excess(rgb, "green")

@@ -51,25 +51,24 @@ def key_distance(clean: torch.Tensor, key: torch.Tensor, unit: float, size: tupl
 
 
 def object_mask(
-    clean: torch.Tensor,
+    distance: torch.Tensor,
     attention: torch.Tensor | None,
-    key: torch.Tensor,
-    unit: float,
     size: tuple[int, int],
     tau_bg: float,
     tau_attention: float,
     blur: float,
     dilation: float = 0.0,
 ) -> tuple[torch.Tensor, str]:
-    """m_obj at image resolution `size`: [G(distance of x0-hat from the key) > tau_bg] AND [A_fg > tau_A]; [H, W]
-    of 0/1 (float32). `blur` and `dilation` are fractions of the shorter side of `size`.
+    """m_obj at image resolution `size`: [G(key distance) > tau_bg] AND [A_fg > tau_A]; [H, W] of 0/1 (float32).
+    `distance` [H, W] is the clean estimate's distance from the key colour (key_distance, or keying's
+    pixel_key_distance of the decoded estimate: 0 on the key, 1 on a grey); `blur` and `dilation` are fractions of
+    the shorter side of `size`.
 
     Returns the mask and which signals made it. If the two signals share no pixel, the key signal alone is used,
     then the attention alone: an empty mask would silently drop the object from the composite.
     """
     side = min(size)
-    distance = gaussian_blur(key_distance(clean, key, unit, size), blur * side)
-    not_key = distance > tau_bg
+    not_key = gaussian_blur(distance.float(), blur * side) > tau_bg
     if attention is None:
         mask, source = not_key, "key"
     else:

@@ -36,7 +36,7 @@ from .attention import (
 from .clean_estimate import clean_estimates
 from .config import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, LayoutBox, TAUEConfig
 from .green import dithered_mask, inject_green, layout_probability
-from .keying import KEY_COLOURS, foreground_rgba
+from .keying import KEY_COLOURS, foreground_rgba, pixel_key_distance
 from .masks import front_to_back, hold_mask, key_distance, object_mask, resize_mask
 from .models.loading import (DEFAULT_HUB_MODEL, choose_device_and_dtype, load_components, model_default_config,
                              model_folder)
@@ -417,6 +417,41 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             return ((latent - mean) * vae.config.scaling_factor / std).cpu()
         return (latent * vae.config.scaling_factor).cpu()
 
+    @torch.no_grad()
+    def _decode_latent(self, latent: torch.Tensor) -> torch.Tensor:
+        """The VAE's picture of a latent in the UNet's units [1, C, h, w]: [H, W, 3] float32 in 0..1 on the CPU,
+        decoded as SDXL's own __call__ decodes (fp16 VAEs that ask for it in float32, latents_mean/std)."""
+        vae = self.vae
+        dtype = vae.dtype
+        upcast = dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
+        latent = latent.float().to(self._execution_device)
+        mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
+        if mean is not None and std is not None:
+            mean = torch.tensor(mean, device=latent.device).view(1, -1, 1, 1)
+            std = torch.tensor(std, device=latent.device).view(1, -1, 1, 1)
+            latent = latent * std / vae.config.scaling_factor + mean
+        else:
+            latent = latent / vae.config.scaling_factor
+        if upcast:
+            vae.to(torch.float32)
+        try:
+            image = vae.decode(latent.to(vae.dtype)).sample
+        finally:
+            if upcast:
+                vae.to(dtype)
+        return ((image[0].float().permute(1, 2, 0) + 1.0) / 2.0).clamp(0.0, 1.0).cpu()
+
+    def key_distance_map(self, clean: torch.Tensor, config: TAUEConfig, size: tuple[int, int]) -> torch.Tensor:
+        """How far each pixel of a clean estimate is from the key colour, [H, W] at `size` (0 on the key, 1 on a
+        grey): read off the decoded picture or the latent, as `config.mask_signal` says."""
+        if config.mask_signal == "latent":
+            key, unit = self.key_reference(config.key_color)
+            return key_distance(clean, key, unit, size)
+        distance = pixel_key_distance(self._decode_latent(clean), config.key_color)
+        if tuple(distance.shape) != tuple(size):
+            distance = resize_mask(distance, *size)
+        return distance
+
     def _solid_latent(self, name: str, rgb: tuple[float, float, float]) -> torch.Tensor:
         """E(colour): the VAE's mean latent of a solid image of that colour, [C] (computed once per model)."""
         cache = self.__dict__.setdefault("_solid_latents", {})
@@ -548,9 +583,9 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         attention_map = None if attention_map is None else attention_map.float().cpu()
         grown = {"on_key": on_key, "seedling": kept["seedling"], "clean": clean[crop].float().cpu(),
                  "attention": attention_map, "key_mask": key_mask, "initial": initial, "maps": capture.captured_maps}
+        grown["key_distance"] = self.key_distance_map(grown["clean"], config, size)
         grown["fine_mask"], grown["mask_source"] = self._object_mask(grown, config, size)
-        key, unit = self.key_reference(config.key_color)
-        off_key = key_distance(grown["clean"], key, unit, size) > config.tau_bg * config.hold_growth_key_distance
+        off_key = grown["key_distance"] > config.tau_bg * config.hold_growth_key_distance
         grown["mask"] = hold_mask(grown["fine_mask"], (latent_h, latent_w), config.hold_fraction,
                                   config.hold_dilation, within=off_key)
         return grown
@@ -559,8 +594,10 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         """m_obj of one grown object at image resolution, from its seedling's clean estimate and its attention
         (masks.object_mask); the one place the mask is made, so that an experiment can put the truth in its place
         (benchmarks/oracle_mask.py)."""
-        key, unit = self.key_reference(config.key_color)
-        return object_mask(grown["clean"], grown["attention"], key, unit, size, config.tau_bg, config.tau_attention,
+        distance = grown.get("key_distance")
+        if distance is None:
+            distance = self.key_distance_map(grown["clean"], config, size)
+        return object_mask(distance, grown["attention"], size, config.tau_bg, config.tau_attention,
                            config.mask_blur, config.mask_dilation)
 
     def _compose(self, object_embeds: list[tuple], bg: tuple, comp: tuple, seedlings: list[torch.Tensor],

@@ -4,10 +4,13 @@ On the tiny-random model, against hand-made latents whose truth is known: a key-
 patch (the model's own VAE latents of a solid key colour and a solid red), plus noise at the cut's sigma.
 """
 
+import dataclasses
+
 import pytest
 import torch
 
-from taue_engine.keying import KEY_COLOURS
+from taue_engine.config import MASK_SIGNALS
+from taue_engine.keying import KEY_COLOURS, pixel_key_distance
 from taue_engine.masks import hold_mask, key_distance, normalize, object_mask
 from taue_engine.schedulers import NoiseLevels
 from taue_engine.transplant import HeldRegion, highpass, laplacian
@@ -49,13 +52,13 @@ def test_key_distance_is_in_units_of_the_key_to_grey(pipe):
 def test_mask_from_the_clean_estimate_finds_the_object(pipe, config):
     clean, seedling, truth, sigma = _scene(pipe, config)
     key, unit = pipe.key_reference("green")
-    mask, source = object_mask(clean, None, key, unit, (SIZE, SIZE), config.tau_bg, config.tau_attention,
-                               config.mask_blur)
+    mask, source = object_mask(key_distance(clean, key, unit, (SIZE, SIZE)), None, (SIZE, SIZE), config.tau_bg,
+                               config.tau_attention, config.mask_blur)
     assert source == "key" and _iou(mask, truth) >= 0.9
     # an imperfect clean estimate (noise of a tenth of the key-to-grey distance left in it) still gives the object
     residual = clean + 0.1 * unit * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))
-    assert _iou(object_mask(residual, None, key, unit, (SIZE, SIZE), config.tau_bg, config.tau_attention,
-                            config.mask_blur)[0], truth) >= 0.9
+    assert _iou(object_mask(key_distance(residual, key, unit, (SIZE, SIZE)), None, (SIZE, SIZE), config.tau_bg,
+                            config.tau_attention, config.mask_blur)[0], truth) >= 0.9
     # what the old mask read, the noisy seedling min-max normalised, does not (the reason for the change)
     green = normalize((seedling[0, 1] + seedling[0, 2]).float())
     old = torch.nn.functional.interpolate((green < 0.5).float()[None, None], size=(SIZE, SIZE))[0, 0]
@@ -68,21 +71,54 @@ def test_mask_keeps_the_papers_and_with_attention(pipe, config):
     h, w = clean.shape[-2:]
     attention = torch.zeros(h, w)
     attention[:, : w // 2] = 1.0  # the object tokens attend to the left half only
-    mask, source = object_mask(clean, attention, key, unit, (SIZE, SIZE), config.tau_bg, config.tau_attention,
+    distance = key_distance(clean, key, unit, (SIZE, SIZE))
+    mask, source = object_mask(distance, attention, (SIZE, SIZE), config.tau_bg, config.tau_attention,
                                config.mask_blur)
     assert source == "key+attention"
     assert mask[:, SIZE // 2 + 8:].sum() == 0 and mask[truth.bool()].sum() > 0
     nowhere = torch.zeros(h, w)
     nowhere[0, 0] = 1.0  # attention that shares no pixel with the object: the key signal alone
-    assert object_mask(clean, nowhere, key, unit, (SIZE, SIZE), config.tau_bg, config.tau_attention,
+    assert object_mask(distance, nowhere, (SIZE, SIZE), config.tau_bg, config.tau_attention,
                        config.mask_blur)[1] == "key"
 
 
-def test_pipeline_reads_the_mask_off_the_clean_estimate(pipe, config):
+@pytest.mark.parametrize("signal", MASK_SIGNALS)
+def test_pipeline_reads_the_mask_off_the_clean_estimate(request, config, signal):
+    """The latent reading on tiny-random; the decoded one needs a VAE that decodes colours: the toy's."""
+    pipe = request.getfixturevalue("pipe" if signal == "latent" else "toy")
+    config = dataclasses.replace(config, mask_signal=signal)
     clean, seedling, truth, _ = _scene(pipe, config)
     grown = {"clean": clean, "seedling": seedling, "attention": None}
     mask, _ = pipe._object_mask(grown, config, (SIZE, SIZE))
     assert _iou(mask, truth) >= 0.9
+
+
+def test_pixel_key_distance_is_zero_on_the_key_and_one_on_a_grey():
+    for name, rgb in KEY_COLOURS.items():
+        pixels = torch.tensor([rgb, (0.5, 0.5, 0.5), (0.9, 0.8, 0.1)])
+        distance = pixel_key_distance(pixels, name)
+        assert distance[0] == pytest.approx(0.0) and distance[1] == pytest.approx(1.0) and distance[2] > 0.5
+
+
+def test_decoded_signal_sees_a_backdrop_greener_than_e_green(toy, config):
+    """A backdrop painted past E(green), away from grey (what toy 2's UNet paints at the cut), decodes to green:
+    the decoded reading keeps it backdrop and finds the object, where the latent distance from E(green) calls the
+    backdrop object as well."""
+    clean, _, truth, _ = _scene(toy, config)
+    key = toy._solid_latent("green", KEY_COLOURS["green"])
+    grey = toy._solid_latent("grey", (0.5, 0.5, 0.5))
+    step = toy.vae_scale_factor
+    backdrop_cells = 1 - truth[::step, ::step].view(1, 1, *clean.shape[-2:])
+    past = clean + (key - grey).view(1, -1, 1, 1) * backdrop_cells
+    flagged = {}
+    for signal in MASK_SIGNALS:
+        signal_config = dataclasses.replace(config, mask_signal=signal)
+        flagged[signal] = float((toy.key_distance_map(past, signal_config, (SIZE, SIZE))[~truth.bool()]
+                                 > config.tau_bg).float().mean())
+    assert flagged["latent"] > 0.9 and flagged["decoded"] < 0.05, flagged
+    grown = {"clean": past, "attention": None}
+    mask, _ = toy._object_mask(grown, dataclasses.replace(config, mask_signal="decoded"), (SIZE, SIZE))
+    assert _iou(mask, truth) >= 0.8
 
 
 def test_hold_mask_holds_whole_cells_grown_by_the_setting():

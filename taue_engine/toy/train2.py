@@ -34,7 +34,7 @@ from ..models.tiny import SDXL_SCHEDULER_CONFIG, sdxl_euler_scheduler
 from ..models.vocabulary import VOCABULARY_FILE, prompt_words
 from .train import GREEN_LATENT, Log, build_text_encoders, encode_captions, load_checkpoint, psnr_of, rng_state, \
     save_checkpoint, to_tensor
-from .world import KEYS, PALETTE, SIZE, classify_colours, colour_names, key_for, make_world_scene
+from .world import KEYS, SIZE, classify_colours, colour_names, key_for, make_world_scene
 
 LATENT = 16  # 128 / 8: an object of radius 0.13-0.32 spans 4-10 latent cells across
 TIME_EMBED_DIM = 32
@@ -541,6 +541,48 @@ def export(work: Path, out: Path, seed: int) -> Path:
     return out
 
 
+def training_report(work: Path) -> str:
+    """The training log as Markdown (for docs/): each stage's steps, minutes and last loss, and every scored UNet
+    checkpoint, from `<work>/loss.jsonl`. A step logged twice (a run stopped between checkpoints goes on from the
+    last one and logs those steps again) counts once, as the later run logged it."""
+    records: dict[tuple[str, int], dict] = {}
+    for line in (work / "loss.jsonl").read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            if "loss" in record or "score" in record:  # not the VAE's held-out checks (latents.json has the last)
+                records[(record["stage"], record["step"])] = record
+    stages: dict[str, list[dict]] = {}
+    for (stage, _), record in sorted(records.items(), key=lambda item: (item[1]["stage"], item[1]["step"])):
+        stages.setdefault(stage, []).append(record)
+    budget = json.loads((work / "budget.json").read_text()) if (work / "budget.json").exists() else {}
+    lines = ["| stage | steps | minutes (budget.json) | last loss |", "|---|---|---|---|"]
+    for stage, rows in stages.items():
+        if stage.endswith("-score"):
+            continue
+        minutes = round(budget.get(stage, rows[-1]["minutes"] * 60) / 60, 1)
+        lines.append(f"| {stage} | {rows[-1]['step']} | {minutes} | {rows[-1]['loss']:.4f} |")
+    best = torch.load(work / "best.pt", weights_only=False) if (work / "best.pt").exists() else None
+    for stage, rows in stages.items():
+        if not stage.endswith("-score"):
+            continue
+        lines += ["", f"Checkpoints of `{stage[:-len('-score')]}`, scored on the {len(SCORE_PROMPTS)} fixed prompts "
+                  "(20 steps):", "", "| step | minutes | object present | background right | score |",
+                  "|---|---|---|---|---|"]
+        for r in rows:
+            mark = " (best, exported)" if best is not None and stage == "unet-score" and r["step"] == best["step"] else ""
+            lines.append(f"| {r['step']}{mark} | {r['minutes']} | {r['object_present']:.2f} | "
+                         f"{r['background_right']:.2f} | {r['score']:.3f} |")
+    vae = json.loads((work / "latents.json").read_text())["vae"] if (work / "latents.json").exists() else None
+    if vae:
+        lines += ["", f"VAE: held-out PSNR {vae['held_out_psnr']} dB; objects' latent cells pasted into other scenes "
+                  f"decode at {vae['paste_psnr']} dB in those cells, against {vae['own_psnr_in_cells']} dB for the "
+                  "VAE's own reconstruction there."]
+    total = sum(budget.values())
+    lines += ["", f"Budget spent: {total / 3600:.2f} of 10 CPU-hours (" +
+              ", ".join(f"{k} {v / 60:.0f} min" for k, v in budget.items()) + ")."]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("runs/toy2"), help="checkpoints, caches and logs")
@@ -553,6 +595,8 @@ def main() -> None:
     parser.add_argument("--unet-steps", type=int, default=None, help="the same for the UNet")
     parser.add_argument("--decoder-steps", type=int, default=None, help="the same for the decoder's paste stage")
     parser.add_argument("--export", type=Path, default=None, help="only write the pipeline folder here")
+    parser.add_argument("--report", type=Path, default=None, metavar="MARKDOWN",
+                        help="only write the training log (stages, scored checkpoints, budget) to this file")
     parser.add_argument("--check-start", type=Path, default=None, metavar="CHECKPOINT",
                         help="only print colour_from_noise of a UNet checkpoint (unet.pt or best.pt's EMA weights)")
     args = parser.parse_args()
@@ -560,6 +604,10 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     if args.export:
         print(export(args.work, args.export, args.seed))
+        return
+    if args.report:
+        args.report.write_text(training_report(args.work))
+        print(args.report)
         return
     if args.check_start:
         unet = build_unet()
