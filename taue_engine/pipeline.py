@@ -392,53 +392,52 @@ class TAUEPipeline(StableDiffusionXLPipeline):
             callback_on_step_end_tensor_inputs=["latents"],
         ).images[0]
 
+    @contextmanager
+    def _vae_for_io(self):
+        """The VAE, in float32 for the call if it is a float16 VAE that asks for it (`force_upcast`, as SDXL's own
+        __call__ does), back in its own dtype afterwards."""
+        vae = self.vae
+        dtype = vae.dtype
+        upcast = dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
+        if upcast:
+            vae.to(torch.float32)
+        try:
+            yield vae
+        finally:
+            if upcast:
+                vae.to(dtype)
+
+    def _latent_scale(self, device) -> tuple[torch.Tensor | float, torch.Tensor | float]:
+        """(offset, scale) with UNet latent = (VAE latent - offset) * scale: the VAE's latents_mean and
+        scaling_factor / latents_std when its config has both, else (0, scaling_factor)."""
+        config = self.vae.config
+        mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
+        if mean is not None and std is not None:
+            return (torch.tensor(mean, device=device).view(1, -1, 1, 1),
+                    config.scaling_factor / torch.tensor(std, device=device).view(1, -1, 1, 1))
+        return 0.0, config.scaling_factor
+
     @torch.no_grad()
     def _encode_image(self, image: Image.Image) -> torch.Tensor:
         """The VAE's mean latent of an RGB image, in the UNet's units (scaled as SDXL scales latents); [1, C, h, w]
         float32 on the CPU."""
         pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 127.5 - 1.0)
         pixels = pixels.permute(2, 0, 1)[None]
-        vae = self.vae
-        dtype = vae.dtype
-        upcast = dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
-        if upcast:
-            vae.to(torch.float32)
-        try:
+        with self._vae_for_io() as vae:
             encoded = vae.encode(pixels.to(self._execution_device, vae.dtype))
             # AutoencoderKL gives a distribution (its mean is the latent), AutoencoderTiny the latent itself
             latent = (encoded.latent_dist.mean if hasattr(encoded, "latent_dist") else encoded.latents).float()
-        finally:
-            if upcast:
-                vae.to(dtype)
-        mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
-        if mean is not None and std is not None:
-            mean = torch.tensor(mean, device=latent.device).view(1, -1, 1, 1)
-            std = torch.tensor(std, device=latent.device).view(1, -1, 1, 1)
-            return ((latent - mean) * vae.config.scaling_factor / std).cpu()
-        return (latent * vae.config.scaling_factor).cpu()
+        offset, scale = self._latent_scale(latent.device)
+        return ((latent - offset) * scale).cpu()
 
     @torch.no_grad()
     def _decode_latent(self, latent: torch.Tensor) -> torch.Tensor:
         """The VAE's picture of a latent in the UNet's units [1, C, h, w]: [H, W, 3] float32 in 0..1 on the CPU,
-        decoded as SDXL's own __call__ decodes (fp16 VAEs that ask for it in float32, latents_mean/std)."""
-        vae = self.vae
-        dtype = vae.dtype
-        upcast = dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
+        decoded as SDXL's own __call__ decodes (the inverse of `_encode_image`'s scaling)."""
         latent = latent.float().to(self._execution_device)
-        mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
-        if mean is not None and std is not None:
-            mean = torch.tensor(mean, device=latent.device).view(1, -1, 1, 1)
-            std = torch.tensor(std, device=latent.device).view(1, -1, 1, 1)
-            latent = latent * std / vae.config.scaling_factor + mean
-        else:
-            latent = latent / vae.config.scaling_factor
-        if upcast:
-            vae.to(torch.float32)
-        try:
-            image = vae.decode(latent.to(vae.dtype)).sample
-        finally:
-            if upcast:
-                vae.to(dtype)
+        offset, scale = self._latent_scale(latent.device)
+        with self._vae_for_io() as vae:
+            image = vae.decode((latent / scale + offset).to(vae.dtype)).sample
         return ((image[0].float().permute(1, 2, 0) + 1.0) / 2.0).clamp(0.0, 1.0).cpu()
 
     def key_distance_map(self, clean: torch.Tensor, config: TAUEConfig, size: tuple[int, int]) -> torch.Tensor:
