@@ -98,3 +98,43 @@ def test_checkpoint_score_tells_right_images_from_wrong_ones():
     assert score_images(right) == {"object_present": 1.0, "background_right": 1.0, "score": 1.0}
     grey = [np.full((SIZE, SIZE, 3), 128, np.uint8)] * len(SCORE_PROMPTS)
     assert score_images(grey)["score"] < 0.2
+
+
+def test_a_carried_run_resumes_where_it_stopped(tmp_path):
+    """A stage given --carry writes, at each checkpoint, a copy small enough to commit (no optimizer moments, the
+    UNet's weights in half precision); a new machine's run takes it back and goes on at the same step and spent
+    time, warming its learning rate up again; what the work folder already has is never overwritten."""
+    from taue_engine.toy.train import Log
+    from taue_engine.toy.train2 import REWARM_STEPS, Budget, Stage, restore_carry
+
+    work, carry, again = tmp_path / "work", tmp_path / "carry", tmp_path / "again"
+    work.mkdir()
+    again.mkdir()
+
+    def stage_in(folder, seed):
+        torch.manual_seed(seed)
+        model, ema = torch.nn.Linear(64, 64), torch.nn.Linear(64, 64)
+        optimizer = torch.optim.AdamW(model.parameters())
+        return Stage("unet", folder / "unet.pt", Log(folder / "loss.jsonl"), Budget(folder, 1.0), 3600, optimizer,
+                     max_steps=10, carry=carry, model=model, ema=ema), model, optimizer
+
+    first, model, optimizer = stage_in(work, 0)
+    model(torch.randn(2, 64)).sum().backward()
+    optimizer.step()
+    for _ in range(7):
+        first.step_done(0.5)
+    first.close()
+    saved = torch.load(work / "unet.pt", weights_only=False)["seconds"]
+    assert first.rewarm() == 1.0
+    assert (carry / "unet.pt").stat().st_size < 0.4 * (work / "unet.pt").stat().st_size
+    assert set(restore_carry(carry, again)) == {"unet.pt", "budget.json"}
+    assert restore_carry(carry, again) == []  # nothing the folder has is replaced
+
+    second, resumed, _ = stage_in(again, 1)
+    assert second.step == 7 and resumed.weight.dtype == torch.float32
+    assert torch.allclose(resumed.weight, model.weight, atol=1e-3) and not torch.equal(resumed.weight, model.weight)
+    assert second.spent >= saved
+    assert second.rewarm() == pytest.approx(1 / REWARM_STEPS)
+    second.step_done(0.5)
+    assert second.rewarm() == pytest.approx(2 / REWARM_STEPS)
+    second.bar.close()

@@ -158,7 +158,8 @@ def load_checkpoint(path: Path, optimizer, **modules) -> tuple[int, float]:
     state = torch.load(path, weights_only=False)
     for key, module in modules.items():
         module.load_state_dict(state[key])
-    optimizer.load_state_dict(state["optimizer"])
+    if state.get("optimizer") is not None:  # a carried checkpoint (train2's --carry) has no optimizer moments
+        optimizer.load_state_dict(state["optimizer"])
     set_rng_state(state["rng"])
     return state["step"], state["seconds"]
 

@@ -54,6 +54,9 @@ UNET_PLANNED_STEPS = 13000  # the UNet's learning rate falls (cosine, to 10%) ov
 # is reproduced exactly by --unet-steps with the seed; the time budget stops it
 DECODER_SHARE = 0.05  # of the budget (30 minutes), after the UNet: the decoder alone, for paste locality
 PASTE_WEIGHT = 4.0
+REWARM_STEPS = 200
+CARRIED = ("budget.json", "loss.jsonl", "latents.json", "vae.pt", "decoder.pt", "unet.pt", "best.pt")
+HALVED = ("unet.pt", "best.pt")  # the UNet's weights travel in half precision; the VAE's (1.8 MB) as they are
 VAE_SHARE = 0.2  # of the budget (2 hours of 10): reconstruction, locality and green together (1 hour gave 27.0 dB
 # held out and a paste 2.9 dB under its own reconstruction: short of the bars)
 
@@ -159,17 +162,26 @@ class Stage:
     checkpoint every CHECKPOINT_SECONDS (and `on_checkpoint` then); the loss log every 50 steps."""
 
     def __init__(self, name: str, path: Path, log: Log, budget: Budget, seconds: float, optimizer, on_checkpoint=None,
-                 max_steps: int | None = None, **modules):
+                 max_steps: int | None = None, carry: Path | None = None, **modules):
         self.name, self.path, self.log, self.budget, self.seconds = name, path, log, budget, seconds
-        self.max_steps = max_steps
+        self.max_steps, self.carry = max_steps, carry
         self.optimizer, self.modules, self.on_checkpoint = optimizer, modules, on_checkpoint
         self.step, spent = load_checkpoint(path, optimizer, **modules) if path.exists() else (0, 0.0)
+        carried = path.exists() and torch.load(path, weights_only=False).get("optimizer") is None
+        self.rewarm_from = self.step if carried else None
         self.start, self.last_save, self.loss = time.time() - spent, time.time(), None
         self.bar = tqdm(desc=name, unit="step", initial=self.step, mininterval=5)
 
     @property
     def spent(self) -> float:
         return time.time() - self.start
+
+    def rewarm(self) -> float:
+        """A factor on the learning rate: after a resume from a carried checkpoint (no optimizer moments) it rises
+        again over REWARM_STEPS, as at the start, so that Adam's first unscaled steps do not throw the weights."""
+        if self.rewarm_from is None:
+            return 1.0
+        return min(1.0, (self.step - self.rewarm_from + 1) / REWARM_STEPS)
 
     def running(self) -> bool:
         """Until the time budget is spent, or `max_steps` (what reproduces a run exactly: time does not). While a
@@ -199,6 +211,8 @@ class Stage:
         self.budget.record(self.name, self.spent)
         if self.on_checkpoint is not None:
             self.on_checkpoint(self)
+        if self.carry is not None:
+            write_carry(self.path.parent, self.carry)
         self.last_save = time.time()
 
     def close(self) -> None:
@@ -241,20 +255,21 @@ def green_direction_loss(vae, latents: torch.Tensor) -> torch.Tensor:
 
 
 def train_vae(work: Path, images: np.ndarray, log: Log, budget: Budget, seed: int, batch: int = 16,
-              max_steps: int | None = None):
+              max_steps: int | None = None, carry: Path | None = None):
     """Reconstruction, paste locality (a latent pasted from two crops decodes to the paste of the crops: what
     TAUE's transplants need of the decoder) and the key-green direction, together."""
     torch.manual_seed(seed)
     vae = build_vae()
     optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
     stage = Stage("vae", work / "vae.pt", log, budget, budget.seconds_for("vae", VAE_SHARE), optimizer,
-                  max_steps=max_steps, model=vae)
+                  max_steps=max_steps, carry=carry, model=vae)
     train, held_out = images[:-256], images[-256:]
     vae.train()
     while stage.running():
         progress = stage.spent / stage.seconds
         for group in optimizer.param_groups:
-            group["lr"] = 1e-3 * min(1.0, (stage.step + 1) / 200) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+            group["lr"] = 1e-3 * min(1.0, (stage.step + 1) / 200) * stage.rewarm() * (
+                0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
         x = crops(train, batch)
         latent = vae.encode(x).latents
         recon = vae.decode(latent).sample
@@ -292,7 +307,7 @@ def finish(stage: Stage, vae, held_out: np.ndarray, log: Log):
 
 
 def train_decoder(work: Path, vae, images: np.ndarray, log: Log, budget: Budget, seed: int, batch: int = 16,
-                  max_steps: int | None = None):
+                  max_steps: int | None = None, carry: Path | None = None):
     """The decoder alone, the encoder frozen (so the UNet's latents stay what it was trained on), with the paste
     loss weighted PASTE_WEIGHT times: trained jointly, the first VAE decoded a pasted latent 3.1 dB worse than its
     own reconstruction in the same cells (29.1 dB held out, paste 25.4 dB against 28.5 dB), where TAUE needs
@@ -302,13 +317,13 @@ def train_decoder(work: Path, vae, images: np.ndarray, log: Log, budget: Budget,
     vae.decoder.requires_grad_(True)
     optimizer = torch.optim.AdamW(vae.decoder.parameters(), lr=3e-4, weight_decay=0.0)
     stage = Stage("decoder", work / "decoder.pt", log, budget, budget.seconds_for("decoder", DECODER_SHARE),
-                  optimizer, max_steps=max_steps, model=vae)
+                  optimizer, max_steps=max_steps, carry=carry, model=vae)
     train, held_out = images[:-256], images[-256:]
     vae.decoder.train()
     while stage.running():
         progress = stage.spent / stage.seconds
         for group in optimizer.param_groups:
-            group["lr"] = 3e-4 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+            group["lr"] = 3e-4 * stage.rewarm() * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
         x = crops(train, batch)
         with torch.no_grad():
             latent = vae.encode(x).latents
@@ -401,7 +416,7 @@ def sdxl_alphas_cumprod() -> torch.Tensor:
 
 
 def train_unet(work: Path, vae, latents, embeds, pooled, caption_ids, log: Log, budget: Budget, seed: int,
-               batch: int = 64, lr: float = 5e-4, max_steps: int | None = None):
+               batch: int = 64, lr: float = 5e-4, max_steps: int | None = None, carry: Path | None = None):
     torch.manual_seed(seed + 1)
     unet, ema = build_unet(), build_unet()
     ema.load_state_dict(unet.state_dict())
@@ -426,7 +441,7 @@ def train_unet(work: Path, vae, latents, embeds, pooled, caption_ids, log: Log, 
 
     stage = Stage("unet", work / "unet.pt", log, budget,
                   budget.seconds_for("unet", reserve={"decoder": DECODER_SHARE}), optimizer, keep_best,
-                  max_steps=max_steps, model=unet, ema=ema)
+                  max_steps=max_steps, carry=carry, model=unet, ema=ema)
     alphas_cumprod = sdxl_alphas_cumprod()
     time_ids = torch.tensor([[SIZE, SIZE, 0, 0, SIZE, SIZE]], dtype=torch.float32).repeat(batch, 1)
     unet.train()
@@ -447,7 +462,8 @@ def train_unet(work: Path, vae, latents, embeds, pooled, caption_ids, log: Log, 
         loss = F.mse_loss(pred, noise)
         for group in optimizer.param_groups:
             progress = min(1.0, stage.step / UNET_PLANNED_STEPS)
-            group["lr"] = lr * min(1.0, (stage.step + 1) / 300) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+            group["lr"] = lr * min(1.0, (stage.step + 1) / 300) * stage.rewarm() * (
+                0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -487,6 +503,51 @@ def colour_from_noise(unet, latents, embeds, pooled, caption_ids, captions: list
     nearest = torch.cdist(estimate, truth).argmin(dim=1)
     return {"captions": len(plain), "nearest_own": float((nearest == torch.arange(len(plain))).float().mean()),
             "spread_ratio": float(estimate.std(dim=0).norm() / truth.std(dim=0).norm())}
+
+
+# ---------------------------------------------------------------------------------------------------- carry
+def write_carry(work: Path, carry: Path) -> None:
+    """A copy of the run small enough to commit (about 30 MB): the stages' checkpoints without the optimizer's
+    moments (the UNet's weights in half precision), the budget and the log. `--work` is outside the tracked tree and
+    outlives a session only when the next one gets the same machine back; on 2 Dec 2026 it did not, and a 9.6
+    CPU-hour run went with it. What is carried resumes with the learning rate warmed up again (Stage.rewarm)."""
+    import shutil
+
+    carry.mkdir(parents=True, exist_ok=True)
+    for name in CARRIED:
+        source, target = work / name, carry / name
+        if not source.exists():
+            continue
+        if not name.endswith(".pt"):
+            shutil.copyfile(source, target)
+            continue
+        state = torch.load(source, weights_only=False)
+        state.pop("optimizer", None)
+        if name in HALVED:
+            state = {key: {k: v.half() for k, v in value.items()} if key in ("model", "ema") else value
+                     for key, value in state.items()}
+        save_checkpoint(target, **state)
+
+
+def restore_carry(carry: Path, work: Path) -> list[str]:
+    """Put what `work` lacks back from a carried copy (write_carry), the UNet's weights in full precision again;
+    the names restored."""
+    import shutil
+
+    restored = []
+    for name in CARRIED:
+        source, target = carry / name, work / name
+        if target.exists() or not source.exists():
+            continue
+        if name.endswith(".pt"):
+            state = torch.load(source, weights_only=False)
+            state = {key: {k: v.float() for k, v in value.items()} if key in ("model", "ema") else value
+                     for key, value in state.items()}
+            save_checkpoint(target, **state)
+        else:
+            shutil.copyfile(source, target)
+        restored.append(name)
+    return restored
 
 
 # ---------------------------------------------------------------------------------------------------- export
@@ -594,6 +655,10 @@ def main() -> None:
                              "model's: with them and the seed the run is reproduced)")
     parser.add_argument("--unet-steps", type=int, default=None, help="the same for the UNet")
     parser.add_argument("--decoder-steps", type=int, default=None, help="the same for the decoder's paste stage")
+    parser.add_argument("--carry", type=Path, default=None, metavar="FOLDER",
+                        help="a folder in the tracked tree to commit at a session's end: every checkpoint writes a "
+                             "compact copy of the run there (write_carry), and a run whose --work lacks a stage's "
+                             "checkpoint takes it from there first")
     parser.add_argument("--export", type=Path, default=None, help="only write the pipeline folder here")
     parser.add_argument("--report", type=Path, default=None, metavar="MARKDOWN",
                         help="only write the training log (stages, scored checkpoints, budget) to this file")
@@ -616,6 +681,10 @@ def main() -> None:
         captions = json.loads((args.work / "captions.json").read_text())
         print(json.dumps(colour_from_noise(unet.eval(), latents, embeds, pooled, caption_ids, captions)))
         return
+    if args.carry is not None:
+        restored = restore_carry(args.carry, args.work)
+        if restored:
+            print(f"restored from {args.carry}: {', '.join(restored)}")
     random.seed(args.seed)
     np.random.seed(args.seed)
     log, budget = Log(args.work / "loss.jsonl"), Budget(args.work, args.hours)
@@ -623,7 +692,7 @@ def main() -> None:
     if (args.work / "latents.json").exists():
         vae = load_vae(args.work)
     else:
-        vae = train_vae(args.work, images, log, budget, args.seed, max_steps=args.vae_steps)
+        vae = train_vae(args.work, images, log, budget, args.seed, max_steps=args.vae_steps, carry=args.carry)
     cache = args.work / "cache.pt"
     if cache.exists():
         latents, embeds, pooled, caption_ids = torch.load(cache, weights_only=False)
@@ -639,9 +708,9 @@ def main() -> None:
         torch.save((latents, embeds, pooled, caption_ids), cache)
     print(f"latents {tuple(latents.shape)} std {latents.std():.3f}; {len(embeds)} distinct captions")
     steps = train_unet(args.work, vae, latents, embeds, pooled, caption_ids, log, budget, args.seed,
-                       max_steps=args.unet_steps)
+                       max_steps=args.unet_steps, carry=args.carry)
     print(f"UNet: {steps} steps; best checkpoint in {args.work / 'best.pt'}")
-    train_decoder(args.work, vae, images, log, budget, args.seed, max_steps=args.decoder_steps)
+    train_decoder(args.work, vae, images, log, budget, args.seed, max_steps=args.decoder_steps, carry=args.carry)
 
 
 if __name__ == "__main__":
