@@ -28,6 +28,25 @@ def test_preview_size_keeps_the_aspect_and_never_grows():
     assert preview_size(64, 96) == (64, 96)
 
 
+def test_the_map_fits_a_latent_that_holds_colour_non_linearly():
+    """A VAE whose latent holds green as its square root (colour is then a polynomial of the latent, as in a VAE that
+    bends its colour space): the cubic map gives the colours back exactly, where a linear one cannot."""
+    import torch
+
+    from taue_engine.previews import fit_latent_to_rgb
+
+    def encode(image, factor=8):
+        rgb = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255)
+        cells = rgb.reshape(rgb.shape[0] // factor, factor, rgb.shape[1] // factor, factor, 3).mean(dim=(1, 3))
+        r, g, b = cells.unbind(-1)
+        return torch.stack([r, g.sqrt(), b, r.sqrt()])[None]
+
+    cubic, linear = fit_latent_to_rgb(encode, 8), fit_latent_to_rgb(encode, 8, degree=1)
+    assert cubic.fit_psnr >= 45.0 and linear.fit_psnr < cubic.fit_psnr - 10, (cubic.fit_psnr, linear.fit_psnr)
+    latent = encode(Image.new("RGB", (16, 8), (40, 160, 220)))
+    assert np.abs(np.asarray(cubic(latent, (16, 8)), dtype=int) - (40, 160, 220)).max() <= 2
+
+
 def test_each_step_offers_a_preview_of_its_phase(pipe, config):
     seen = []
 
