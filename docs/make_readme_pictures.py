@@ -13,7 +13,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from taue_engine.sheet import COLUMNS, checkerboard, contact_sheet  # noqa: E402
 
-TILE, GAP = 160, 4
+SHOWN, GAP = 256, 4  # a picture is shown at most this large, enlarged by a whole factor (every pixel the same size)
 MASK_COLOURS = ((220, 30, 30), (245, 220, 30), (30, 70, 220))
 
 
@@ -23,6 +23,11 @@ class _Saved:
     def __init__(self, folder: Path):
         for name in COLUMNS:
             setattr(self, name, Image.open(folder / f"{name}.png"))
+
+
+def _shown(side: int, most: int = SHOWN) -> int:
+    """The tile for a picture `side` pixels wide: the largest whole multiple of it up to `most` (never smaller)."""
+    return side * max(1, most // side)
 
 
 def _over_checkerboard(layer: Image.Image) -> Image.Image:
@@ -47,9 +52,10 @@ def objects_figure(first: Path, again: Path) -> Image.Image:
     tiles += [_over_checkerboard(Image.open(p).convert("RGBA"))
               for p in sorted(first.glob("object-*.png"), key=lambda p: int(p.stem.split("-")[1]))]
     tiles += [_masks(first), Image.open(again / "composite.png"), Image.open(again / "background.png")]
-    sheet = Image.new("RGB", (len(tiles) * (TILE + GAP) + GAP, TILE + 2 * GAP), (255, 255, 255))
+    side = _shown(tiles[0].size[0], most=160)  # eight tiles in a row: 64 px shown 2x, 128 px as they are
+    sheet = Image.new("RGB", (len(tiles) * (side + GAP) + GAP, side + 2 * GAP), (255, 255, 255))
     for i, tile in enumerate(tiles):
-        sheet.paste(tile.convert("RGB").resize((TILE, TILE), Image.NEAREST), (GAP + i * (TILE + GAP), GAP))
+        sheet.paste(tile.convert("RGB").resize((side, side), Image.NEAREST), (GAP + i * (side + GAP), GAP))
     return sheet
 
 
@@ -60,7 +66,8 @@ def main() -> None:
     else:
         folder = Path(sys.argv[1] if len(sys.argv) > 1 else "taue-out")
         out = Path(__file__).with_name("demo.png")
-        contact_sheet([_Saved(folder)], tile=192).save(out)
+        saved = _Saved(folder)
+        contact_sheet([saved], tile=_shown(saved.composite.size[0])).save(out)
     print(out)
 
 
