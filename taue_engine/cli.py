@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     bed.add_argument("--no-plain", action="store_true", help="skip the plain generations (prompt adherence)")
     bed.add_argument("--no-layout", action="store_true",
                      help="skip the boxed jobs (single objects in the corners, a two-object scene)")
+    bed.add_argument("--no-scenes", action="store_true",
+                     help="skip the several-object, key-colour, new-background and plain two-object checks")
     bed.add_argument("--oracle-mask", action="store_true",
                      help="also run the same pairs with the truth in place of m_obj, side by side")
     bed.add_argument("--check", action="store_true", help="exit 1 when a bar is missed")
@@ -463,6 +465,8 @@ def testbed(args) -> int:
     from .pipeline import TAUEPipeline
     from .testbed import (check_bars, choose_pairs, format_table, layout_pairs, oracle_pipeline, run_objects,
                           run_testbed, summarize, write_report)
+    from .testbed_scenes import (format_scenes, run_key_colours, run_new_backgrounds, run_plain_two_objects,
+                                 run_several, summarize_scenes)
 
     pipe = TAUEPipeline.from_pretrained(args.model)
     pipe.set_progress_bar_config(disable=True)
@@ -484,10 +488,20 @@ def testbed(args) -> int:
         oracle_summary = summarize(oracle_rows)
         extra.update(oracle_rows=oracle_rows, oracle_summary=oracle_summary)
     print(format_table(summary, rows, oracle_summary))
+    made = {}
+    if not args.no_scenes:
+        print("scenes: several objects, a green object on the other keys, new backgrounds, plain two-object "
+              "prompts", file=sys.stderr)
+        several, made = run_several(pipe, config)
+        scene_rows = several + run_key_colours(pipe, config) + run_new_backgrounds(pipe, config, made)
+        scene_rows += [] if args.no_plain else run_plain_two_objects(pipe, config)
+        scene_summary = summarize_scenes(scene_rows)
+        extra.update(scene_rows=scene_rows, scene_summary=scene_summary)
+        print(format_scenes(scene_summary))
     if not args.no_layout:
         print("layout: boxed single objects (corners) and the two-object scene", file=sys.stderr)
         boxed, _ = run_testbed(pipe, layout_pairs(), config, plain=False)
-        objects = run_objects(pipe, config, 2)
+        objects = run_objects(pipe, config, 2, made=made)
         layout = {"single": summarize(boxed), "two_objects": summarize(objects)}
         extra.update(layout_rows=boxed, object_rows=objects, layout=layout)
         for name, part in layout.items():
@@ -500,6 +514,9 @@ def testbed(args) -> int:
         summary_for_bars = summary
     paths = write_report(Path(args.out), rows, summary, results, extra)
     failures = check_bars(summary_for_bars)
+    if "scene_summary" in extra:
+        failures += [f"{name}: {part['mean']:.3f} (worst {part['worst']:.3f})"
+                     for name, part in extra["scene_summary"].items() if not part["met"]]
     print("bars: all met" if not failures else "bars missed: " + "; ".join(failures))
     print(f"report: {paths['rows']}  contact sheet: {paths['sheet']}")
     return 1 if failures and args.check else 0

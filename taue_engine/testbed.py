@@ -194,14 +194,14 @@ def run_testbed(pipe, pairs: list[Pair], config: TAUEConfig, plain: bool = True,
     return rows, results
 
 
-def run_objects(pipe, config: TAUEConfig, count: int = 2, seeds=OBJECT_SEEDS) -> list[dict]:
+def run_objects(pipe, config: TAUEConfig, count: int = 2, seeds=OBJECT_SEEDS, made: dict | None = None) -> list[dict]:
     """The several-object scene with `count` objects, one row per object: its box fraction (and the run's error,
-    at the worst value, if it raised)."""
+    at the worst value, if it raised). `made`: results already made of these jobs, by (count, seed)."""
     rows = []
     for seed in seeds:
         try:
-            result = pipe(objects=object_request(count), background_prompt="a white background", seed=seed,
-                          config=config)
+            result = (made or {}).get((count, seed)) or pipe(
+                objects=object_request(count), background_prompt="a white background", seed=seed, config=config)
             fractions = [box_fraction(o.layer, o.layout) for o in result.objects]
             error = None
         except Exception as exc:  # noqa: BLE001

@@ -114,7 +114,10 @@ def test_testbed_command_writes_a_report(tmp_path, capsys):
     report = json.loads((out / "testbed.json").read_text())
     assert len(report["rows"]) == 1 and "psnr_fg" in report["summary"]
     assert (out / "contact_sheet.png").is_file()
-    assert "bars" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "bars" in printed and "key_alpha_iou" in printed  # the several-object, key and new-background checks
+    assert {r["check"] for r in report["scene_rows"]} == {"several", "key", "new_background", "plain"}
+    assert report["scene_summary"]["own_colour"]["n"] == 5 * 3  # the 2- and 3-object scenes, 3 seeds each
 
 
 def test_testbed_check_fails_on_missed_bars(tmp_path):
