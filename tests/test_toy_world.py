@@ -138,3 +138,33 @@ def test_a_carried_run_resumes_where_it_stopped(tmp_path):
     second.step_done(0.5)
     assert second.rewarm() == pytest.approx(2 / REWARM_STEPS)
     second.bar.close()
+
+
+def test_the_training_script_trains_every_stage_and_exports_a_loadable_model(tmp_path):
+    """Seconds of training: the machinery (data, the three stages by step counts, the scored best checkpoint, the
+    carry, the export with its vocabulary and settings, the training log) and the exported folder runs TAUE at the
+    model's own size, 128x128."""
+    import json
+    import subprocess
+    import sys
+
+    from taue_engine import TAUEConfig, TAUEPipeline
+
+    work, out, carry = tmp_path / "work", tmp_path / "model", tmp_path / "carry"
+    command = [sys.executable, "-m", "taue_engine.toy.train2", "--work", str(work), "--images", "300",
+               "--vae-steps", "3", "--unet-steps", "3", "--decoder-steps", "3", "--carry", str(carry)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert {p.name for p in carry.iterdir()} >= {"vae.pt", "unet.pt", "best.pt", "decoder.pt", "budget.json"}
+    for extra in (["--export", str(out)], ["--report", str(tmp_path / "training.md")]):
+        finished = subprocess.run(command[:5] + extra, capture_output=True, text=True, timeout=600)
+        assert finished.returncode == 0, finished.stderr[-2000:]
+    info = json.loads((out / "training.json").read_text())
+    assert info["unet_steps"] == 3 and info["decoder_steps"] == 3 and "paste_psnr" in info["vae"]
+    assert "after the decoder's paste stage" in (tmp_path / "training.md").read_text()
+    assert "green" in json.loads((out / "vocabulary.json").read_text())["words"]
+    assert len(json.loads((out / "taue_config.json").read_text())["green_latent"]) == 4
+    pipe = TAUEPipeline.from_pretrained(str(out), device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    result = pipe("a red star", "a blue background", seed=0, config=TAUEConfig(num_inference_steps=4))
+    assert result.composite.size == (128, 128)

@@ -673,7 +673,9 @@ def main() -> None:
     parser.add_argument("--check-start", type=Path, default=None, metavar="CHECKPOINT",
                         help="only print colour_from_noise of a UNet checkpoint (unet.pt or best.pt's EMA weights)")
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 2)
+    # every core, unless OMP_NUM_THREADS says otherwise (a second torch process beside a training run must take one
+    # thread: two processes of two threads on two cores spin against each other and run many times slower)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 2)))
     args.work.mkdir(parents=True, exist_ok=True)
     if args.export:
         print(export(args.work, args.export, args.seed))
