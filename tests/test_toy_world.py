@@ -156,11 +156,14 @@ def test_the_training_script_trains_every_stage_and_exports_a_loadable_model(tmp
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert {p.name for p in carry.iterdir()} >= {"vae.pt", "unet.pt", "best.pt", "decoder.pt", "budget.json"}
-    for extra in (["--export", str(out)], ["--report", str(tmp_path / "training.md")]):
+    scored = sorted(work.glob("ema-*.pt"))  # every scored checkpoint's EMA weights, for choosing one to export
+    assert scored and not any(p.name.startswith("ema-") for p in carry.iterdir())
+    for extra in (["--export", str(out), "--checkpoint", str(scored[-1])], ["--report", str(tmp_path / "training.md")]):
         finished = subprocess.run(command[:5] + extra, capture_output=True, text=True, timeout=600)
         assert finished.returncode == 0, finished.stderr[-2000:]
     info = json.loads((out / "training.json").read_text())
     assert info["unet_steps"] == 3 and info["decoder_steps"] == 3 and "paste_psnr" in info["vae"]
+    assert info["unet_minutes"] >= 0
     assert "after the decoder's paste stage" in (tmp_path / "training.md").read_text()
     assert "green" in json.loads((out / "vocabulary.json").read_text())["words"]
     assert len(json.loads((out / "taue_config.json").read_text())["green_latent"]) == 4

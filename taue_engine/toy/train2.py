@@ -434,6 +434,10 @@ def train_unet(work: Path, vae, latents, embeds, pooled, caption_ids, log: Log, 
         from PIL import Image
 
         Image.fromarray(sheet).save(work / f"samples-{stage.step:07d}.png")
+        # every scored checkpoint's EMA weights (fp16, 9 MB): the 12 prompts' score is a rough guide (it peaked
+        # at step 7091 of the first run and fell while the loss fell), the testbed's plain checks choose
+        torch.save({"ema": {k: v.half() for k, v in ema.state_dict().items()}, "step": stage.step,
+                    "scores": scores}, work / f"ema-{stage.step:07d}.pt")
         if scores["score"] >= best:
             torch.save({"ema": ema.state_dict(), "step": stage.step, "seconds": stage.spent, "scores": scores},
                        best_path)
@@ -569,14 +573,16 @@ def green_latent_of(vae) -> list[float]:
     return [round(float(v), 4) for v in latent]
 
 
-def export(work: Path, out: Path, seed: int) -> Path:
-    """Write the toy pipeline (the best-scoring EMA UNet in half precision, the VAE, the frozen text encoders) as a
-    diffusers SDXL folder; the folder's taue_config.json (chosen with the testbed, not by training) is kept."""
+def export(work: Path, out: Path, seed: int, checkpoint: Path | None = None) -> Path:
+    """Write the toy pipeline (the best-scoring EMA UNet, or `checkpoint`'s, in half precision, the VAE, the frozen
+    text encoders) as a diffusers SDXL folder; the folder's taue_config.json (chosen with the testbed, not by
+    training) is kept."""
     import shutil
 
-    best = torch.load(work / "best.pt", weights_only=False)
+    best = torch.load(checkpoint or work / "best.pt", weights_only=False)
+    best.setdefault("seconds", _logged_minutes(work, best["step"]) * 60)
     unet = build_unet()
-    unet.load_state_dict(best["ema"])
+    unet.load_state_dict({k: v.float() for k, v in best["ema"].items()})
     pipe = toy_pipeline(load_vae(work, decoder=True), unet.to(torch.float16).eval(), work, seed)
     settings = out / "taue_config.json"
     kept = settings.read_text() if settings.is_file() else None
@@ -603,6 +609,15 @@ def export(work: Path, out: Path, seed: int) -> Path:
         "about": "the words of this model's training captions: any other word means nothing to it",
         "words": sorted({w for c in captions for w in prompt_words(c)})}, indent=1))
     return out
+
+
+def _logged_minutes(work: Path, step: int) -> float:
+    """The UNet's minutes at a scored step, from the log (an ema-<step>.pt does not keep them)."""
+    for line in (work / "loss.jsonl").read_text().splitlines():
+        record = json.loads(line) if line.strip() else {}
+        if record.get("stage") == "unet-score" and record.get("step") == step:
+            return float(record["minutes"])
+    return float("nan")
 
 
 def training_report(work: Path) -> str:
@@ -636,7 +651,7 @@ def training_report(work: Path) -> str:
                   "(20 steps):", "", "| step | minutes | object present | background right | score |",
                   "|---|---|---|---|---|"]
         for r in rows:
-            mark = " (best, exported)" if best is not None and stage == "unet-score" and r["step"] == best["step"] else ""
+            mark = " (best score)" if best is not None and stage == "unet-score" and r["step"] == best["step"] else ""
             lines.append(f"| {r['step']}{mark} | {r['minutes']} | {r['object_present']:.2f} | "
                          f"{r['background_right']:.2f} | {r['score']:.3f} |")
     for stage, title in (("vae", "VAE, after its own stage"), ("decoder", "VAE, after the decoder's paste stage "
@@ -668,6 +683,8 @@ def main() -> None:
                              "compact copy of the run there (write_carry), and a run whose --work lacks a stage's "
                              "checkpoint takes it from there first")
     parser.add_argument("--export", type=Path, default=None, help="only write the pipeline folder here")
+    parser.add_argument("--checkpoint", type=Path, default=None, metavar="PT",
+                        help="with --export: these EMA weights (an ema-<step>.pt) instead of best.pt's")
     parser.add_argument("--report", type=Path, default=None, metavar="MARKDOWN",
                         help="only write the training log (stages, scored checkpoints, budget) to this file")
     parser.add_argument("--check-start", type=Path, default=None, metavar="CHECKPOINT",
@@ -678,7 +695,7 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 2)))
     args.work.mkdir(parents=True, exist_ok=True)
     if args.export:
-        print(export(args.work, args.export, args.seed))
+        print(export(args.work, args.export, args.seed, args.checkpoint))
         return
     if args.report:
         args.report.write_text(training_report(args.work))
