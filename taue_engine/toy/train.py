@@ -155,7 +155,11 @@ def save_checkpoint(path: Path, **state) -> None:
 
 def load_checkpoint(path: Path, optimizer, **modules) -> tuple[int, float]:
     """Restore `modules` (by checkpoint key), the optimizer and the RNGs; returns (step, seconds spent)."""
-    state = torch.load(path, weights_only=False)
+    return restore_checkpoint(torch.load(path, weights_only=False), optimizer, **modules)
+
+
+def restore_checkpoint(state: dict, optimizer, **modules) -> tuple[int, float]:
+    """load_checkpoint of a checkpoint already read."""
     for key, module in modules.items():
         module.load_state_dict(state[key])
     if state.get("optimizer") is not None:  # a carried checkpoint (train2's --carry) has no optimizer moments

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from ..models.tiny import SDXL_SCHEDULER_CONFIG, sdxl_euler_scheduler
 from ..models.vocabulary import VOCABULARY_FILE, prompt_words
-from .train import GREEN_LATENT, Log, build_text_encoders, encode_captions, load_checkpoint, psnr_of, rng_state, \
+from .train import GREEN_LATENT, Log, build_text_encoders, encode_captions, psnr_of, restore_checkpoint, rng_state, \
     save_checkpoint, to_tensor
 from .world import KEYS, SIZE, classify_colours, colour_names, key_for, make_world_scene
 
@@ -166,9 +166,9 @@ class Stage:
         self.name, self.path, self.log, self.budget, self.seconds = name, path, log, budget, seconds
         self.max_steps, self.carry = max_steps, carry
         self.optimizer, self.modules, self.on_checkpoint = optimizer, modules, on_checkpoint
-        self.step, spent = load_checkpoint(path, optimizer, **modules) if path.exists() else (0, 0.0)
-        carried = path.exists() and torch.load(path, weights_only=False).get("optimizer") is None
-        self.rewarm_from = self.step if carried else None
+        state = torch.load(path, weights_only=False) if path.exists() else None
+        self.step, spent = restore_checkpoint(state, optimizer, **modules) if state else (0, 0.0)
+        self.rewarm_from = self.step if state and state.get("optimizer") is None else None
         self.start, self.last_save, self.loss = time.time() - spent, time.time(), None
         self.bar = tqdm(desc=name, unit="step", initial=self.step, mininterval=5)
 
@@ -182,6 +182,11 @@ class Stage:
         if self.rewarm_from is None:
             return 1.0
         return min(1.0, (self.step - self.rewarm_from + 1) / REWARM_STEPS)
+
+    def set_lr(self, lr: float) -> None:
+        """This step's learning rate, as the stage's schedule gives it, times rewarm()."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * self.rewarm()
 
     def running(self) -> bool:
         """Until the time budget is spent, or `max_steps` (what reproduces a run exactly: time does not). While a
@@ -267,9 +272,7 @@ def train_vae(work: Path, images: np.ndarray, log: Log, budget: Budget, seed: in
     vae.train()
     while stage.running():
         progress = stage.spent / stage.seconds
-        for group in optimizer.param_groups:
-            group["lr"] = 1e-3 * min(1.0, (stage.step + 1) / 200) * stage.rewarm() * (
-                0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+        stage.set_lr(1e-3 * min(1.0, (stage.step + 1) / 200) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))))
         x = crops(train, batch)
         latent = vae.encode(x).latents
         recon = vae.decode(latent).sample
@@ -322,8 +325,7 @@ def train_decoder(work: Path, vae, images: np.ndarray, log: Log, budget: Budget,
     vae.decoder.train()
     while stage.running():
         progress = stage.spent / stage.seconds
-        for group in optimizer.param_groups:
-            group["lr"] = 3e-4 * stage.rewarm() * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+        stage.set_lr(3e-4 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))))
         x = crops(train, batch)
         with torch.no_grad():
             latent = vae.encode(x).latents
@@ -464,10 +466,8 @@ def train_unet(work: Path, vae, latents, embeds, pooled, caption_ids, log: Log, 
         pred = unet(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, encoder_hidden_states=cond,
                     added_cond_kwargs={"text_embeds": cond_pooled, "time_ids": time_ids}).sample
         loss = F.mse_loss(pred, noise)
-        for group in optimizer.param_groups:
-            progress = min(1.0, stage.step / UNET_PLANNED_STEPS)
-            group["lr"] = lr * min(1.0, (stage.step + 1) / 300) * stage.rewarm() * (
-                0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+        progress = min(1.0, stage.step / UNET_PLANNED_STEPS)
+        stage.set_lr(lr * min(1.0, (stage.step + 1) / 300) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -510,6 +510,12 @@ def colour_from_noise(unet, latents, embeds, pooled, caption_ids, captions: list
 
 
 # ---------------------------------------------------------------------------------------------------- carry
+def _weights_as(state: dict, convert) -> dict:
+    """The checkpoint with its modules' weights (`model`, `ema`) passed through `convert`."""
+    return {key: {k: convert(v) for k, v in value.items()} if key in ("model", "ema") else value
+            for key, value in state.items()}
+
+
 def write_carry(work: Path, carry: Path) -> None:
     """A copy of the run small enough to commit (about 30 MB): the stages' checkpoints without the optimizer's
     moments (the UNet's weights in half precision), the budget and the log. `--work` is outside the tracked tree and
@@ -527,10 +533,7 @@ def write_carry(work: Path, carry: Path) -> None:
             continue
         state = torch.load(source, weights_only=False)
         state.pop("optimizer", None)
-        if name in HALVED:
-            state = {key: {k: v.half() for k, v in value.items()} if key in ("model", "ema") else value
-                     for key, value in state.items()}
-        save_checkpoint(target, **state)
+        save_checkpoint(target, **(_weights_as(state, torch.Tensor.half) if name in HALVED else state))
 
 
 def restore_carry(carry: Path, work: Path) -> list[str]:
@@ -544,10 +547,7 @@ def restore_carry(carry: Path, work: Path) -> list[str]:
         if target.exists() or not source.exists():
             continue
         if name.endswith(".pt"):
-            state = torch.load(source, weights_only=False)
-            state = {key: {k: v.float() for k, v in value.items()} if key in ("model", "ema") else value
-                     for key, value in state.items()}
-            save_checkpoint(target, **state)
+            save_checkpoint(target, **_weights_as(torch.load(source, weights_only=False), torch.Tensor.float))
         else:
             shutil.copyfile(source, target)
         restored.append(name)
