@@ -45,6 +45,7 @@ class SceneBar:
     direction: str  # '>=' or '<'
     bar: float
     of: str  # 'mean' or 'worst': what the bar is held to
+    worst: float  # what a failed job counts at
     note: str
 
     def met(self, value: float) -> bool:
@@ -52,23 +53,25 @@ class SceneBar:
 
 
 SCENE_BARS = (
-    SceneBar("own_colour", ">=", 0.90, "mean", "several objects: share of each object layer in its own colour"),
-    SceneBar("others_colour", "<", 0.05, "worst", "several objects: share of an object layer in another's colour"),
-    SceneBar("psnr_fg", ">=", 18.0, "mean", "several objects: dB, each layer vs the composite where it is seen"),
-    SceneBar("background_leak", "<", 0.02, "worst", "several objects: the objects' colours in the background layer, "
-                                                   "inside their union"),
-    SceneBar("composite_colour", ">=", 0.80, "mean", "several objects: the composite in each object's colour where "
-                                                     "its layer is seen"),
-    SceneBar("key_alpha_iou", ">=", 0.85, "mean", "a green circle on a magenta or blue key: alpha IoU"),
-    SceneBar("new_background_colour", ">=", 0.80, "mean", "new background: the new composite outside the objects in "
-                                                          "the new prompt's colour (one and two objects)"),
-    SceneBar("new_background_same_layers", ">=", 1.0, "worst", "new background: the object layers identical"),
-    SceneBar("plain_two_objects_present", ">=", 0.80, "mean", "plain two-object prompts: each object's colour "
-                                                              "present"),
+    SceneBar("own_colour", ">=", 0.90, "mean", 0.0,
+             "several objects: share of each object layer in its own colour"),
+    SceneBar("others_colour", "<", 0.05, "worst", 1.0,
+             "several objects: share of an object layer in another's colour"),
+    SceneBar("psnr_fg", ">=", 18.0, "mean", 0.0,
+             "several objects: dB, each layer vs the composite where it is seen"),
+    SceneBar("background_leak", "<", 0.02, "worst", 1.0,
+             "several objects: the objects' colours in the background layer, inside their union"),
+    SceneBar("composite_colour", ">=", 0.80, "mean", 0.0,
+             "several objects: the composite in each object's colour where its layer is seen"),
+    SceneBar("key_alpha_iou", ">=", 0.85, "mean", 0.0,
+             "a green circle on a magenta or blue key: alpha IoU"),
+    SceneBar("new_background_colour", ">=", 0.80, "mean", 0.0,
+             "new background: the new composite outside the objects in the new prompt's colour (one and two objects)"),
+    SceneBar("new_background_same_layers", ">=", 1.0, "worst", 0.0,
+             "new background: the object layers identical"),
+    SceneBar("plain_two_objects_present", ">=", 0.80, "mean", 0.0,
+             "plain two-object prompts: each object's colour present"),
 )
-WORST = {"own_colour": 0.0, "others_colour": 1.0, "psnr_fg": 0.0, "background_leak": 1.0, "composite_colour": 0.0,
-         "key_alpha_iou": 0.0, "new_background_colour": 0.0, "new_background_same_layers": 0.0,
-         "plain_two_objects_present": 0.0}
 
 
 def _labels(image) -> np.ndarray:
@@ -214,7 +217,7 @@ def summarize_scenes(rows: list[dict]) -> dict[str, dict]:
         if not values:
             continue
         failed = sum(1 for v in values if math.isnan(v))
-        counted = [WORST[bar.name] if math.isnan(v) else v for v in values]
+        counted = [bar.worst if math.isnan(v) else v for v in values]
         worst = min(counted) if bar.direction == ">=" else max(counted)
         held = float(np.mean(counted)) if bar.of == "mean" else worst
         summary[bar.name] = {"mean": float(np.mean(counted)), "worst": worst, "n": len(counted), "failed": failed,
