@@ -135,14 +135,19 @@ OBJECT_PRESENT_FRACTION = 0.02  # of the whole image: an object covers 5-30% of 
 BACKGROUND_RIGHT_FRACTION = 0.30  # of the whole image: a patterned background is about half its colour
 
 
-def plain_adherence(pipe, pair: Pair, steps: int, guidance: float) -> dict[str, float]:
-    """A plain SDXL generation of the scene prompt: are the object's and the background's colours there?"""
+def plain_image(pipe, prompt: str, steps: int, guidance: float, seed: int):
+    """A plain SDXL generation of `prompt` on the TAUE pipeline's own model (no TAUE)."""
     import torch
     from diffusers import StableDiffusionXLPipeline
 
-    image = StableDiffusionXLPipeline.__call__(
-        pipe, prompt=pair.scene_prompt, num_inference_steps=steps, guidance_scale=guidance,
-        generator=torch.Generator("cpu").manual_seed(pair.seed)).images[0]
+    return StableDiffusionXLPipeline.__call__(
+        pipe, prompt=prompt, num_inference_steps=steps, guidance_scale=guidance,
+        generator=torch.Generator("cpu").manual_seed(seed)).images[0]
+
+
+def plain_adherence(pipe, pair: Pair, steps: int, guidance: float) -> dict[str, float]:
+    """A plain SDXL generation of the scene prompt: are the object's and the background's colours there?"""
+    image = plain_image(pipe, pair.scene_prompt, steps, guidance, pair.seed)
     labels = classify_colours(np.asarray(image))
     return {
         "plain_object_colour_present": float(label_fraction(labels, pair.colour) >= OBJECT_PRESENT_FRACTION),

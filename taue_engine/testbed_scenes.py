@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .metrics import opaque_of, psnr
-from .testbed import OBJECT_SCENES, OBJECT_SEEDS, object_request
+from .testbed import OBJECT_SCENES, OBJECT_SEEDS, object_request, plain_image
 from .toy.world import classify_colours, colour_names, scene_prompt
 
 NAMES = colour_names()
@@ -185,19 +185,14 @@ def run_new_backgrounds(pipe, config, several: dict) -> list[dict]:
 def run_plain_two_objects(pipe, config, seeds=PLAIN_SEEDS) -> list[dict]:
     """A plain generation of each two-object scene prompt: one row per object, its colour present or not (the
     prompts name no place, so presence is what a plain generation can be held to)."""
-    import torch
-    from diffusers import StableDiffusionXLPipeline
-
     rows = []
     for first, second, background in PLAIN_TWO_OBJECTS:
         caption = scene_prompt([first[0], second[0]], background)
         for seed in seeds:
             info = {"check": "plain", "prompt": caption, "seed": seed}
             try:
-                image = StableDiffusionXLPipeline.__call__(
-                    pipe, prompt=caption, num_inference_steps=config.num_inference_steps,
-                    guidance_scale=config.guidance_composite, generator=torch.Generator("cpu").manual_seed(seed)).images[0]
-                labels = _labels(image)
+                labels = _labels(plain_image(pipe, caption, config.num_inference_steps, config.guidance_composite,
+                                             seed))
                 for name, colour in (first, second):
                     share = float((labels == NAMES.index(colour)).mean())
                     rows.append({**info, "object": name, "share": share,
