@@ -690,6 +690,8 @@ def main() -> None:
     parser.add_argument("--check-start", type=Path, default=None, metavar="CHECKPOINT",
                         help="only print colour_from_noise of a UNet checkpoint (unet.pt or best.pt's EMA weights)")
     args = parser.parse_args()
+    if args.checkpoint is not None and not args.checkpoint.is_file():
+        parser.error(f"--checkpoint {args.checkpoint}: no such file (the scored ones are {args.work}/ema-<step>.pt)")
     # every core, unless OMP_NUM_THREADS says otherwise (a second torch process beside a training run must take one
     # thread: two processes of two threads on two cores spin against each other and run many times slower)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 2)))
