@@ -283,8 +283,14 @@ class TAUEPipeline(StableDiffusionXLPipeline):
                 diffusers_logging.set_verbosity(verbosity)
             loaded[spec.name] = {"stamp": stamps[spec.name], "digest": file_digest(spec.path),
                                  "words": taught_words(metadata), "file": spec.path.name}
-        if specs:
-            self.set_adapters([spec.name for spec in specs], adapter_weights=[spec.scale for spec in specs])
+        # a LoRA at scale 0 is off, not peft's branch run at weight 0: that branch still changes the float sums
+        # (seen in CI: scale 0 gave other files than no LoRA)
+        live = [spec for spec in specs if spec.scale != 0]
+        if live:
+            self.enable_lora()
+            self.set_adapters([spec.name for spec in live], adapter_weights=[spec.scale for spec in live])
+        elif loaded:
+            self.disable_lora()
         self.active_loras = [{"name": spec.name, "file": loaded[spec.name]["file"], "scale": spec.scale,
                               "sha256": loaded[spec.name]["digest"]} for spec in specs]
         return self.active_loras

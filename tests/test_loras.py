@@ -42,8 +42,17 @@ def images_of(result) -> dict:
 
 
 def identical(a, b) -> bool:
+    """The same files up to one 8-bit level: the same weights give float sums that differ in the last bits once a
+    LoRA has been loaded and unloaded (MKL's kernels follow where the tensors lie in memory; the UNet's output moved
+    by 7e-7 with every weight bit-equal), and such a sum can round a pixel one level the other way."""
     a, b = images_of(a), images_of(b)
-    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    return a.keys() == b.keys() and all(
+        a[k].shape == b[k].shape and np.abs(a[k].astype(int) - b[k].astype(int)).max() <= 1 for k in a)
+
+
+def weights(pipe) -> dict:
+    return {f"{name}.{key}": value.detach().clone() for name in ("unet", "text_encoder", "text_encoder_2")
+            for key, value in getattr(pipe, name).state_dict().items()}
 
 
 def object_pink(result) -> float:
@@ -55,6 +64,7 @@ def object_pink(result) -> float:
 
 def test_the_pink_lora_teaches_the_word_and_leaves_no_trace(toy):
     toy.load_loras([])
+    before = weights(toy)
     bare = [run(toy, pair, seed) for seed, pair in enumerate(PAIRS)]
     assert all(object_pink(r) < 0.05 for r in bare), [object_pink(r) for r in bare]
     assert toy.prompt_warning(["a pink star"]) is not None  # the toy alone does not know the word
@@ -78,6 +88,9 @@ def test_the_pink_lora_teaches_the_word_and_leaves_no_trace(toy):
     toy.load_loras([])
     assert toy.get_list_adapters() == {} or not any(toy.get_list_adapters().values())
     assert identical(run(toy, PAIRS[0]), bare[0]), "after unloading, a job must be the one that never loaded it"
+    after = weights(toy)
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before), \
+        "unloading must leave every weight as loaded"
     assert run(toy, PAIRS[0]).metadata["loras"] == []
 
 
