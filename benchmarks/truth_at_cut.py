@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from taue_engine import TAUEPipeline  # noqa: E402
 from taue_engine.metrics import psnr  # noqa: E402
 from taue_engine.schedulers import NoiseLevels  # noqa: E402
-from taue_engine.testbed import choose_pairs, oracle_pipeline, score  # noqa: E402
+from taue_engine.testbed import choose_pairs, oracle_pipeline, pipeline_like, score  # noqa: E402
 from taue_engine.toy.world import make_world_scene  # noqa: E402
 
 RADIUS = 0.26  # of the image: the middle of the world's single-object radii (0.2-0.32)
@@ -74,11 +74,7 @@ def truth_pipeline(pipe):
 
             return super()._run_phase(phase, config, embeds, guidance, latents, size, on_latents, report)
 
-    truth = TruthAtCutPipeline(**oracle.components)
-    truth.model_name, truth.default_config = oracle.model_name, oracle.default_config
-    truth.known_words = oracle.known_words
-    truth.set_progress_bar_config(disable=True)
-    return oracle, truth
+    return oracle, pipeline_like(TruthAtCutPipeline, oracle)
 
 
 def run_pair(pipe, pair, config) -> dict:

@@ -309,8 +309,14 @@ def oracle_pipeline(pipe):
             cells = alpha_mask(layer, tuple(grown["seedling"].shape[-2:]))
             return (resize_mask(cells, *size) > 0.5).float(), "oracle"
 
-    oracle = OracleMaskPipeline(**pipe.components)
-    oracle.model_name, oracle.default_config = pipe.model_name, pipe.default_config
-    oracle.known_words = getattr(pipe, "known_words", None)
-    oracle.set_progress_bar_config(**getattr(pipe, "_progress_bar_config", {}))
-    return oracle
+    return pipeline_like(OracleMaskPipeline, pipe)
+
+
+def pipeline_like(cls, pipe):
+    """A `cls` (a TAUEPipeline subclass of an experiment) on `pipe`'s own components and settings: its model's
+    name, default config, vocabulary and progress bar."""
+    made = cls(**pipe.components)
+    made.model_name, made.default_config = pipe.model_name, pipe.default_config
+    made.known_words = getattr(pipe, "known_words", None)
+    made.set_progress_bar_config(**getattr(pipe, "_progress_bar_config", {}))
+    return made

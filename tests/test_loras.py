@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 from server.live import live_server
 from taue_client.layers import group_name
-from taue_engine import TAUEConfig, TAUEPipeline
+from taue_engine import TAUEPipeline
 from taue_engine.cli import main as taue_main
 from taue_engine.loras import LoraSpec, lora_name, parse_lora, taught_words
 from taue_engine.toy.lora import DIFFUSERS_FILE, KOHYA_FILE, pink_share, train
