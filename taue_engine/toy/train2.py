@@ -580,7 +580,9 @@ def export(work: Path, out: Path, seed: int, checkpoint: Path | None = None) -> 
     import shutil
 
     best = torch.load(checkpoint or work / "best.pt", weights_only=False)
-    best.setdefault("seconds", _logged_minutes(work, best["step"]) * 60)
+    logged = _logged_score(work, best["step"])
+    best.setdefault("seconds", float(logged.get("minutes", float("nan"))) * 60)
+    best.setdefault("scores", {k: logged[k] for k in ("object_present", "background_right", "score") if k in logged})
     unet = build_unet()
     unet.load_state_dict({k: v.float() for k, v in best["ema"].items()})
     pipe = toy_pipeline(load_vae(work, decoder=True), unet.to(torch.float16).eval(), work, seed)
@@ -611,13 +613,14 @@ def export(work: Path, out: Path, seed: int, checkpoint: Path | None = None) -> 
     return out
 
 
-def _logged_minutes(work: Path, step: int) -> float:
-    """The UNet's minutes at a scored step, from the log (an ema-<step>.pt does not keep them)."""
+def _logged_score(work: Path, step: int) -> dict:
+    """The log's record of a scored UNet step (minutes and scores), {} if it has none: an ema-<step>.pt keeps no
+    minutes, and a carried unet.pt (what travels to a new machine) neither minutes nor scores."""
     for line in (work / "loss.jsonl").read_text().splitlines():
         record = json.loads(line) if line.strip() else {}
         if record.get("stage") == "unet-score" and record.get("step") == step:
-            return float(record["minutes"])
-    return float("nan")
+            return record
+    return {}
 
 
 def training_report(work: Path) -> str:
