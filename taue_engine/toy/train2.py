@@ -573,12 +573,13 @@ def green_latent_of(vae) -> list[float]:
     return [round(float(v), 4) for v in latent]
 
 
-def export(work: Path, out: Path, seed: int, checkpoint: Path | None = None) -> Path:
+def export(work: Path, out: Path, seed: int, checkpoint: Path | None = None, count: int = 30000) -> Path:
     """Write the toy pipeline (the best-scoring EMA UNet, or `checkpoint`'s, in half precision, the VAE, the frozen
     text encoders) as a diffusers SDXL folder; the folder's taue_config.json (chosen with the testbed, not by
     training) is kept."""
     import shutil
 
+    images, captions = make_dataset(count, seed, work)  # cached; drawn again where only the carry is
     best = torch.load(checkpoint or work / "best.pt", weights_only=False)
     logged = _logged_score(work, best["step"])
     best.setdefault("seconds", float(logged.get("minutes", float("nan"))) * 60)
@@ -604,9 +605,8 @@ def export(work: Path, out: Path, seed: int, checkpoint: Path | None = None) -> 
             "scores": best["scores"],
             "budget_seconds": json.loads((work / "budget.json").read_text()), "seed": seed, **latents,
             # the shipped VAE's own check (held out, paste against its own reconstruction in the same cells)
-            "vae": vae_report(pipe.vae.float(), np.load(work / "images.npy", mmap_mode="r")[-256:])}
+            "vae": vae_report(pipe.vae.float(), images[-256:])}
     (out / "training.json").write_text(json.dumps(info, indent=2))
-    captions = json.loads((work / "captions.json").read_text())
     (out / VOCABULARY_FILE).write_text(json.dumps({
         "about": "the words of this model's training captions: any other word means nothing to it",
         "words": sorted({w for c in captions for w in prompt_words(c)})}, indent=1))
@@ -699,8 +699,12 @@ def main() -> None:
     # thread: two processes of two threads on two cores spin against each other and run many times slower)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 2)))
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.carry is not None:  # first: --export and --report read the run, which on a new machine is only the carry
+        restored = restore_carry(args.carry, args.work)
+        if restored:
+            print(f"restored from {args.carry}: {', '.join(restored)}")
     if args.export:
-        print(export(args.work, args.export, args.seed, args.checkpoint))
+        print(export(args.work, args.export, args.seed, args.checkpoint, args.images))
         return
     if args.report:
         args.report.write_text(training_report(args.work))
@@ -713,10 +717,6 @@ def main() -> None:
         captions = json.loads((args.work / "captions.json").read_text())
         print(json.dumps(colour_from_noise(unet.eval(), latents, embeds, pooled, caption_ids, captions)))
         return
-    if args.carry is not None:
-        restored = restore_carry(args.carry, args.work)
-        if restored:
-            print(f"restored from {args.carry}: {', '.join(restored)}")
     random.seed(args.seed)
     np.random.seed(args.seed)
     log, budget = Log(args.work / "loss.jsonl"), Budget(args.work, args.hours)
