@@ -159,7 +159,8 @@ def test_the_training_script_trains_every_stage_and_exports_a_loadable_model(tmp
     scored = sorted(work.glob("ema-*.pt"))  # every scored checkpoint's EMA weights, for choosing one to export
     assert scored and not any(p.name.startswith("ema-") for p in carry.iterdir())
     for extra in (["--export", str(out), "--checkpoint", str(scored[-1])], ["--report", str(tmp_path / "training.md")]):
-        finished = subprocess.run(command[:7] + extra,  # with --images: the export reads the same data set capture_output=True, text=True, timeout=600)
+        # with --images: the export reads the same data set
+        finished = subprocess.run(command[:7] + extra, capture_output=True, text=True, timeout=600)
         assert finished.returncode == 0, finished.stderr[-2000:]
     info = json.loads((out / "training.json").read_text())
     assert info["unet_steps"] == 3 and info["decoder_steps"] == 3 and "paste_psnr" in info["vae"]
