@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from taue_engine import TAUEPipeline  # noqa: E402
 from taue_engine.metrics import psnr  # noqa: E402
 from taue_engine.schedulers import NoiseLevels  # noqa: E402
-from taue_engine.testbed import choose_pairs, oracle_pipeline, pipeline_like, score  # noqa: E402
+from taue_engine.testbed import PSNR_CAP, choose_pairs, oracle_pipeline, pipeline_like, score  # noqa: E402
 from taue_engine.toy.world import make_world_scene  # noqa: E402
 
 RADIUS = 0.26  # of the image: the middle of the world's single-object radii (0.2-0.32)
@@ -59,6 +59,15 @@ def truth_pipeline(pipe):
     class TruthAtCutPipeline(type(oracle)):
         truth: torch.Tensor | None = None
         noise_seed: int = 0
+        truth_pixels: tuple[np.ndarray, np.ndarray] | None = None
+
+        def aim(self, pair, size: int, key: str) -> None:
+            """The next call's truth: `pair`'s object (truth_image) encoded, its pixels and coverage kept, the noise
+            seeded by the pair's seed."""
+            image, coverage = truth_image(pair, size, key)
+            self.truth = self._encode_image(Image.fromarray(image))
+            self.noise_seed = pair.seed
+            self.truth_pixels = (image.astype(np.float32) / 255.0, coverage > 0.5)
 
         def _run_phase(self, phase, config, embeds, guidance, latents, size, on_latents, report):
             if phase == "foreground" and self.truth is not None:
@@ -96,7 +105,7 @@ def summary(rows: list[dict], name: str) -> dict:
     """Mean and worst; a missing or NaN value (a failed pair) counts at 0 dB."""
     values = [r.get(name, float("nan")) for r in rows]
     failed = sum(1 for v in values if not isinstance(v, float) or math.isnan(v))
-    counted = [0.0 if not isinstance(v, float) or math.isnan(v) else min(v, 60.0) for v in values]
+    counted = [0.0 if not isinstance(v, float) or math.isnan(v) else min(v, PSNR_CAP) for v in values]
     return {"mean": float(np.mean(counted)), "worst": float(min(counted)), "failed": failed}
 
 
@@ -118,10 +127,7 @@ def main() -> None:
     key = config.key_color
     rows = {"oracle mask": [], "truth at the cut": []}
     for pair in choose_pairs(args.pairs):
-        image, coverage = truth_image(pair, size, key)
-        truth.truth = truth._encode_image(Image.fromarray(image))
-        truth.noise_seed = pair.seed
-        truth.truth_pixels = (image.astype(np.float32) / 255.0, coverage > 0.5)
+        truth.aim(pair, size, key)
         rows["oracle mask"].append(run_pair(oracle, pair, config))
         rows["truth at the cut"].append(run_pair(truth, pair, config))
         print(f"{pair.object_prompt} / {pair.background_prompt}: "

@@ -283,8 +283,8 @@ class TAUEPipeline(StableDiffusionXLPipeline):
                 diffusers_logging.set_verbosity(verbosity)
             loaded[spec.name] = {"stamp": stamps[spec.name], "digest": file_digest(spec.path),
                                  "words": taught_words(metadata), "file": spec.path.name}
-        # a LoRA at scale 0 is off, not peft's branch run at weight 0: that branch still changes the float sums
-        # (seen in CI: scale 0 gave other files than no LoRA)
+        # a LoRA at scale 0 is off (disable_lora), not peft's branch run at weight 0: no work and nothing of it in
+        # the sums; the files still match no LoRA only to one 8-bit level, as after an unload (tests/test_loras.py)
         live = [spec for spec in specs if spec.scale != 0]
         if live:
             self.enable_lora()

@@ -4,14 +4,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from taue_engine import TAUEPipeline
 from taue_engine.metrics import psnr
 from taue_engine.testbed import choose_pairs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from truth_at_cut import summary, truth_image, truth_pipeline  # noqa: E402
+from truth_at_cut import summary, truth_pipeline  # noqa: E402
 
 
 def test_phase_one_follows_the_truth_from_the_cut():
@@ -23,10 +21,8 @@ def test_phase_one_follows_the_truth_from_the_cut():
     oracle, truth = truth_pipeline(toy)
     pair = choose_pairs(4)[1]
     size = int(toy.default_sample_size * toy.vae_scale_factor)
-    image, coverage = truth_image(pair, size, config.key_color)
-    truth.truth = truth._encode_image(Image.fromarray(image))
-    truth.noise_seed = pair.seed
-    expected = image.astype(np.float32) / 255.0
+    truth.aim(pair, size, config.key_color)
+    expected = truth.truth_pixels[0]
     scores = {}
     for name, pipe in (("oracle", oracle), ("truth", truth)):
         result = pipe(pair.object_prompt, pair.background_prompt, seed=pair.seed, config=config)
