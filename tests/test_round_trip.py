@@ -1,0 +1,26 @@
+"""benchmarks/round_trip.py measures the model alone: a small strength returns the truth, a large one repaints it,
+and a pair whose run raises counts at 0 dB."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import round_trip  # noqa: E402
+
+
+def test_a_light_round_trip_keeps_the_object_and_a_heavy_one_does_not():
+    result = round_trip.run("toy", 2, [0.1, 0.9], steps=10, guidance=5.0)
+    light, heavy = result["strengths"]["0.1"], result["strengths"]["0.9"]
+    assert light["failed"] == heavy["failed"] == 0
+    # the VAE alone is the ceiling; 1 of 10 steps from the truth stays near it, 9 of 10 do not
+    assert result["vae_object"] - 1.5 <= light["object"] <= result["vae_object"] + 0.5, result
+    assert light["scene"] >= heavy["scene"] + 5.0 and light["key"] >= heavy["key"] + 5.0, result
+
+
+def test_a_failed_pair_counts_at_zero_db(monkeypatch):
+    def fail(self, *args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(round_trip.StableDiffusionXLImg2ImgPipeline, "__call__", fail)
+    result = round_trip.run("toy", 1, [0.5], steps=4, guidance=5.0)
+    assert result["strengths"]["0.5"] == {"object": 0.0, "key": 0.0, "scene": 0.0, "failed": 1}
