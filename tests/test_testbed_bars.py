@@ -2,7 +2,7 @@
 generations included), the boxed jobs (single objects in the corners, the two-object scene), and the same pairs
 once more with the truth in place of m_obj.
 
-Asserted: the bars that are met (issue 3's and issue 13's), nothing dropped from a mean, and PSNR_fg within
+Asserted: the bars that are met (issues 3, 13 and 14), nothing dropped from a mean, and PSNR_fg within
 1.5 dB of the oracle mask's. The bars not met yet (README, "The testbed", says why, with the measurement that
 separates the model from the method) are held at today's level, so a change that makes the layers fit worse fails
 here; they are to be tightened to the bars themselves when they are met.
@@ -13,10 +13,16 @@ import json
 from taue_engine.cli import main
 from taue_engine.testbed import BARS
 
-# metric -> today's level, just under (over, for leakage) the 56-pair means measured with this command: alpha IoU
-# 0.768, leakage 0.030, PSNR_fg 14.84 dB (issue 13's 16 dB is missed: README, "The testbed"), coverage 0.808
-NOT_MET_YET = {"alpha_iou": 0.75, "leakage": 0.035, "psnr_fg": 14.5, "mask_coverage": 0.79}
+# metric -> today's level, just under (over, for leakage) the 56-pair means measured with this command on toy 2:
+# leakage 0.033 (two pairs leak 40% and 19%), PSNR_fg 12.35 dB (the 20 dB bar is missed: README, "The testbed");
+# alpha IoU (0.925) and mask coverage (0.913) now meet their bars and are asserted as bars
+NOT_MET_YET = {"leakage": 0.04, "psnr_fg": 12.0}
 ORACLE_GAP_DB = 1.5
+# the several-object, key-colour, new-background and plain two-object checks missed on toy 2, held just under the
+# means of the same run: PSNR_fg 12.54 dB, composite colour 0.547, green object's key alpha IoU 0.569, new
+# background's colour 0.493, plain two-object prompts 0.469 (README, "The testbed"); the others are asserted met
+SCENES_NOT_MET_YET = {"psnr_fg": 12.0, "composite_colour": 0.5, "key_alpha_iou": 0.5, "new_background_colour": 0.45,
+                      "plain_two_objects_present": 0.45}
 
 
 def test_toy_testbed_holds_the_bars(tmp_path, capsys):
@@ -40,6 +46,12 @@ def test_toy_testbed_holds_the_bars(tmp_path, capsys):
             assert mean >= threshold, f"{name}: {mean:.3f}, bar >= {threshold}\n{printed}"
         else:
             assert mean < threshold, f"{name}: {mean:.3f}, bar {direction} {threshold}\n{printed}"
+    for name, check in report["scene_summary"].items():
+        assert check["failed"] == 0, f"scenes, {name}: {check['failed']} failed\n{printed}"
+        if name in SCENES_NOT_MET_YET:
+            assert check["mean"] >= SCENES_NOT_MET_YET[name], f"scenes, {name} moved to {check['mean']:.3f}\n{printed}"
+        else:
+            assert check["met"], f"scenes, {name}: {check['mean']:.3f} misses its bar\n{printed}"
     oracle = report["oracle_summary"]
     assert summary["psnr_fg"]["mean"] >= oracle["psnr_fg"]["mean"] - ORACLE_GAP_DB, printed
     assert (tmp_path / "contact_sheet.png").is_file()

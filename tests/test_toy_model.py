@@ -8,10 +8,16 @@ from taue_engine.toy.scenes import classify_colours, palette_names
 
 
 def test_toy_is_an_sdxl_folder_with_its_own_settings(toy):
+    """Toy 2: SDXL's UNet and text encoders, a local AutoencoderTiny at 8x, 128 px; the settings its sweeps chose
+    (docs/sweeps.md) and its own E(green) travel in the folder's taue_config.json."""
+    from diffusers import AutoencoderTiny
+
     assert toy.unet.config.addition_embed_type == "text_time"
-    assert toy.unet.config.sample_size * toy.vae_scale_factor == 64
-    assert toy.default_config == TAUEConfig(green_alpha=0.7, attention_resolutions=(1, 2))
-    assert toy.default_config.green_latent == (0.0, 1.0, 1.0, 0.0)
+    assert isinstance(toy.vae, AutoencoderTiny) and toy.vae_scale_factor == 8
+    assert toy.unet.config.sample_size * toy.vae_scale_factor == 128
+    config = toy.default_config
+    assert (config.mask_signal, config.crop_ratio, config.highpass_strength) == ("decoded", 0.65, 0.05)
+    assert config.green_latent != TAUEConfig().green_latent and len(config.green_latent) == 4
 
 
 @pytest.mark.parametrize("colour, background, seed", [("red", "blue", 1), ("yellow", "purple", 2),
@@ -39,29 +45,29 @@ def test_toy_foreground_comes_out_on_green(toy):
 
 
 def test_training_script_trains_resumes_and_exports_a_loadable_model(tmp_path):
-    """Seconds of training: the point is the machinery (stages, green alignment, resume, export, loading)."""
+    """Seconds of train2 (the committed model's script): the point is the machinery (data, VAE, latents, UNet with
+    its scored checkpoints, decoder stage, going on from the work folder, export, loading)."""
     import json
     import subprocess
     import sys
 
     work, out = tmp_path / "work", tmp_path / "model"
-    command = [sys.executable, "-m", "taue_engine.toy.train", "--work", str(work), "--images", "300",
-               "--vae-minutes", "0.03", "--unet-minutes", "0.03", "--decoder-minutes", "0.03"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "-m", "taue_engine.toy.train2", "--work", str(work), "--images", "300",
+               "--vae-steps", "4", "--decoder-steps", "2", "--unet-steps"]
+    done = subprocess.run(command + ["3"], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
-    refused = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert refused.returncode != 0 and "--resume" in refused.stderr  # never overwrites checkpoints silently
-    resumed = subprocess.run(command[:-1] + ["0.06", "--resume"], capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    alignment = json.loads((work / "alignment.json").read_text())
-    g = alignment["green_direction_after"]
-    assert abs(g[0]) < 1e-4 and abs(g[3]) < 1e-4 and g[1] == pytest.approx(g[2], rel=1e-4) and g[1] > 0
-    exported = subprocess.run([sys.executable, "-m", "taue_engine.toy.train", "--work", str(work), "--export",
-                               str(out)], capture_output=True, text=True, timeout=600)
+    again = subprocess.run(command + ["5"], capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-2000:]
+    steps = [json.loads(line) for line in (work / "loss.jsonl").read_text().splitlines()]
+    scored = [s["step"] for s in steps if s["stage"] == "unet-score"]
+    assert scored == [3, 5], scored  # the second run went on from step 3, it did not start again
+    exported = subprocess.run([sys.executable, "-m", "taue_engine.toy.train2", "--work", str(work), "--images",
+                               "300", "--export", str(out)], capture_output=True, text=True, timeout=900)
     assert exported.returncode == 0, exported.stderr[-2000:]
     pipe = TAUEPipeline.from_pretrained(str(out), device="cpu")
     pipe.set_progress_bar_config(disable=True)
-    result = pipe("a red star", "a blue background", seed=0, config=TAUEConfig(num_inference_steps=4))
-    assert result.composite.size == (64, 64)
+    result = pipe("a red star", "a blue background", seed=0, config=pipe.default_config.replace(
+        num_inference_steps=4))
+    assert result.composite.size == (128, 128)
     info = json.loads((out / "training.json").read_text())
-    assert info["unet_steps"] > 0 and info["decoder_steps"] > 0
+    assert info["unet_steps"] == 5 and info["decoder_steps"] == 2 and info["vae_steps"] == 4
