@@ -167,7 +167,11 @@ def _config(args, base: TAUEConfig | None = None) -> TAUEConfig:
     try:
         return (base or TAUEConfig()).replace(**changes)
     except (ValueError, TypeError) as error:
-        field = next((n for n in changes if str(error).startswith(n)), None)
+        field = max((n for n in known if str(error).startswith(n)), key=len, default=None)
+        if field is not None and field not in changes and changes:
+            # the value is the model's own default (its taue_config.json); the flags given made it impossible
+            flag = next((FIELD_FLAGS[n] for n in changes if n in FIELD_FLAGS), "--set")
+            raise UsageError(f"{flag}: with this model's default {field} (its taue_config.json): {error}") from None
         flag = FIELD_FLAGS.get(field, f"--set {field}") if field else "--set"
         if field and field.startswith("guidance_") and getattr(args, "guidance", None) is not None:
             flag = "--guidance"

@@ -120,13 +120,13 @@ def test_every_command_the_readme_shows_with_its_output_prints_that_output(capsy
 
 def test_words_the_toy_does_not_know_get_one_warning_line_and_the_job_still_runs(tmp_path, capsys):
     argv = ["generate", "--foreground", "a red vintage bicycle", "--background", "a cobblestone street at dusk",
-            "--steps", "2", "--out", str(tmp_path), "--quiet"]
+            "--steps", "4", "--out", str(tmp_path), "--quiet"]
     assert main(argv) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("taue: warning:")]
     assert len(warnings) == 1, warnings
     assert "vintage, bicycle, cobblestone, street, at, dusk" in warnings[0] and "--model stabilityai" in warnings[0]
     assert (tmp_path / "result.psd").is_file()
-    assert main(BASE + ["--steps", "2", "--out", str(tmp_path / "known"), "--quiet"]) == 0
+    assert main(BASE + ["--steps", "4", "--out", str(tmp_path / "known"), "--quiet"]) == 0
     assert "warning" not in capsys.readouterr().err
 
 
@@ -160,7 +160,7 @@ def test_a_save_that_fails_after_the_work_leaves_the_files_where_the_message_say
         return original(self, directory, *args, **kwargs)
 
     monkeypatch.setattr(TAUEResult, "save", disk_full_in_out)
-    assert main(BASE + ["--steps", "2", "--out", str(out), "--quiet"]) == 1
+    assert main(BASE + ["--steps", "4", "--out", str(out), "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "No space left on device" in err[0], err
     rescued = Path(re.search(r"the result is in (\S+)$", err[0]).group(1))

@@ -62,8 +62,9 @@ def test_each_step_offers_a_preview_of_its_phase(pipe, config):
 
 def test_the_last_preview_looks_like_the_layer_it_becomes(toy):
     """On the toy: the map reproduces its fitting colours, and each phase's last preview is within reach of the
-    picture that phase decodes (a preview has one colour per latent cell, so it is blurred, not wrong)."""
-    assert toy.latent_to_rgb().fit_psnr >= 18.0
+    picture that phase decodes (a preview has one colour per latent cell, so it is blurred, not wrong). Toy 2's
+    AutoencoderTiny latent is further from linear in colour than toy 1's (the map's fit: 16.1 dB, toy 1's 18+)."""
+    assert toy.latent_to_rgb().fit_psnr >= 15.5
     last = {}
 
     def record(tick):
@@ -75,11 +76,12 @@ def test_the_last_preview_looks_like_the_layer_it_becomes(toy):
     def blurred(layer):  # one colour per 8x8 cell, as a preview has
         return layer.convert("RGB").resize((size[0] // 8, size[1] // 8), Image.BOX).resize(size, Image.BILINEAR)
 
-    # measured: composite 24.3, background 24.3, object on its key 18.8 dB (seed 1); the wrong layer is far
-    for phase, layer, floor in (("composite", result.composite, 21.0), ("background", result.background, 21.0),
-                                ("foreground", result.objects[0].on_key, 16.5)):
+    # measured on toy 2: composite 15.5, background 17.2, object on its key 11.9 dB (seed 1; seed 2: 15.0, 14.5,
+    # 11.9); the wrong layer is far (5.1 dB)
+    for phase, layer, floor in (("composite", result.composite, 14.0), ("background", result.background, 14.0),
+                                ("foreground", result.objects[0].on_key, 10.5)):
         assert psnr(last[phase], blurred(layer)) >= floor, phase
-    assert psnr(last["foreground"], blurred(result.background)) < 10.0
+    assert psnr(last["foreground"], blurred(result.background)) < 8.0
 
 
 def wait_for(predicate, timeout=60.0):
