@@ -28,6 +28,15 @@ def test_bad_values_exit_with_one_line_naming_the_flag(extra, flag, capsys):
     assert len(err) == 1 and err[0].startswith(f"taue: error: {flag}"), err
 
 
+def test_too_few_steps_for_the_models_own_crop_ratio_name_steps_and_the_setting(capsys):
+    """The toy's taue_config.json sets crop_ratio 0.65: --steps 2 cannot be cut there. The line blames the flag
+    given and names the model's setting; it never says --set, which the person did not use."""
+    assert main(BASE + ["--steps", "2"]) == 2
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if line.startswith("taue: error")]
+    assert len(err) == 1 and err[0].startswith("taue: error: --steps: with this model's default crop_ratio"), err
+    assert "taue_config.json" in err[0] and "more steps" in err[0] and "--set" not in err[0]
+
+
 def test_missing_required_flag_is_one_line(capsys):
     assert main(["generate", "--foreground", "x"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
