@@ -22,7 +22,7 @@ ORACLE_GAP_DB = 1.5
 # means of the same run: PSNR_fg 12.54 dB, composite colour 0.547, green object's key alpha IoU 0.569, new
 # background's colour 0.493, plain two-object prompts 0.469 (README, "The testbed"); the others are asserted met
 SCENES_NOT_MET_YET = {"psnr_fg": 12.0, "composite_colour": 0.5, "key_alpha_iou": 0.5, "new_background_colour": 0.45,
-                      "plain_two_objects_present": 0.45}
+                      "plain_two_objects_present": 0.4}
 
 
 def test_toy_testbed_holds_the_bars(tmp_path, capsys):
