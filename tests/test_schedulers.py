@@ -159,5 +159,8 @@ def test_every_sampler_keeps_eulers_fidelity_on_the_toy():
     deltas = {name: entry["delta_psnr_fg"] for name, entry in report.items()}
     assert all(entry["failed_pairs"] == 0 for entry in report.values()), report
     # toy 2 on these 4 pairs: dpmpp_2m 1.32 dB under Euler, the others within 0.3 dB or above it; on 8 pairs
-    # (benchmarks/schedulers.py) dpmpp_2m is 0.59 dB under and unipc 1.20: held at 1.5 dB on toy 2 (README)
-    assert all(delta >= -max(LIMIT_DB, 1.5) for delta in deltas.values()), deltas
+    # (benchmarks/schedulers.py) dpmpp_2m is 0.59 dB under and unipc 1.20: held at 1.5 dB on toy 2 (README),
+    # over the benchmark's LIMIT_DB (1 dB) until that is met again
+    held_db = 1.5
+    assert held_db >= LIMIT_DB
+    assert all(delta >= -held_db for delta in deltas.values()), deltas
