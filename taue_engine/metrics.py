@@ -164,12 +164,14 @@ def toy_metrics(result, object_colour: str, background_colour: str) -> dict[str,
     - alpha_iou: the layer's opaque pixels against the object as drawn (pixels of the requested colour in I_fg;
       not merely non-green, or an image that forgot its green backdrop would score an all-opaque alpha as perfect).
     - mask_precision: the share of m_obj on the drawn object (the rest is backdrop the composite must repaint).
-    - leakage: the share of the whole background layer in the object's colour (the toy's backgrounds never have it).
+    - leakage: the share of the whole background layer in the object's colour where the background's truth has
+      none (scenes.foreign_fraction: nearer the object's colour than any colour the world draws for that
+      background, whose partner colours a nearest-palette count would take for the object's).
     - object_colour_in_composite: the share of the composite in the object's colour where the layer is opaque and
       inside m_obj; background_colour_in_composite: the background's colour outside m_obj.
     - fringe: edge pixels of the layer that still carry the key colour.
     """
-    from .toy.scenes import classify_colours, label_fraction, palette_names
+    from .toy.scenes import classify_colours, foreign_fraction, label_fraction, palette_names
 
     inside = np.asarray(result.mask, dtype=np.float32) / 255.0 > 0.5
     opaque = opaque_of(result.foreground)
@@ -179,7 +181,7 @@ def toy_metrics(result, object_colour: str, background_colour: str) -> dict[str,
     return {
         "alpha_iou": float((drawn_object & opaque).sum() / union) if union else 1.0,
         "mask_precision": float((drawn_object & inside).sum() / inside.sum()) if inside.any() else float("nan"),
-        "leakage": label_fraction(classify_colours(np.asarray(result.background)), object_colour),
+        "leakage": foreign_fraction(np.asarray(result.background.convert("RGB")), object_colour, background_colour),
         "object_colour_in_composite": (label_fraction(composite, object_colour, opaque & inside)
                                        if (opaque & inside).any() else float("nan")),
         "background_colour_in_composite": label_fraction(composite, background_colour, ~inside),

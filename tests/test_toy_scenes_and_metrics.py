@@ -8,7 +8,8 @@ from PIL import Image
 
 from taue_engine.metrics import fringe_fraction, layer_fidelity, psnr, ssim, toy_metrics
 from taue_engine.toy.scenes import (
-    BACKGROUNDS, COLOURS, KEY_GREEN, SHAPES, colour_fraction, make_scene,
+    BACKGROUNDS, COLOURS, KEY_GREEN, SHAPES, classify_colours, colour_fraction, foreign_fraction, label_fraction,
+    make_scene,
 )
 
 
@@ -119,3 +120,22 @@ def test_fringe_is_measured_against_the_key_colour():
     edge.paste(Image.new("RGBA", (8, 16), (200, 30, 30, 255)), (0, 0))
     edge.paste(Image.new("RGBA", (1, 16), (60, 60, 230, 128)), (8, 0))  # a half-transparent blue edge column
     assert fringe_fraction(edge, "blue") > 0.3 and fringe_fraction(edge, "green") == 0.0
+
+
+@pytest.mark.parametrize("colour, background, kind", [("yellow", "orange", "striped"), ("purple", "white", "checkered"),
+                                                      ("purple", "black", "striped"), ("purple", "blue", "gradient")])
+def test_leakage_is_zero_on_the_true_background_and_counts_a_ghost(colour, background, kind):
+    """The world's own patterned backgrounds hold colours nearer another palette colour than their own (light orange
+    nearer yellow, the grey partners of white and black nearer purple): leakage must not count those, or a perfect
+    background layer misses the bar, and must still count the object left in the layer."""
+    from taue_engine.toy import world
+
+    for seed in range(3):
+        truth = world.background_image(background, kind, np.random.default_rng(seed))
+        assert foreign_fraction(truth, colour, background) == 0.0
+    assert max(label_fraction(classify_colours(world.background_image(background, kind, np.random.default_rng(s))),
+                              colour) for s in range(3)) > 0.05  # what the nearest-palette count took for leakage
+    ghost = world.background_image(background, kind, np.random.default_rng(0))
+    mask = world.shape_mask("circle", 0.5, 0.5, 0.25, size=world.SIZE) > 0.5
+    ghost[mask] = world.PALETTE[colour]
+    assert foreign_fraction(ghost, colour, background) == pytest.approx(float(mask.mean()), abs=0.01)

@@ -200,6 +200,33 @@ def classify_colours(rgb: np.ndarray, include_green: bool = True) -> np.ndarray:
     return distance.argmin(1).reshape(rgb.shape[:2])
 
 
+BACKGROUND_FAMILY_SAMPLES = 9  # colours along base -> partner: every colour a patterned background draws
+
+
+def background_family(colour: str) -> np.ndarray:
+    """Every colour the world draws for a background of `colour`: its base, its pattern partner and the gradient
+    between them (BACKGROUND_FAMILY_SAMPLES x 3). A partner can lie nearer another palette colour than its own
+    (light orange nearer yellow, the grey partners of white and black nearer purple)."""
+    base = np.array(KEY_GREEN if colour == "green" else PALETTE[colour], np.float32)
+    if colour == "green":
+        return base[None]
+    ramp = np.linspace(0.0, 1.0, BACKGROUND_FAMILY_SAMPLES, dtype=np.float32)[:, None]
+    return base * (1 - ramp) + partner_colour(colour) * ramp
+
+
+def foreign_fraction(rgb: np.ndarray, colour: str, background_colour: str) -> float:
+    """The share of a background image in `colour` that its truth cannot hold: pixels nearer `colour` than any
+    other palette colour and than every colour the world draws for `background_colour` (background_family).
+    A plain nearest-palette count scores the world's own orange stripes 47% yellow, and its white and black
+    patterns up to half purple, so that a perfect background layer would miss a 2% leakage bar."""
+    names = palette_names()
+    table = np.array([KEY_GREEN if n == "green" else PALETTE[n] for n in names], np.float32)
+    table = np.concatenate([table, background_family(background_colour)])
+    flat = rgb.reshape(-1, 3).astype(np.float32)
+    nearest = ((flat[:, None, :] - table[None, :, :]) ** 2).sum(-1).argmin(1)
+    return float((nearest == names.index(colour)).mean())
+
+
 def palette_names(include_green: bool = True) -> list[str]:
     return list(COLOURS) + (["green"] if include_green else [])
 
