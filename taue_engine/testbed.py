@@ -110,7 +110,7 @@ METRICS = (
     Metric("plain_object_colour_present", ">=", 0.0, 0.90),
     Metric("plain_background_right", ">=", 0.0, 0.80),
     Metric("alpha_iou", ">=", 0.0, 0.85),
-    Metric("leakage", "<", 1.0, 0.02, note="object colour anywhere in the background layer"),
+    Metric("leakage", "<", 1.0, 0.02, note="object colour in the background layer, where its truth has none"),
     Metric("psnr_fg", ">=", 0.0, 20.0, note="dB, layer vs composite over the opaque pixels"),
     Metric("psnr_fg_paper", ">=", 0.0, note="dB, I_fg vs I_all inside m_obj (the paper's)"),
     Metric("psnr_fg_inside", ">=", 0.0, note="dB, opaque and inside m_obj"),

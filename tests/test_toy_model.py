@@ -46,8 +46,11 @@ def test_toy_foreground_comes_out_on_green(toy):
 
 def test_training_script_trains_resumes_and_exports_a_loadable_model(tmp_path):
     """Seconds of train2 (the committed model's script): the point is the machinery (data, VAE, latents, UNet with
-    its scored checkpoints, decoder stage, going on from the work folder, export, loading)."""
+    its scored checkpoints, decoder stage, going on from the work folder, export, loading, the several-objects
+    stage)."""
     import json
+
+    import torch
     import subprocess
     import sys
 
@@ -71,3 +74,16 @@ def test_training_script_trains_resumes_and_exports_a_loadable_model(tmp_path):
     assert result.composite.size == (128, 128)
     info = json.loads((out / "training.json").read_text())
     assert info["unet_steps"] == 5 and info["decoder_steps"] == 2 and info["vae_steps"] == 4
+    # the several-objects stage starts from the finished UNet's weights, not from scratch, and keeps its own files
+    scenes = subprocess.run([sys.executable, "-m", "taue_engine.toy.train2", "--work", str(work), "--images", "300",
+                             "--scenes", "--scenes-steps", "2"], capture_output=True, text=True, timeout=900)
+    assert scenes.returncode == 0, scenes.stderr[-2000:]
+    assert "unet-scenes: from unet.pt (step 5)" in scenes.stdout
+    steps = [json.loads(line) for line in (work / "loss.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in steps if s["stage"] == "unet-scenes-score"] == [2]
+    assert (work / "ema-scenes-0000002.pt").exists() and (work / "best-scenes.pt").exists()
+    first = torch.load(work / "unet.pt", weights_only=False)["ema"]
+    tuned = torch.load(work / "unet-scenes.pt", weights_only=False)["ema"]
+    # two steps move the EMA a little from where the first stage left it (a fresh UNet would be far from it)
+    assert all(torch.allclose(first[k], tuned[k], atol=0.05) for k in first)
+    assert any(not torch.equal(first[k], tuned[k]) for k in first)
