@@ -16,7 +16,8 @@ def test_toy_is_an_sdxl_folder_with_its_own_settings(toy):
     assert isinstance(toy.vae, AutoencoderTiny) and toy.vae_scale_factor == 8
     assert toy.unet.config.sample_size * toy.vae_scale_factor == 128
     config = toy.default_config
-    assert (config.mask_signal, config.crop_ratio, config.highpass_strength) == ("decoded", 0.65, 0.05)
+    assert (config.mask_signal, config.crop_ratio, config.highpass_strength, config.guidance_composite) == (
+        "decoded", 0.65, 0.05, 3.0)
     assert config.green_latent != TAUEConfig().green_latent and len(config.green_latent) == 4
 
 

@@ -57,7 +57,7 @@ UNET_PLANNED_STEPS = 13000  # the UNet's learning rate falls (cosine, to 10%) ov
 DECODER_SHARE = 0.05  # of the budget (30 minutes), after the UNet: the decoder alone, for paste locality
 PASTE_WEIGHT = 4.0
 REWARM_STEPS = 200
-SCENES_PLANNED_STEPS = 6000
+SCENES_PLANNED_STEPS = 4000  # about 45 minutes on 2 cores
 SCENES_MIX = {"several": 0.45, "one": 0.15, "object": 0.25, "background": 0.15}
 CARRIED = ("budget.json", "loss.jsonl", "latents.json", "vae.pt", "decoder.pt", "unet.pt", "best.pt",
            "unet-scenes.pt")
