@@ -6,15 +6,15 @@ On toy 2 the composite of a two-object job can paint its background another colo
 out key green) while its background layer follows the prompt. This separates what is held from how many prompts
 there are: the two-object scene of the testbed (`testbed.OBJECT_SCENES[2]`) is made once per background and seed,
 then its kept objects are composed again on the same background (`new_background`, same seed) as object 1 alone,
-object 2 alone, object 1 twice (two prompts, one place) and both. Printed: the share of the composite outside the
-objects in the prompt's colour and its commonest other colour, and the share of the image held (the union of the objects' masks).
+object 2 alone, object 1 twice (two prompts, one place) and both (`Transplant.objects_at`). Printed: the share of
+the composite outside the objects in the prompt's colour and its commonest other colour, and the share of the image
+held (the union of the objects' masks).
 A run that raises is printed as failed.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -28,14 +28,6 @@ from taue_engine.toy.world import classify_colours, colour_names  # noqa: E402
 
 BACKGROUNDS = (("a black background", "black"), ("a purple background", "purple"), ("a white background", "white"))
 SUBSETS = (("object 1", [0]), ("object 2", [1]), ("object 1 twice", [0, 0]), ("both", [0, 1]))
-
-
-def subset(transplant, indices: list[int]):
-    """The transplant with only (or repeated) the objects at `indices`."""
-    fields = {f.name: getattr(transplant, f.name) for f in dataclasses.fields(transplant)}
-    for name in ("prompts", "layouts", "layers", "seedlings", "masks", "cleans", "fine_masks", "sources"):
-        fields[name] = [fields[name][i] for i in indices]
-    return type(transplant)(**fields)
 
 
 def shares(result, colour: str) -> tuple[float, str, float]:
@@ -64,7 +56,7 @@ def main() -> None:
             made = pipe(objects=object_request(2), background_prompt=prompt, seed=seed, config=config)
             for name, indices in SUBSETS:
                 try:
-                    result = pipe.new_background(subset(made.transplant, indices), prompt, seed=seed, config=config)
+                    result = pipe.new_background(made.transplant.objects_at(indices), prompt, seed=seed, config=config)
                     own, other, held = shares(result, colour)
                     print(f"{prompt:<22}{seed:>5}  {name:<16}{own:>11.3f}  {other:<18}{held:>6.3f}")
                 except Exception as error:  # noqa: BLE001 - printed, not hidden

@@ -21,6 +21,8 @@ from .config import LayoutBox
 
 MAX_OBJECTS = 8
 TRANSPLANT_FILES = ("transplant.json", "transplant.safetensors")
+PER_OBJECT = ("prompts", "layouts", "layers", "seedlings", "masks", "cleans", "fine_masks", "sources")
+"""Transplant's fields that hold one entry per object, in the objects' order."""
 
 
 @dataclass(frozen=True)
@@ -155,8 +157,8 @@ class Transplant:
             raise ValueError(f"a scene holds 1..{MAX_OBJECTS} objects (got {count})")
         self.cleans = list(self.cleans) or [None] * count
         self.fine_masks = list(self.fine_masks) or [None] * count
-        for name in ("layouts", "layers", "seedlings", "masks", "cleans", "fine_masks"):
-            if len(getattr(self, name)) != count:
+        for name in PER_OBJECT:
+            if name not in ("prompts", "sources") and len(getattr(self, name)) != count:
                 raise ValueError(f"{name} must hold one entry per object ({count})")
         if not self.sources:
             self.sources = ["generated" if s is not None else "layer" for s in self.seedlings]
@@ -188,6 +190,14 @@ class Transplant:
         return cls(list(prompts), [None] * len(layers), layers, [None] * len(layers), masks, width, height,
                    num_inference_steps, crop_step, model, key_color, ["layer"] * len(layers),
                    fine_masks=[opaque_mask(layer) for layer in layers])
+
+    def objects_at(self, indices: list[int]) -> "Transplant":
+        """The same scene with only the objects at `indices` (0-based, in that order, repeats allowed): an
+        experiment composing kept objects one by one, or one object twice (benchmarks/held_objects.py)."""
+        bad = [i for i in indices if not 0 <= i < len(self.prompts)]
+        if not indices or bad:
+            raise ValueError(f"choose objects among 0..{len(self.prompts) - 1} (got {list(indices)})")
+        return replace(self, **{name: [getattr(self, name)[i] for i in indices] for name in PER_OBJECT})
 
     def moved(self, index: int, box: LayoutBox, latent_size: tuple[int, int]) -> "Transplant":
         """The same objects with object `index` (0-based) moved and scaled into `box`: its layer is resampled in

@@ -1,23 +1,27 @@
-"""benchmarks/held_objects.py composes a two-object job's kept objects again one by one, twice, or both."""
+"""benchmarks/held_objects.py composes a two-object job's kept objects again one by one, twice or both
+(Transplant.objects_at)."""
 
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from taue_engine.testbed import object_request
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from held_objects import shares, subset  # noqa: E402
+from held_objects import shares  # noqa: E402
 
 
 def test_subsets_hold_the_chosen_objects_and_nothing_else(toy):
     config = toy.default_config.replace(num_inference_steps=8)
     made = toy(objects=object_request(2), background_prompt="a white background", seed=1, config=config)
-    first, twice, both = (subset(made.transplant, i) for i in ([0], [0, 0], [0, 1]))
+    first, twice, both = (made.transplant.objects_at(i) for i in ([0], [0, 0], [0, 1]))
     assert first.prompts == [made.transplant.prompts[0]] and twice.prompts == [made.transplant.prompts[0]] * 2
     assert torch.equal(twice.seedlings[1], made.transplant.seedlings[0])
+    with pytest.raises(ValueError, match="choose objects among 0..1"):
+        made.transplant.objects_at([2])
     held = {}
     for name, kept in (("first", first), ("twice", twice), ("both", both)):
         result = toy.new_background(kept, "a white background", seed=1, config=config)

@@ -50,10 +50,10 @@ def test_training_script_trains_resumes_and_exports_a_loadable_model(tmp_path):
     its scored checkpoints, decoder stage, going on from the work folder, export, loading, the several-objects
     stage)."""
     import json
-
-    import torch
     import subprocess
     import sys
+
+    import torch
 
     work, out = tmp_path / "work", tmp_path / "model"
     command = [sys.executable, "-m", "taue_engine.toy.train2", "--work", str(work), "--images", "300",

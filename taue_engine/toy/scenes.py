@@ -191,13 +191,20 @@ def make_scene(seed: int, size: int = SIZE, shape: str | None = None, colour: st
                  background_kind)
 
 
+def _palette_table(include_green: bool = True) -> np.ndarray:
+    """The RGB of each of `palette_names(include_green)`, in that order."""
+    return np.array([KEY_GREEN if n == "green" else PALETTE[n] for n in palette_names(include_green)], np.float32)
+
+
+def _nearest(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Index into `table` (N x 3) of the nearest colour of each pixel of an HxWx3 image."""
+    flat = rgb.reshape(-1, 3).astype(np.float32)
+    return ((flat[:, None, :] - table[None, :, :]) ** 2).sum(-1).argmin(1).reshape(rgb.shape[:2])
+
+
 def classify_colours(rgb: np.ndarray, include_green: bool = True) -> np.ndarray:
     """Nearest palette colour per pixel (index into `palette_names(include_green)`); works on HxWx3 uint8."""
-    names = palette_names(include_green)
-    table = np.array([KEY_GREEN if n == "green" else PALETTE[n] for n in names], np.float32)
-    flat = rgb.reshape(-1, 3).astype(np.float32)
-    distance = ((flat[:, None, :] - table[None, :, :]) ** 2).sum(-1)
-    return distance.argmin(1).reshape(rgb.shape[:2])
+    return _nearest(rgb, _palette_table(include_green))
 
 
 BACKGROUND_FAMILY_SAMPLES = 9  # colours along base -> partner: every colour a patterned background draws
@@ -219,12 +226,8 @@ def foreign_fraction(rgb: np.ndarray, colour: str, background_colour: str) -> fl
     other palette colour and than every colour the world draws for `background_colour` (background_family).
     A plain nearest-palette count scores the world's own orange stripes 47% yellow, and its white and black
     patterns up to half purple, so that a perfect background layer would miss a 2% leakage bar."""
-    names = palette_names()
-    table = np.array([KEY_GREEN if n == "green" else PALETTE[n] for n in names], np.float32)
-    table = np.concatenate([table, background_family(background_colour)])
-    flat = rgb.reshape(-1, 3).astype(np.float32)
-    nearest = ((flat[:, None, :] - table[None, :, :]) ** 2).sum(-1).argmin(1)
-    return float((nearest == names.index(colour)).mean())
+    nearest = _nearest(rgb, np.concatenate([_palette_table(), background_family(background_colour)]))
+    return float((nearest == palette_names().index(colour)).mean())
 
 
 def palette_names(include_green: bool = True) -> list[str]:

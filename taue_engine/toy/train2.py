@@ -61,7 +61,8 @@ SCENES_PLANNED_STEPS = 4000  # about 45 minutes on 2 cores
 SCENES_MIX = {"several": 0.45, "one": 0.15, "object": 0.25, "background": 0.15}
 CARRIED = ("budget.json", "loss.jsonl", "latents.json", "vae.pt", "decoder.pt", "unet.pt", "best.pt",
            "unet-scenes.pt")
-HALVED = ("unet.pt", "best.pt", "unet-scenes.pt")  # the UNet's weights travel in half precision; the VAE's (1.8 MB) as they are
+HALVED = ("unet.pt", "best.pt", "unet-scenes.pt")  # the UNet's weights travel in half precision; the VAE's
+# (1.8 MB) as they are
 VAE_SHARE = 0.2  # of the budget (2 hours of 10): reconstruction, locality and green together (1 hour gave 27.0 dB
 # held out and a paste 2.9 dB under its own reconstruction: short of the bars)
 
@@ -497,10 +498,10 @@ def train_unet(work: Path, vae, latents, embeds, pooled, caption_ids, log: Log, 
         # every scored checkpoint's EMA weights (fp16, 9 MB): the 12 prompts' score is a rough guide (it peaked
         # at step 7091 of the first run and fell while the loss fell), the testbed's plain checks choose
         torch.save({"ema": {k: v.half() for k, v in ema.state_dict().items()}, "step": stage.step,
-                    "scores": scores}, work / f"{plan.scored}{stage.step:07d}.pt")
+                    "scores": scores, "stage": plan.name}, work / f"{plan.scored}{stage.step:07d}.pt")
         if scores["score"] >= best:
-            torch.save({"ema": ema.state_dict(), "step": stage.step, "seconds": stage.spent, "scores": scores},
-                       best_path)
+            torch.save({"ema": ema.state_dict(), "step": stage.step, "seconds": stage.spent, "scores": scores,
+                        "stage": plan.name}, best_path)
         print(f"UNet step {stage.step}: {scores} (best so far {max(best, scores['score']):.3f})")
 
     stage = Stage(plan.name, work / f"{plan.name}.pt", log, budget,
@@ -640,7 +641,7 @@ def export(work: Path, out: Path, seed: int, checkpoint: Path | None = None, cou
 
     images, captions = make_dataset(count, seed, work)  # cached; drawn again where only the carry is
     best = torch.load(checkpoint or work / "best.pt", weights_only=False)
-    logged = _logged_score(work, best["step"])
+    logged = _logged_score(work, best["step"], best.get("stage", UNET.name))
     best.setdefault("seconds", float(logged.get("minutes", float("nan"))) * 60)
     best.setdefault("scores", {k: logged[k] for k in ("object_present", "background_right", "score") if k in logged})
     unet = build_unet()
@@ -672,12 +673,13 @@ def export(work: Path, out: Path, seed: int, checkpoint: Path | None = None, cou
     return out
 
 
-def _logged_score(work: Path, step: int) -> dict:
-    """The log's record of a scored UNet step (minutes and scores), {} if it has none: an ema-<step>.pt keeps no
-    minutes, and a carried unet.pt (what travels to a new machine) neither minutes nor scores."""
+def _logged_score(work: Path, step: int, stage: str = UNET.name) -> dict:
+    """The log's record of a scored step of UNet stage `stage` (minutes and scores), {} if it has none: an
+    ema-<step>.pt keeps no minutes, and a carried unet.pt (what travels to a new machine) neither minutes nor
+    scores. The stage matters: each stage counts its steps from 0."""
     for line in (work / "loss.jsonl").read_text().splitlines():
         record = json.loads(line) if line.strip() else {}
-        if record.get("stage") == "unet-score" and record.get("step") == step:
+        if record.get("stage") == f"{stage}-score" and record.get("step") == step:
             return record
     return {}
 
@@ -808,7 +810,7 @@ def main() -> None:
         return
     steps = train_unet(args.work, vae, latents, embeds, pooled, caption_ids, log, budget, args.seed,
                        max_steps=args.unet_steps, carry=args.carry)
-    print(f"UNet: {steps} steps; best checkpoint in {args.work / 'best.pt'}")
+    print(f"UNet: {steps} steps; best checkpoint in {args.work / UNET.best}")
     train_decoder(args.work, vae, images, log, budget, args.seed, max_steps=args.decoder_steps, carry=args.carry)
 
 
