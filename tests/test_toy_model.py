@@ -56,6 +56,9 @@ def test_training_script_trains_resumes_and_exports_a_loadable_model(tmp_path):
     import torch
 
     work, out = tmp_path / "work", tmp_path / "model"
+    early = subprocess.run([sys.executable, "-m", "taue_engine.toy.train2", "--work", str(work), "--scenes"],
+                           capture_output=True, text=True, timeout=300)
+    assert early.returncode == 2 and "--scenes goes on from the finished UNet" in early.stderr, early.stderr[-2000:]
     command = [sys.executable, "-m", "taue_engine.toy.train2", "--work", str(work), "--images", "300",
                "--vae-steps", "4", "--decoder-steps", "2", "--unet-steps"]
     done = subprocess.run(command + ["3"], capture_output=True, text=True, timeout=900)

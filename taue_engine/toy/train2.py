@@ -781,6 +781,9 @@ def main() -> None:
         captions = json.loads((args.work / "captions.json").read_text())
         print(json.dumps(colour_from_noise(unet.eval(), latents, embeds, pooled, caption_ids, captions)))
         return
+    if args.scenes and not (args.work / SCENES.start).exists() and not (args.work / f"{SCENES.name}.pt").exists():
+        parser.error(f"--scenes goes on from the finished UNet, and {args.work / SCENES.start} is missing: train "
+                     "the UNet first, or give --carry FOLDER to restore it")
     random.seed(args.seed)
     np.random.seed(args.seed)
     log, budget = Log(args.work / "loss.jsonl"), Budget(args.work, args.hours)
