@@ -12,6 +12,9 @@ it with the object's prompt (the scene's prompt for the scene). Printed per stre
 - object: PSNR of the result against the truth over the object's pixels (coverage > 0.5), object on the key;
 - key: the same over the key's pixels (the backdrop the foreground phase must keep);
 - scene: PSNR over the whole scene, scene prompt;
+- in scene: the same scene run over the object's pixels only (the object repainted by its surroundings);
+- key vs scene: the two runs against each other over the object's pixels, TAUE's PSNR_fg with the truth at the
+  cut and no method at all (I_fg from the object on the key, the composite from the object in its scene);
 - vae: the VAE's own reconstruction over the object's pixels (the ceiling: strength 0).
 
 If a model's round trip at strength 0.5 is far under TAUE's PSNR_fg bar, no setting of the method reaches the bar
@@ -39,6 +42,7 @@ from taue_engine.metrics import psnr  # noqa: E402
 from taue_engine.testbed import PSNR_CAP, choose_pairs  # noqa: E402
 from taue_engine.toy.world import make_world_scene  # noqa: E402
 
+COLUMNS = ("object", "key", "scene", "in scene", "key vs scene")
 RADIUS = 0.26  # of the image: the middle of the world's single-object radii (0.2-0.32)
 
 
@@ -72,7 +76,7 @@ def run(model: str, pair_count: int, strengths: list[float], steps: int, guidanc
     pipe = TAUEPipeline.from_pretrained(model, device="cpu")
     size = pipe.default_sample_size * pipe.vae_scale_factor
     i2i = img2img_from(pipe)
-    rows = {s: {"object": [], "key": [], "scene": []} for s in strengths}
+    rows = {s: {k: [] for k in COLUMNS} for s in strengths}
     ceiling, failed = [], {s: 0 for s in strengths}
     for n, pair in enumerate(choose_pairs(pair_count)):
         scene, on_key, inside = truth(pair, size)
@@ -89,12 +93,13 @@ def run(model: str, pair_count: int, strengths: list[float], steps: int, guidanc
                                        num_inference_steps=steps, guidance_scale=guidance, generator=seeded,
                                        height=size, width=size).images[0])
                 values = (region_psnr(out, on_key, inside), region_psnr(out, on_key, ~inside),
-                          region_psnr(whole, scene.image, np.ones_like(inside)))
+                          region_psnr(whole, scene.image, np.ones_like(inside)), region_psnr(whole, scene.image, inside),
+                          region_psnr(out, whole, inside))
             except Exception as error:  # noqa: BLE001 - a failed pair counts at the worst value
                 print(f"  pair {n} strength {s}: failed ({error})", file=sys.stderr)
                 failed[s] += 1
-                values = (0.0, 0.0, 0.0)
-            for key, value in zip(("object", "key", "scene"), values):
+                values = (0.0,) * len(COLUMNS)
+            for key, value in zip(COLUMNS, values):
                 rows[s][key].append(value)
         print(f"[{n + 1}/{pair_count}] {pair.object_prompt} | {scene.scene_prompt}: " + ", ".join(
             f"s{s} {rows[s]['object'][-1]:.1f}" for s in strengths), flush=True)
@@ -116,10 +121,10 @@ def main() -> None:
     result = run(args.model, args.pairs, args.strengths, args.steps, args.guidance)
     print(f"\nmodel {result['model']} ({result['size']}px), {result['pairs']} pairs, {result['steps']} steps, "
           f"guidance {result['guidance']}; VAE alone over the object: {result['vae_object']:.2f} dB")
-    print("| strength (cut = 1 - s) | object (dB) | key (dB) | scene (dB) | failed pairs |")
-    print("|---|---|---|---|---|")
+    print("| strength (cut = 1 - s) | " + " | ".join(f"{c} (dB)" for c in COLUMNS) + " | failed pairs |")
+    print("|---|" + "---|" * (len(COLUMNS) + 1))
     for s, r in result["strengths"].items():
-        print(f"| {s} | {r['object']:.2f} | {r['key']:.2f} | {r['scene']:.2f} | {r['failed']} of {result['pairs']} |")
+        print(f"| {s} | " + " | ".join(f"{r[c]:.2f}" for c in COLUMNS) + f" | {r['failed']} of {result['pairs']} |")
     print(f"({time.perf_counter() - started:.0f} s)")
 
 

@@ -17,6 +17,8 @@ def test_a_light_round_trip_keeps_the_object_and_a_heavy_one_does_not():
     assert result["vae_object"] - 3.5 <= light["object"] <= result["vae_object"] + 0.5, result
     assert light["object"] >= heavy["object"] + 10.0, result
     assert light["scene"] >= heavy["scene"] + 5.0 and light["key"] >= heavy["key"] + 5.0, result
+    # the object in its scene, and the two runs against each other over the object: a light trip keeps both
+    assert light["in scene"] >= heavy["in scene"] + 5.0 and light["key vs scene"] >= heavy["key vs scene"] + 5.0, result
 
 
 def test_a_failed_pair_counts_at_zero_db(monkeypatch):
@@ -25,4 +27,5 @@ def test_a_failed_pair_counts_at_zero_db(monkeypatch):
 
     monkeypatch.setattr(round_trip.StableDiffusionXLImg2ImgPipeline, "__call__", fail)
     result = round_trip.run("toy", 1, [0.5], steps=4, guidance=5.0)
-    assert result["strengths"]["0.5"] == {"object": 0.0, "key": 0.0, "scene": 0.0, "failed": 1}
+    assert result["strengths"]["0.5"] == {"object": 0.0, "key": 0.0, "scene": 0.0, "in scene": 0.0,
+                                         "key vs scene": 0.0, "failed": 1}
