@@ -1,6 +1,7 @@
 """The model's round trip, with no TAUE at all: how much of a known picture survives being noised and denoised.
 
     python benchmarks/round_trip.py [--model taue_engine/toy/model] [--pairs 12] [--strengths 0.25 0.5 0.75]
+                                    [--guidance 5] [--scenes]
 
 TAUE's PSNR_fg rests on a property of the model, not of the method: a latent noised to the cut and denoised
 again with the object's prompt must come back as the same object. This benchmark measures that property alone,
@@ -16,6 +17,11 @@ it with the object's prompt (the scene's prompt for the scene). Printed per stre
 - key vs scene: the two runs against each other over the object's pixels, TAUE's PSNR_fg with the truth at the
   cut and no method at all (I_fg from the object on the key, the composite from the object in its scene);
 - vae: the VAE's own reconstruction over the object's pixels (the ceiling: strength 0).
+
+With --scenes, also the testbed's several-object scenes (`testbed.OBJECT_SCENES`: two and three objects in their
+boxes on a white background, seeds 1-3) drawn by the toy world and sent through the same round trip with their
+scene prompt: printed, the share of each object's pixels in its own colour afterwards (the several-object check of
+the composite's colour, with no method at all).
 
 If a model's round trip at strength 0.5 is far under TAUE's PSNR_fg bar, no setting of the method reaches the bar
 on that model at crop ratio 0.5: the composite's second half starts from such a latent. A pair whose run raises
@@ -39,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from taue_engine import TAUEPipeline  # noqa: E402
 from taue_engine.metrics import psnr  # noqa: E402
-from taue_engine.testbed import PSNR_CAP, choose_pairs  # noqa: E402
-from taue_engine.toy.world import make_world_scene  # noqa: E402
+from taue_engine.testbed import OBJECT_SCENES, OBJECT_SEEDS, PSNR_CAP, choose_pairs  # noqa: E402
+from taue_engine.toy.world import classify_colours, colour_names, make_world_scene  # noqa: E402
 
 COLUMNS = ("object", "key", "scene", "in scene", "key vs scene")
 RADIUS = 0.26  # of the image: the middle of the world's single-object radii (0.2-0.32)
@@ -109,6 +115,46 @@ def run(model: str, pair_count: int, strengths: list[float], steps: int, guidanc
                           for s, r in rows.items()}}
 
 
+def scene_truth(count: int, seed: int, size: int):
+    """The testbed's scene of `count` objects as the world draws it: each object in its box (a shape of 0.9 of
+    the box's shorter side) on a plain white background."""
+    objects = OBJECT_SCENES[count]
+    return make_world_scene(seed, size=size, shapes=[prompt.split()[-1] for prompt, _, _ in objects],
+                            colours=[colour for _, colour, _ in objects], background_colour="white",
+                            background_kind="solid", centres=[(box[0], box[1]) for _, _, box in objects],
+                            radii=[0.45 * min(box[2], box[3]) for _, _, box in objects])
+
+
+def run_scenes(model: str, strengths: list[float], steps: int, guidance: float, seeds=OBJECT_SEEDS) -> dict:
+    """Each several-object scene's round trip: per strength, the mean and worst share of an object's pixels in
+    its own colour afterwards, over every object of every scene and seed; a run that raises counts its objects at
+    0 and as failed."""
+    pipe = TAUEPipeline.from_pretrained(model, device="cpu")
+    size = pipe.default_sample_size * pipe.vae_scale_factor
+    i2i = img2img_from(pipe)
+    names = colour_names()
+    out = {}
+    for s in strengths:
+        shares, failed = [], 0
+        for count in sorted(OBJECT_SCENES):
+            for seed in seeds:
+                scene = scene_truth(count, seed, size)
+                try:
+                    image = np.asarray(i2i(scene.scene_prompt, image=Image.fromarray(scene.image), strength=s,
+                                           num_inference_steps=steps, guidance_scale=guidance,
+                                           generator=torch.Generator().manual_seed(seed), height=size,
+                                           width=size).images[0])
+                    labels = classify_colours(image)
+                    shares += [float((labels[o.mask > 0.5] == names.index(o.colour)).mean()) for o in scene.objects]
+                except Exception as error:  # noqa: BLE001 - a failed scene counts at the worst value
+                    print(f"  {count} objects, seed {seed}, strength {s}: failed ({error})", file=sys.stderr)
+                    failed += 1
+                    shares += [0.0] * count
+        out[str(s)] = {"own_colour": float(np.mean(shares)), "worst": float(min(shares)), "objects": len(shares),
+                       "failed": failed}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="toy")
@@ -116,6 +162,7 @@ def main() -> None:
     parser.add_argument("--strengths", type=float, nargs="+", default=[0.25, 0.5, 0.75])
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--guidance", type=float, default=5.0)
+    parser.add_argument("--scenes", action="store_true", help="also the several-object scenes' colours")
     args = parser.parse_args()
     started = time.perf_counter()
     result = run(args.model, args.pairs, args.strengths, args.steps, args.guidance)
@@ -125,6 +172,14 @@ def main() -> None:
     print("|---|" + "---|" * (len(COLUMNS) + 1))
     for s, r in result["strengths"].items():
         print(f"| {s} | " + " | ".join(f"{r[c]:.2f}" for c in COLUMNS) + f" | {r['failed']} of {result['pairs']} |")
+    if args.scenes:
+        scenes = run_scenes(args.model, args.strengths, args.steps, args.guidance)
+        print("\nseveral-object scenes (testbed.OBJECT_SCENES, seeds 1-3), each object's pixels in its own colour after "
+              "the round trip")
+        print("| strength | own colour: mean | worst | objects | failed scenes |")
+        print("|---|---|---|---|---|")
+        for s, r in scenes.items():
+            print(f"| {s} | {r['own_colour']:.3f} | {r['worst']:.3f} | {r['objects']} | {r['failed']} |")
     print(f"({time.perf_counter() - started:.0f} s)")
 
 

@@ -29,3 +29,16 @@ def test_a_failed_pair_counts_at_zero_db(monkeypatch):
     result = round_trip.run("toy", 1, [0.5], steps=4, guidance=5.0)
     assert result["strengths"]["0.5"] == {"object": 0.0, "key": 0.0, "scene": 0.0, "in scene": 0.0,
                                          "key vs scene": 0.0, "failed": 1}
+
+
+def test_scene_round_trip_keeps_the_colours_at_a_light_strength_and_counts_failures(monkeypatch):
+    light = round_trip.run_scenes("toy", [0.1], steps=20, guidance=3.0, seeds=(1,))["0.1"]
+    assert light["objects"] == 5 and light["failed"] == 0
+    assert light["own_colour"] >= 0.8, light  # the truth's colours survive two steps of twenty
+
+    def fail(self, *args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(round_trip.StableDiffusionXLImg2ImgPipeline, "__call__", fail)
+    failed = round_trip.run_scenes("toy", [0.5], steps=4, guidance=3.0, seeds=(1,))["0.5"]
+    assert failed == {"own_colour": 0.0, "worst": 0.0, "objects": 5, "failed": 2}
