@@ -19,18 +19,19 @@ A run that raises is printed as failed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
-import dataclasses
-
 import numpy as np
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from taue_engine import TAUEPipeline  # noqa: E402
 from taue_engine.testbed import object_request  # noqa: E402
-from taue_engine.toy.world import PALETTE, classify_colours, colour_names  # noqa: E402
+from taue_engine.testbed_scenes import colour_labels  # noqa: E402
+from taue_engine.toy.world import PALETTE, colour_names  # noqa: E402
 
 BACKGROUNDS = (("a black background", "black"), ("a purple background", "purple"), ("a white background", "white"))
 SUBSETS = (("object 1", [0]), ("object 2", [1]), ("object 1 twice", [0, 0]), ("both", [0, 1]))
@@ -41,7 +42,7 @@ def shares(result, colour: str) -> tuple[float, str, float]:
     and its share, and the share of the image held."""
     names = colour_names()
     outside = np.asarray(result.mask) < 128
-    labels = classify_colours(np.asarray(result.composite.convert("RGB")))[outside]
+    labels = colour_labels(result.composite)[outside]
     counts = np.bincount(labels, minlength=len(names)) / max(1, labels.size)
     own = names.index(colour)
     other = max((i for i in range(len(names)) if i != own), key=lambda i: counts[i])
@@ -51,8 +52,6 @@ def shares(result, colour: str) -> tuple[float, str, float]:
 def off_the_key(pipe, transplant, rgb: tuple[int, int, int]):
     """The kept objects with nothing of the key in what is held: each layer over a solid `rgb`, encoded, is its
     clean estimate; its seedling is that plus the seedling's own noise (seedling minus its clean estimate)."""
-    from PIL import Image
-
     seedlings, cleans = [], []
     for layer, seedling, clean in zip(transplant.layers, transplant.seedlings, transplant.cleans):
         if seedling is None or clean is None:

@@ -46,7 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from taue_engine import TAUEPipeline  # noqa: E402
 from taue_engine.metrics import psnr  # noqa: E402
 from taue_engine.testbed import OBJECT_SCENES, OBJECT_SEEDS, PSNR_CAP, choose_pairs  # noqa: E402
-from taue_engine.toy.world import classify_colours, colour_names, make_world_scene  # noqa: E402
+from taue_engine.testbed_scenes import colour_labels, colour_share  # noqa: E402
+from taue_engine.toy.world import make_world_scene  # noqa: E402
 
 COLUMNS = ("object", "key", "scene", "in scene", "key vs scene")
 RADIUS = 0.26  # of the image: the middle of the world's single-object radii (0.2-0.32)
@@ -132,7 +133,6 @@ def run_scenes(model: str, strengths: list[float], steps: int, guidance: float, 
     pipe = TAUEPipeline.from_pretrained(model, device="cpu")
     size = pipe.default_sample_size * pipe.vae_scale_factor
     i2i = img2img_from(pipe)
-    names = colour_names()
     out = {}
     for s in strengths:
         shares, failed = [], 0
@@ -140,12 +140,11 @@ def run_scenes(model: str, strengths: list[float], steps: int, guidance: float, 
             for seed in seeds:
                 scene = scene_truth(count, seed, size)
                 try:
-                    image = np.asarray(i2i(scene.scene_prompt, image=Image.fromarray(scene.image), strength=s,
-                                           num_inference_steps=steps, guidance_scale=guidance,
-                                           generator=torch.Generator().manual_seed(seed), height=size,
-                                           width=size).images[0])
-                    labels = classify_colours(image)
-                    shares += [float((labels[o.mask > 0.5] == names.index(o.colour)).mean()) for o in scene.objects]
+                    image = i2i(scene.scene_prompt, image=Image.fromarray(scene.image), strength=s,
+                                num_inference_steps=steps, guidance_scale=guidance,
+                                generator=torch.Generator().manual_seed(seed), height=size, width=size).images[0]
+                    labels = colour_labels(image)  # the testbed's composite-colour check, on the truth's objects
+                    shares += [colour_share(labels, [o.colour], o.mask > 0.5) for o in scene.objects]
                 except Exception as error:  # noqa: BLE001 - a failed scene counts at the worst value
                     print(f"  {count} objects, seed {seed}, strength {s}: failed ({error})", file=sys.stderr)
                     failed += 1

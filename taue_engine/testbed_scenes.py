@@ -74,11 +74,12 @@ SCENE_BARS = (
 )
 
 
-def _labels(image) -> np.ndarray:
+def colour_labels(image) -> np.ndarray:
+    """Each pixel's nearest named colour of the toy world (indices into NAMES)."""
     return classify_colours(np.asarray(image.convert("RGB")))
 
 
-def _share(labels: np.ndarray, colours: list[str], where: np.ndarray) -> float:
+def colour_share(labels: np.ndarray, colours: list[str], where: np.ndarray) -> float:
     """The share of `where` whose pixels are one of `colours` (NaN when `where` is empty)."""
     if not where.any():
         return float("nan")
@@ -101,20 +102,20 @@ def object_rows(result, colours: list[str]) -> list[dict]:
     """One row per object of a several-object result: own and others' colour in its layer, PSNR_fg and the
     composite's colour where it is seen, and the background layer's leak of all the objects' colours."""
     composite = np.asarray(result.composite.convert("RGB"), dtype=np.float32) / 255
-    composite_labels, background_labels = _labels(result.composite), _labels(result.background)
+    composite_labels, background_labels = colour_labels(result.composite), colour_labels(result.background)
     union = np.asarray(result.mask) > 127
-    leak = _share(background_labels, colours, union)
+    leak = colour_share(background_labels, colours, union)
     rows = []
     for obj, colour, seen in zip(result.objects, colours, seen_regions(result)):
         layer = np.asarray(obj.layer)
         opaque = layer[..., 3] > 127
         labels = classify_colours(layer[..., :3])
         rows.append({"object": obj.prompt, "colour": colour,
-                     "own_colour": _share(labels, [colour], opaque),
-                     "others_colour": _share(labels, [c for c in colours if c != colour], opaque),
+                     "own_colour": colour_share(labels, [colour], opaque),
+                     "others_colour": colour_share(labels, [c for c in colours if c != colour], opaque),
                      "psnr_fg": psnr(layer[..., :3].astype(np.float32) / 255, composite, seen)
                      if seen.any() else float("nan"),
-                     "composite_colour": _share(composite_labels, [colour], seen),
+                     "composite_colour": colour_share(composite_labels, [colour], seen),
                      "background_leak": leak})
     return rows
 
@@ -150,7 +151,7 @@ def run_key_colours(pipe, config, seeds=KEY_SEEDS) -> list[dict]:
             try:
                 result = pipe("a green circle", "a white background", seed=seed,
                               config=config.replace(key_color=key))
-                drawn = _labels(result.foreground_on_green) == NAMES.index("green")
+                drawn = colour_labels(result.foreground_on_green) == NAMES.index("green")
                 opaque = opaque_of(result.foreground)
                 union = (drawn | opaque).sum()
                 rows.append({**info, "key_alpha_iou": float((drawn & opaque).sum() / union) if union else 0.0})
@@ -175,8 +176,8 @@ def run_new_backgrounds(pipe, config, several: dict) -> list[dict]:
             same = all(np.array_equal(np.asarray(a.layer), np.asarray(b.layer))
                        for a, b in zip(before.objects, after.objects)) and len(before.objects) == len(after.objects)
             rows.append({**info, "new_background_same_layers": float(same),
-                         "new_background_colour": _share(_labels(after.composite), [colour], outside),
-                         "new_background_layer_colour": _share(_labels(after.background), [colour], outside)})
+                         "new_background_colour": colour_share(colour_labels(after.composite), [colour], outside),
+                         "new_background_layer_colour": colour_share(colour_labels(after.background), [colour], outside)})
         except Exception as error:  # noqa: BLE001
             rows.append({**info, **_failed(error, ("new_background_same_layers", "new_background_colour"))})
     return rows
@@ -191,7 +192,7 @@ def run_plain_two_objects(pipe, config, seeds=PLAIN_SEEDS) -> list[dict]:
         for seed in seeds:
             info = {"check": "plain", "prompt": caption, "seed": seed}
             try:
-                labels = _labels(plain_image(pipe, caption, config.num_inference_steps, config.guidance_composite,
+                labels = colour_labels(plain_image(pipe, caption, config.num_inference_steps, config.guidance_composite,
                                              seed))
                 for name, colour in (first, second):
                     share = float((labels == NAMES.index(colour)).mean())

@@ -33,7 +33,6 @@ def test_subsets_hold_the_chosen_objects_and_nothing_else(toy):
     assert abs(held["both"] - union.mean()) < 0.05
 
 
-
 def test_off_the_key_holds_the_layers_on_the_scene_colour_with_the_seedlings_own_noise(toy):
     from held_objects import off_the_key
 
