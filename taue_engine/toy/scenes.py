@@ -196,7 +196,7 @@ def _palette_table(include_green: bool = True) -> np.ndarray:
     return np.array([KEY_GREEN if n == "green" else PALETTE[n] for n in palette_names(include_green)], np.float32)
 
 
-def _nearest(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
+def nearest_colour(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Index into `table` (N x 3) of the nearest colour of each pixel of an HxWx3 image."""
     flat = rgb.reshape(-1, 3).astype(np.float32)
     return ((flat[:, None, :] - table[None, :, :]) ** 2).sum(-1).argmin(1).reshape(rgb.shape[:2])
@@ -204,7 +204,7 @@ def _nearest(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
 
 def classify_colours(rgb: np.ndarray, include_green: bool = True) -> np.ndarray:
     """Nearest palette colour per pixel (index into `palette_names(include_green)`); works on HxWx3 uint8."""
-    return _nearest(rgb, _palette_table(include_green))
+    return nearest_colour(rgb, _palette_table(include_green))
 
 
 BACKGROUND_FAMILY_SAMPLES = 9  # colours along base -> partner: every colour a patterned background draws
@@ -226,7 +226,7 @@ def foreign_fraction(rgb: np.ndarray, colour: str, background_colour: str) -> fl
     other palette colour and than every colour the world draws for `background_colour` (background_family).
     A plain nearest-palette count scores the world's own orange stripes 47% yellow, and its white and black
     patterns up to half purple, so that a perfect background layer would miss a 2% leakage bar."""
-    nearest = _nearest(rgb, np.concatenate([_palette_table(), background_family(background_colour)]))
+    nearest = nearest_colour(rgb, np.concatenate([_palette_table(), background_family(background_colour)]))
     return float((nearest == palette_names().index(colour)).mean())
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .scenes import BACKGROUNDS, SHAPES, _article, shape_mask
+from .scenes import BACKGROUNDS, SHAPES, _article, nearest_colour, shape_mask
 
 SIZE = 128
 PALETTE: dict[str, tuple[int, int, int]] = {
@@ -194,9 +194,7 @@ def key_for(colour: str, rng: np.random.Generator, weights=(0.5, 0.25, 0.25)) ->
 def classify_colours(rgb: np.ndarray, extra: tuple[tuple[int, int, int], ...] = ()) -> np.ndarray:
     """Nearest named colour per pixel, indices into `colour_names()` (palette, then the keys as 'key green' ...),
     then into `extra`, colours the world does not draw (a LoRA's new colour)."""
-    table = np.array(list(PALETTE.values()) + list(KEYS.values()) + list(extra), np.float32)
-    flat = rgb.reshape(-1, 3).astype(np.float32)
-    return ((flat[:, None, :] - table[None]) ** 2).sum(-1).argmin(1).reshape(rgb.shape[:2])
+    return nearest_colour(rgb, np.array(list(PALETTE.values()) + list(KEYS.values()) + list(extra), np.float32))
 
 
 def colour_names() -> list[str]:
