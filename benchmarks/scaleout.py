@@ -51,7 +51,7 @@ def cores() -> int:
 def taue_server(data: Path, *options: str):
     """`taue-server` (python -m server.cli) on a free loopback port, its log in `data`, seen through its HTTP API as
     the plug-ins see it (live.LiveServer without an app in this process); stopped at the end."""
-    from server.live import LiveServer, free_port, stop_process
+    from tests.helpers.live import LiveServer, free_port, stop_process
 
     port = free_port()
     data.mkdir(parents=True, exist_ok=True)
@@ -153,7 +153,7 @@ def run_single(args, data: Path) -> dict:
 
 
 def run_queue(args, data: Path, workers: int, redis_binary: str) -> dict:
-    from server.live import LocalRedis, worker_process
+    from tests.helpers.live import LocalRedis, worker_process
 
     threads = max(1, cores() // workers)
     redis = LocalRedis(redis_binary, data / "redis")

@@ -47,7 +47,7 @@ def run_direct(args, request) -> dict:
 
 
 def run_server(args, request) -> dict:
-    from server.live import live_server
+    from tests.helpers.live import live_server
 
     times, polls = [], []
     with tempfile.TemporaryDirectory() as data, live_server(Path(data), None, model=args.model,

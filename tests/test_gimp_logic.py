@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from server.live import live_server
+from tests.helpers.live import live_server
 from taue_client import TAUEError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from server.live import live_server
+from tests.helpers.live import live_server
 from tests.required import unavailable
 
 REPO = Path(__file__).resolve().parents[1]

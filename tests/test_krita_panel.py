@@ -21,7 +21,7 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 BINDINGS = {"pyqt5": "PyQt5", "pyqt6": "PyQt6"}  # both are test requirements: neither run is skipped
 
-from server.live import live_server  # noqa: E402
+from tests.helpers.live import live_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from server.live import live_server
+from tests.helpers.live import live_server
 from taue_client.layers import group_name
 from taue_engine import TAUEPipeline
 from taue_engine.cli import main as taue_main

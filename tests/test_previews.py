@@ -9,7 +9,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from server.live import live_server
+from tests.helpers.live import live_server
 from taue_engine.previews import PREVIEW_SIDE, preview_size
 
 SLOW_JOB = {"foreground_prompt": "a red star", "background_prompt": "a blue striped background", "seed": 3,

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from server.live import REPO, LocalRedis, free_port, live_server, worker_process
+from tests.helpers.live import REPO, LocalRedis, free_port, live_server, worker_process
 from tests.required import unavailable
 
 JOB = {"foreground_prompt": "a red star", "background_prompt": "a blue striped background", "width": 64,

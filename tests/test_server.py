@@ -11,7 +11,7 @@ import pytest
 import requests
 from PIL import Image
 
-from server.live import live_server
+from tests.helpers.live import live_server
 
 SMALL = {"width": 64, "height": 64, "steps": 3}
 JOB = {"foreground_prompt": "a red star", "background_prompt": "a blue striped background", "seed": 5, **SMALL}

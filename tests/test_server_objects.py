@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from server.live import live_server
+from tests.helpers.live import live_server
 
 SMALL = {"width": 64, "height": 64, "steps": 3}
 OBJECTS = [{"prompt": "a red star", "layout": {"cx": 0.3, "cy": 0.5, "w": 0.45, "h": 0.6}},

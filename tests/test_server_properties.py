@@ -23,7 +23,7 @@ schema = schemathesis.openapi.from_dict(openapi_document(ServerConfig(**LIMITS),
 
 @pytest.fixture(scope="module")
 def fuzzed_server(pipe, tmp_path_factory):
-    from server.live import live_server
+    from tests.helpers.live import live_server
 
     with live_server(tmp_path_factory.mktemp("fuzz"), pipe, **LIMITS) as live:
         assert live.get("/api/v1/openapi.json").json() == openapi_document(ServerConfig(**LIMITS), TAUEConfig())

@@ -21,7 +21,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tools")]
 def main() -> None:
     from package_plugins import build_krita
 
-    from server.live import live_server
+    from tests.helpers.live import live_server
 
     folder, _ = build_krita(Path(tempfile.mkdtemp()))
     sys.path[:0] = [str(REPO / "tests" / "fake_krita"), str(folder)]

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import requests
 
-from .config import ServerConfig
-from .jobs import FINISHED
-from .serve import build_server
+from server.config import ServerConfig
+from server.jobs import FINISHED
+from server.serve import build_server
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
