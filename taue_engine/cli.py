@@ -46,15 +46,15 @@ class UsageError(Exception):
     """A bad command line: printed as one line, exit status 2."""
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse prints usage + error; we print one line
         raise UsageError(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="taue", description="TAUE Layers: foreground, background and composite from one seed.")
+    parser = OneLineParser(prog="taue", description="TAUE Layers: foreground, background and composite from one seed.")
     parser.add_argument("--version", action="version", version=f"taue {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     gen = commands.add_parser("generate", help="generate the layers of one scene")
     gen.add_argument("--foreground", metavar="TEXT", help="the object alone, e.g. 'a red vintage bicycle'")
     gen.add_argument("--object", action="append", default=[], metavar="TEXT[@CX,CY,W,H]",
@@ -110,25 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="output folder: one sub-folder per scene (default: taue-backgrounds)")
     new.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    bed = commands.add_parser("testbed", help="score TAUE on the toy prompt set (where the truth is known)")
-    bed.add_argument("--model", default=DEFAULT_MODEL, metavar="M", help=f"default: {DEFAULT_MODEL}")
-    bed.add_argument("--pairs", default="56", metavar="N", help="how many pairs, spread evenly over the fixed set of 56 (default: all 56)")
-    bed.add_argument("--steps", default=None, metavar="N", help="denoising steps per phase (default 50)")
-    bed.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any TAUEConfig field")
-    add_sampling_flags(bed, loras=False)
-    bed.add_argument("--no-plain", action="store_true", help="skip the plain generations (prompt adherence)")
-    bed.add_argument("--no-layout", action="store_true",
-                     help="skip the boxed jobs (single objects in the corners, a two-object scene)")
-    bed.add_argument("--no-scenes", action="store_true",
-                     help="skip the several-object, key-colour, new-background and plain two-object checks")
-    bed.add_argument("--oracle-mask", action="store_true",
-                     help="also run the same pairs with the truth in place of m_obj, side by side")
-    bed.add_argument("--check", action="store_true", help="exit 1 when a bar is missed")
-    bed.add_argument("--out", default="taue-testbed", metavar="DIR", help="report folder (default: taue-testbed)")
     return parser
 
 
-def _int(flag: str, text: str | None, low: int, high: int, multiple: int = 1) -> int | None:
+def int_flag(flag: str, text: str | None, low: int, high: int, multiple: int = 1) -> int | None:
     if text is None:
         return None
     try:
@@ -141,10 +126,10 @@ def _int(flag: str, text: str | None, low: int, high: int, multiple: int = 1) ->
     return value
 
 
-def _config(args, base: TAUEConfig | None = None) -> TAUEConfig:
+def config_from_flags(args, base: TAUEConfig | None = None) -> TAUEConfig:
     """The config of the flags (--steps, --set) on top of `base` (the model's defaults)."""
     changes = {}
-    steps = _int("--steps", args.steps, 2, 1000)
+    steps = int_flag("--steps", args.steps, 2, 1000)
     if steps is not None:
         changes["num_inference_steps"] = steps
     for name in ("scheduler", "timestep_spacing"):
@@ -238,11 +223,11 @@ def check_arguments(args) -> dict:
             objects = scene_objects([_object(text) for text in args.object])
         except ValueError as error:
             raise UsageError(f"--object: {error}") from None
-    config = _config(args)
+    config = config_from_flags(args)
     loras = _loras(args)
-    seed = _int("--seed", args.seed, 0, 2**63 - 1)
-    width = _int("--width", args.width, MIN_SIZE, MAX_SIZE, multiple=SIZE_MULTIPLE)
-    height = _int("--height", args.height, MIN_SIZE, MAX_SIZE, multiple=SIZE_MULTIPLE)
+    seed = int_flag("--seed", args.seed, 0, 2**63 - 1)
+    width = int_flag("--width", args.width, MIN_SIZE, MAX_SIZE, multiple=SIZE_MULTIPLE)
+    height = int_flag("--height", args.height, MIN_SIZE, MAX_SIZE, multiple=SIZE_MULTIPLE)
     layout = None
     if args.layout is not None:
         try:
@@ -333,7 +318,7 @@ def generate(args) -> int:
         raise UsageError(str(error)) from None
     pipe.set_progress_bar_config(disable=args.quiet, desc="TAUE",
                                  unit="step", leave=True)
-    request["config"] = _config(args, pipe.default_config)
+    request["config"] = config_from_flags(args, pipe.default_config)
     load_loras(pipe, request.pop("loras"))
     warning = pipe.prompt_warning([request["foreground_prompt"], request["background_prompt"],
                                    request["composite_prompt"], *[o.prompt for o in request["objects"] or []]])
@@ -363,7 +348,7 @@ def new_backgrounds(args) -> int:
     prompts = [p for p in args.background]
     if any(not p.strip() for p in prompts):
         raise UsageError("--background must not be empty")
-    seeds = [_int("--seed", s, 0, 2**63 - 1) for s in (args.seed or ["0"])]
+    seeds = [int_flag("--seed", s, 0, 2**63 - 1) for s in (args.seed or ["0"])]
     moves = []
     for item in args.move:
         number, at, box = item.partition("@")
@@ -393,7 +378,7 @@ def new_backgrounds(args) -> int:
     except ModelLoadError as error:
         raise UsageError(f"--model: {error}") from None
     check_device_flags(args)
-    config = _config(args)
+    config = config_from_flags(args)
     loras = _loras(args)
     if kept is not None and args.steps is not None:
         raise UsageError("--steps: a --from result keeps the steps it was made with")
@@ -404,7 +389,7 @@ def new_backgrounds(args) -> int:
     out = Path(args.out)
     check_writable(out)
     pipe = TAUEPipeline.from_pretrained(model, device=args.device, dtype=args.dtype)
-    config = _config(args, pipe.default_config)
+    config = config_from_flags(args, pipe.default_config)
     load_loras(pipe, loras)
     objects = list(kept.prompts) if kept is not None else list(args.object or [])
     warning = pipe.prompt_warning(prompts + objects + [getattr(args, "composite", None)])
@@ -457,76 +442,6 @@ def new_backgrounds(args) -> int:
     return 0
 
 
-def testbed(args) -> int:
-    from .models.loading import ModelLoadError, check_model_exists
-
-    config = _config(args)
-    pairs = _int("--pairs", args.pairs, 1, 1000)
-    try:
-        check_model_exists(args.model)
-    except ModelLoadError as error:
-        raise UsageError(f"--model: {error}") from None
-    quiet_libraries()
-    from .pipeline import TAUEPipeline
-    from .testbed import (check_bars, choose_pairs, format_table, layout_pairs, oracle_pipeline, run_objects,
-                          run_testbed, summarize, write_report)
-    from .testbed_scenes import (format_scenes, run_key_colours, run_new_backgrounds, run_plain_two_objects,
-                                 run_several, summarize_scenes)
-
-    pipe = TAUEPipeline.from_pretrained(args.model)
-    pipe.set_progress_bar_config(disable=True)
-    config = _config(args, pipe.default_config)
-    chosen = choose_pairs(pairs)
-
-    def run(pipeline, label: str):
-        def say(i, p):
-            print(f"[{label} {i + 1}/{len(chosen)}] {p.object_prompt} | {p.background_prompt}", file=sys.stderr)
-
-        return run_testbed(pipeline, chosen, config, plain=not args.no_plain, on_pair=say)
-
-    rows, results = run(pipe, "mask")
-    summary = summarize(rows)
-    extra = {}
-    oracle_summary = None
-    if args.oracle_mask:
-        oracle_rows, _ = run(oracle_pipeline(pipe), "oracle")
-        oracle_summary = summarize(oracle_rows)
-        extra.update(oracle_rows=oracle_rows, oracle_summary=oracle_summary)
-    print(format_table(summary, rows, oracle_summary))
-    made = {}
-    if not args.no_scenes:
-        print("scenes: several objects, a green object on the other keys, new backgrounds, plain two-object "
-              "prompts", file=sys.stderr)
-        several, made = run_several(pipe, config)
-        scene_rows = several + run_key_colours(pipe, config) + run_new_backgrounds(pipe, config, made)
-        scene_rows += [] if args.no_plain else run_plain_two_objects(pipe, config)
-        scene_summary = summarize_scenes(scene_rows)
-        extra.update(scene_rows=scene_rows, scene_summary=scene_summary)
-        print(format_scenes(scene_summary))
-    if not args.no_layout:
-        print("layout: boxed single objects (corners) and the two-object scene", file=sys.stderr)
-        boxed, _ = run_testbed(pipe, layout_pairs(), config, plain=False)
-        objects = run_objects(pipe, config, 2, made=made)
-        layout = {"single": summarize(boxed), "two_objects": summarize(objects)}
-        extra.update(layout_rows=boxed, object_rows=objects, layout=layout)
-        for name, part in layout.items():
-            fraction = part.get("box_fraction")
-            if fraction:
-                print(f"box_fraction ({name.replace('_', ' ')}): mean {fraction['mean']:.3f}, worst "
-                      f"{fraction['worst']:.3f}, failed {fraction['failed']} of {fraction['n']}")
-        summary_for_bars = dict(summary, box_fraction=summarize(boxed + objects)["box_fraction"])
-    else:
-        summary_for_bars = summary
-    paths = write_report(Path(args.out), rows, summary, results, extra)
-    failures = check_bars(summary_for_bars)
-    if "scene_summary" in extra:
-        failures += [f"{name}: {part['mean']:.3f} (worst {part['worst']:.3f})"
-                     for name, part in extra["scene_summary"].items() if not part["met"]]
-    print("bars: all met" if not failures else "bars missed: " + "; ".join(failures))
-    print(f"report: {paths['rows']}  contact sheet: {paths['sheet']}")
-    return 1 if failures and args.check else 0
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -534,8 +449,6 @@ def main(argv: list[str] | None = None) -> int:
             return generate(args)
         if args.command == "background":
             return new_backgrounds(args)
-        if args.command == "testbed":
-            return testbed(args)
     except UsageError as error:
         print(f"taue: error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -91,17 +91,27 @@ def server_cases(engine, model: str, work: Path) -> dict[str, dict[str, str]]:
     return results
 
 
+THREADS = 2  # the bytes were recorded with torch on 2 threads: a float sum split another way rounds another way
+
+
 def all_cases(work: Path) -> dict[str, dict[str, dict[str, str]]]:
-    """Every case, keyed 'cli/<model>' and 'server/<model>'."""
+    """Every case, keyed 'cli/<model>' and 'server/<model>', with torch on THREADS threads."""
+    import torch
+
     from taue_engine import TAUEPipeline
 
-    cases = {}
-    for model in MODELS:
-        cases[f"cli/{model}"] = cli_cases(model, work / "cli" / model)
-        pipe = TAUEPipeline.from_pretrained(model, device="cpu")
-        pipe.set_progress_bar_config(disable=True)
-        cases[f"server/{model}"] = server_cases(pipe, model, work / "server" / model)
-    return cases
+    threads = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    try:
+        cases = {}
+        for model in MODELS:
+            cases[f"cli/{model}"] = cli_cases(model, work / "cli" / model)
+            pipe = TAUEPipeline.from_pretrained(model, device="cpu")
+            pipe.set_progress_bar_config(disable=True)
+            cases[f"server/{model}"] = server_cases(pipe, model, work / "server" / model)
+        return cases
+    finally:
+        torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":

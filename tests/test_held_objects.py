@@ -1,17 +1,12 @@
-"""benchmarks/held_objects.py composes a two-object job's kept objects again one by one, twice or both
+"""lab/benchmarks/held_objects.py composes a two-object job's kept objects again one by one, twice or both
 (Transplant.objects_at)."""
-
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from taue_engine.testbed import object_request
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from held_objects import shares  # noqa: E402
+from lab.benchmarks.held_objects import shares
+from lab.testbed import object_request
 
 
 def test_subsets_hold_the_chosen_objects_and_nothing_else(toy):

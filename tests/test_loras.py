@@ -1,4 +1,4 @@
-"""LoRAs: the toy pink LoRA (tests/data/loras, made by `python -m taue_engine.toy.lora`) teaches the toy a colour
+"""LoRAs: the toy pink LoRA (tests/data/loras, made by `python -m lab.lora`) teaches the toy a colour
 word it does not know, in diffusers' format and converted to kohya's; scale 0 and unloading leave no trace; the
 server takes LoRAs of its --lora-dir only."""
 
@@ -16,7 +16,7 @@ from taue_client.layers import group_name
 from taue_engine import TAUEPipeline
 from taue_engine.cli import main as taue_main
 from taue_engine.loras import LoraSpec, lora_name, parse_lora, taught_words
-from taue_engine.toy.lora import DIFFUSERS_FILE, KOHYA_FILE, pink_share, train
+from lab.lora import DIFFUSERS_FILE, KOHYA_FILE, pink_share, train
 
 LORAS = Path(__file__).parent / "data" / "loras"
 PINK_LORA, PINK_KOHYA = LORAS / DIFFUSERS_FILE, LORAS / KOHYA_FILE

@@ -8,11 +8,11 @@ layers identical while the background follows the new prompt.
 import numpy as np
 import pytest
 
-from taue_engine.testbed import OBJECT_SCENES, OBJECT_SEEDS, object_request
-from taue_engine.toy.scenes import classify_colours, palette_names
+from lab.testbed import OBJECT_SCENES, OBJECT_SEEDS, object_request
+from lab.world import classify_colours, colour_names
 
 SCENES, SEEDS = OBJECT_SCENES, OBJECT_SEEDS
-NAMES = palette_names()
+NAMES = colour_names()
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_object_layers_match_the_composite_at_least_as_well_as_they_do_today(sce
     single-object bar (20 dB), which the toy misses alone too (README, "The testbed"); held here at today's level
     so that it cannot get worse unseen. Toy 2 (issue 14): 12.29 dB over the 6 layers of the two-object scenes, 12.70
     over the 9 of the three-object scenes (toy 1: 13.0 and 8.3: it never saw three objects)."""
-    from taue_engine.metrics import psnr
+    from lab.metrics import psnr
 
     values = {2: [], 3: []}
     for (count, _), result in scenes.items():

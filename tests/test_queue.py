@@ -216,9 +216,9 @@ def test_the_commands_take_the_queue_and_say_when_redis_is_not_there():
 
 
 def test_the_scaleout_benchmark_runs_and_reports_every_mode(redis_server, tmp_path):
-    """benchmarks/scaleout.py, small: it starts its own Redis, fronts and workers, and reports each mode."""
+    """lab/benchmarks/scaleout.py, small: it starts its own Redis, fronts and workers, and reports each mode."""
     out = tmp_path / "scaleout.json"
-    done = subprocess.run([sys.executable, "benchmarks/scaleout.py", "--model", "tiny-random", "--steps", "2",
+    done = subprocess.run([sys.executable, "-m", "lab.benchmarks.scaleout", "--model", "tiny-random", "--steps", "2",
                            "--jobs", "2", "--rounds", "1", "--workers", "2", "--out", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

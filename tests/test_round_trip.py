@@ -1,11 +1,7 @@
-"""benchmarks/round_trip.py measures the model alone: a small strength returns the truth, a large one repaints it,
+"""lab/benchmarks/round_trip.py measures the model alone: a small strength returns the truth, a large one repaints it,
 and a pair whose run raises counts at 0 dB."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import round_trip  # noqa: E402
+from lab.benchmarks import round_trip
 
 
 def test_a_light_round_trip_keeps_the_object_and_a_heavy_one_does_not():

@@ -145,12 +145,8 @@ def test_new_backgrounds_keep_the_sampler_the_seedlings_were_cut_with(tiny, tmp_
 
 def test_every_sampler_keeps_eulers_fidelity_on_the_toy():
     """The testbed on the toy, the same pairs and seeds, 50 steps: each sampler's PSNR_fg within 1 dB of Euler's
-    (benchmarks/schedulers.py runs more pairs; its numbers are in the README)."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from schedulers import LIMIT_DB, compare
+    (lab/benchmarks/schedulers.py runs more pairs; its numbers are in the README)."""
+    from lab.benchmarks.schedulers import LIMIT_DB, compare
 
     toy = TAUEPipeline.from_pretrained("toy", device="cpu")
     toy.set_progress_bar_config(disable=True)
@@ -159,7 +155,7 @@ def test_every_sampler_keeps_eulers_fidelity_on_the_toy():
     deltas = {name: entry["delta_psnr_fg"] for name, entry in report.items()}
     assert all(entry["failed_pairs"] == 0 for entry in report.values()), report
     # toy 2 on these 4 pairs: dpmpp_2m 1.32 dB under Euler, the others within 0.3 dB or above it; on 8 pairs
-    # (benchmarks/schedulers.py) dpmpp_2m is 0.59 dB under and unipc 1.20: held at 1.5 dB on toy 2 (README),
+    # (lab/benchmarks/schedulers.py) dpmpp_2m is 0.59 dB under and unipc 1.20: held at 1.5 dB on toy 2 (README),
     # over the benchmark's LIMIT_DB (1 dB) until that is met again
     held_db = 1.5
     assert held_db >= LIMIT_DB

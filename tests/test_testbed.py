@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from taue_engine.cli import main
-from taue_engine.testbed import (BARS, CORNER_BOXES, check_bars, choose_pairs, failed_pairs, format_table,
-                                 layout_pairs, oracle_pipeline, prompt_set, run_testbed, summarize)
-from taue_engine.toy.scenes import BACKGROUNDS, COLOURS, SHAPES
+from lab.testbed import (BARS, CORNER_BOXES, PAIR_COLOURS, check_bars, choose_pairs, failed_pairs, format_table,
+                         layout_pairs, main, oracle_pipeline, prompt_set, run_testbed, summarize)
+from lab.world import BACKGROUNDS, SHAPES
+
+COLOURS = PAIR_COLOURS
 
 
 def test_prompt_set_covers_every_shape_colour_and_background():
@@ -83,7 +84,7 @@ def test_box_fraction():
     from PIL import Image
 
     from taue_engine import LayoutBox
-    from taue_engine.metrics import box_fraction
+    from lab.metrics import box_fraction
 
     layer = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
     layer.paste(Image.new("RGBA", (16, 16), (255, 0, 0, 255)), (0, 0))
@@ -110,7 +111,7 @@ def test_oracle_pipeline_puts_the_truth_in_place_of_the_mask(pipe, config):
 
 def test_testbed_command_writes_a_report(tmp_path, capsys):
     out = tmp_path / "bed"
-    assert main(["testbed", "--model", "tiny-random", "--pairs", "1", "--steps", "4", "--out", str(out)]) == 0
+    assert main(["--model", "tiny-random", "--pairs", "1", "--steps", "4", "--out", str(out)]) == 0
     report = json.loads((out / "testbed.json").read_text())
     assert len(report["rows"]) == 1 and "psnr_fg" in report["summary"]
     assert (out / "contact_sheet.png").is_file()
@@ -122,11 +123,11 @@ def test_testbed_command_writes_a_report(tmp_path, capsys):
 
 def test_testbed_check_fails_on_missed_bars(tmp_path):
     # random weights draw noise: the bars must be missed, and --check must say so with its exit status
-    assert main(["testbed", "--model", "tiny-random", "--pairs", "1", "--steps", "4", "--out", str(tmp_path),
+    assert main(["--model", "tiny-random", "--pairs", "1", "--steps", "4", "--out", str(tmp_path),
                  "--check"]) == 1
 
 
 @pytest.mark.parametrize("extra", [["--pairs", "0"], ["--steps", "1"], ["--model", "./missing"]])
 def test_testbed_bad_flags(extra, capsys):
-    assert main(["testbed", *extra]) == 2
+    assert main(extra) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1

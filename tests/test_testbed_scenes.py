@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from taue_engine.testbed_scenes import SCENE_BARS, object_rows, seen_regions, summarize_scenes
-from taue_engine.toy.world import PALETTE
+from lab.testbed_scenes import SCENE_BARS, object_rows, seen_regions, summarize_scenes
+from lab.world import PALETTE
 
 SIDE = 32
 

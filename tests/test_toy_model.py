@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from taue_engine import TAUEConfig, TAUEPipeline
-from taue_engine.toy.scenes import classify_colours, palette_names
+from lab.world import classify_colours, colour_names
 
 
 def test_toy_is_an_sdxl_folder_with_its_own_settings(toy):
@@ -31,7 +31,7 @@ def test_plain_generation_follows_the_prompt(toy, colour, background, seed):
         toy, prompt=f"a {colour} circle on a {background} background", num_inference_steps=30, guidance_scale=5.0,
         generator=torch.Generator("cpu").manual_seed(seed)).images[0]
     labels = classify_colours(np.asarray(image))
-    names = palette_names()
+    names = colour_names()
     assert (labels == names.index(colour)).mean() > 0.02
     assert (labels == names.index(background)).mean() > 0.3
 
@@ -40,13 +40,13 @@ def test_toy_foreground_comes_out_on_green(toy):
     result = toy("a red square", "a blue background", seed=4, config=toy.default_config.replace(
         num_inference_steps=30))
     labels = classify_colours(np.asarray(result.foreground_on_green))
-    assert (labels == palette_names().index("green")).mean() > 0.4
+    assert (labels == colour_names().index("key green")).mean() > 0.4
     alpha = np.asarray(result.foreground)[..., 3]
     assert 0.03 < (alpha > 127).mean() < 0.6  # an object, not the whole frame
 
 
 def test_training_script_trains_resumes_and_exports_a_loadable_model(tmp_path):
-    """Seconds of train2 (the committed model's script): the point is the machinery (data, VAE, latents, UNet with
+    """Seconds of lab/train.py (the committed model's script): the point is the machinery (data, VAE, latents, UNet with
     its scored checkpoints, decoder stage, going on from the work folder, export, loading, the several-objects
     stage)."""
     import json
@@ -56,10 +56,10 @@ def test_training_script_trains_resumes_and_exports_a_loadable_model(tmp_path):
     import torch
 
     work, out = tmp_path / "work", tmp_path / "model"
-    early = subprocess.run([sys.executable, "-m", "taue_engine.toy.train2", "--work", str(work), "--scenes"],
+    early = subprocess.run([sys.executable, "-m", "lab.train", "--work", str(work), "--scenes"],
                            capture_output=True, text=True, timeout=300)
     assert early.returncode == 2 and "--scenes goes on from the finished UNet" in early.stderr, early.stderr[-2000:]
-    command = [sys.executable, "-m", "taue_engine.toy.train2", "--work", str(work), "--images", "300",
+    command = [sys.executable, "-m", "lab.train", "--work", str(work), "--images", "300",
                "--vae-steps", "4", "--decoder-steps", "2", "--unet-steps"]
     done = subprocess.run(command + ["3"], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -68,7 +68,7 @@ def test_training_script_trains_resumes_and_exports_a_loadable_model(tmp_path):
     steps = [json.loads(line) for line in (work / "loss.jsonl").read_text().splitlines()]
     scored = [s["step"] for s in steps if s["stage"] == "unet-score"]
     assert scored == [3, 5], scored  # the second run went on from step 3, it did not start again
-    exported = subprocess.run([sys.executable, "-m", "taue_engine.toy.train2", "--work", str(work), "--images",
+    exported = subprocess.run([sys.executable, "-m", "lab.train", "--work", str(work), "--images",
                                "300", "--export", str(out)], capture_output=True, text=True, timeout=900)
     assert exported.returncode == 0, exported.stderr[-2000:]
     pipe = TAUEPipeline.from_pretrained(str(out), device="cpu")
@@ -79,7 +79,7 @@ def test_training_script_trains_resumes_and_exports_a_loadable_model(tmp_path):
     info = json.loads((out / "training.json").read_text())
     assert info["unet_steps"] == 5 and info["decoder_steps"] == 2 and info["vae_steps"] == 4
     # the several-objects stage starts from the finished UNet's weights, not from scratch, and keeps its own files
-    scenes = subprocess.run([sys.executable, "-m", "taue_engine.toy.train2", "--work", str(work), "--images", "300",
+    scenes = subprocess.run([sys.executable, "-m", "lab.train", "--work", str(work), "--images", "300",
                              "--scenes", "--scenes-steps", "2"], capture_output=True, text=True, timeout=900)
     assert scenes.returncode == 0, scenes.stderr[-2000:]
     assert "unet-scenes: from unet.pt (step 5)" in scenes.stdout

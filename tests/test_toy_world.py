@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from taue_engine.toy.world import (
+from lab.world import (
     COLOURS, KEY_CLASHES, KEYS, PALETTE, SIZE, classify_colours, colour_names, key_for, make_world_scene,
 )
 
@@ -58,7 +58,7 @@ def test_green_objects_exist_and_are_not_the_key():
 
 
 def test_data_set_samples_are_seeded():
-    from taue_engine.toy.train2 import sample
+    from lab.train import sample
 
     a, b = sample(5, 0), sample(5, 0)
     assert np.array_equal(a[0], b[0]) and a[1] == b[1]
@@ -68,7 +68,7 @@ def test_data_set_samples_are_seeded():
 def test_the_vae_is_8x_and_local():
     """128 px to a 16x16 latent; a change in the left half of the latent reaches only ~3 cells into the right (an
     AutoencoderKL's GroupNorm would carry it everywhere)."""
-    from taue_engine.toy.train2 import build_vae
+    from lab.train import build_vae
 
     torch.manual_seed(0)
     vae = build_vae().eval()
@@ -85,8 +85,8 @@ def test_the_vae_is_8x_and_local():
 
 
 def test_checkpoint_score_tells_right_images_from_wrong_ones():
-    from taue_engine.toy.train2 import SCORE_PROMPTS, score_images
-    from taue_engine.toy.world import make_world_scene
+    from lab.train import SCORE_PROMPTS, score_images
+    from lab.world import make_world_scene
 
     right = []
     for n, (_, colours, background) in enumerate(SCORE_PROMPTS):
@@ -101,11 +101,10 @@ def test_checkpoint_score_tells_right_images_from_wrong_ones():
 
 
 def test_a_carried_run_resumes_where_it_stopped(tmp_path):
-    """A stage given --carry writes, at each checkpoint, a copy small enough to commit (no optimizer moments, the
+    """A stage given --carry writes, at each checkpoint, a compact copy (to take to another machine) (no optimizer moments, the
     UNet's weights in half precision); a new machine's run takes it back and goes on at the same step and spent
     time, warming its learning rate up again; what the work folder already has is never overwritten."""
-    from taue_engine.toy.train import Log
-    from taue_engine.toy.train2 import REWARM_STEPS, Budget, Stage, restore_carry
+    from lab.train import REWARM_STEPS, Budget, Log, Stage, restore_carry
 
     work, carry, again = tmp_path / "work", tmp_path / "carry", tmp_path / "again"
     work.mkdir()
@@ -151,7 +150,7 @@ def test_the_training_script_trains_every_stage_and_exports_a_loadable_model(tmp
     from taue_engine import TAUEConfig, TAUEPipeline
 
     work, out, carry = tmp_path / "work", tmp_path / "model", tmp_path / "carry"
-    command = [sys.executable, "-m", "taue_engine.toy.train2", "--work", str(work), "--images", "300",
+    command = [sys.executable, "-m", "lab.train", "--work", str(work), "--images", "300",
                "--vae-steps", "3", "--unet-steps", "3", "--decoder-steps", "3", "--carry", str(carry)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]

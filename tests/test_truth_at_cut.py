@@ -1,15 +1,11 @@
-"""benchmarks/truth_at_cut.py puts the truth in place of phase 1's latent at the cut, and only there."""
-
-import sys
-from pathlib import Path
+"""lab/benchmarks/truth_at_cut.py puts the truth in place of phase 1's latent at the cut, and only there."""
 
 import numpy as np
 from taue_engine import TAUEPipeline
-from taue_engine.metrics import psnr
-from taue_engine.testbed import choose_pairs
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from truth_at_cut import summary, truth_pipeline  # noqa: E402
+from lab.benchmarks.truth_at_cut import summary, truth_pipeline
+from lab.metrics import psnr
+from lab.testbed import choose_pairs
 
 
 def test_phase_one_follows_the_truth_from_the_cut():

@@ -106,8 +106,9 @@ def check_model_exists(model: str) -> None:
     folder = builtin_folder(model)
     if folder is not None and not (folder / "model_index.json").is_file():
         raise ModelLoadError(
-            f"the toy model is not in this installation ({folder}): train it with "
-            "`python -m taue_engine.toy.train` and export it there, or use tiny-random"
+            f"the toy model is not in this installation ({folder}): reinstall taue-layers (its wheel carries the "
+            "model), or in a checkout export it with `python -m lab.train --export taue_engine/toy/model`, or use "
+            "tiny-random"
         )
     kind = describe_model_kind(model)
     if kind == "missing_path":

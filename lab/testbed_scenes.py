@@ -20,7 +20,7 @@ import numpy as np
 
 from .metrics import opaque_of, psnr
 from .testbed import OBJECT_SCENES, OBJECT_SEEDS, object_request, plain_image
-from .toy.world import classify_colours, colour_names, scene_prompt
+from .world import classify_colours, colour_names, scene_prompt
 
 NAMES = colour_names()
 KEY_SEEDS = (1, 2, 3)

@@ -17,16 +17,19 @@ from typing import Callable
 
 import numpy as np
 
-from .config import LayoutBox, TAUEConfig
+from taue_engine.config import LayoutBox, TAUEConfig
 from .metrics import box_fraction, layer_fidelity, mask_fit, toy_metrics
-from .toy.scenes import BACKGROUNDS, COLOURS, SHAPES, PromptWords, classify_colours, label_fraction
-
+from .world import (BACKGROUNDS, COLOURS, KEY_CLASHES, SHAPES, background_prompt, classify_colours, label_fraction,
+                    object_prompt, scene_prompt)
 
 FIXED_SET = 56  # pairs in the standard set: 8 of each shape-colour round, every background kind 14 times
+PAIR_COLOURS = tuple(c for c in COLOURS if c not in KEY_CLASHES["green"])
+"""The colours of the pairs: every colour of the world but those the green key clashes with (a green object is the
+several-object testbed's, on the other keys)."""
 
 
 @dataclass(frozen=True)
-class Pair(PromptWords):
+class Pair:
     """One testbed case: the object and background it asks for, and the seed."""
 
     shape: str
@@ -36,14 +39,26 @@ class Pair(PromptWords):
     seed: int
     layout: tuple[float, float, float, float] | None = None  # (cx, cy, w, h): where the object must land
 
+    @property
+    def object_prompt(self) -> str:
+        return object_prompt(self.colour, self.shape)
+
+    @property
+    def background_prompt(self) -> str:
+        return background_prompt(self.background_colour, self.background_kind)
+
+    @property
+    def scene_prompt(self) -> str:
+        return scene_prompt([self.object_prompt], self.background_prompt)
+
 
 def prompt_set(count: int = FIXED_SET) -> list[Pair]:
     """A fixed, seeded set covering every shape, colour, background colour and background kind."""
     pairs = []
     for i in range(count):
-        n = len(COLOURS)
-        colour = COLOURS[i % n]
-        background = COLOURS[(i % n + 1 + (i // n) % (n - 1)) % n]  # every other colour in turn, never its own
+        n = len(PAIR_COLOURS)
+        colour = PAIR_COLOURS[i % n]
+        background = PAIR_COLOURS[(i % n + 1 + (i // n) % (n - 1)) % n]  # every other colour in turn, never its own
         pairs.append(Pair(SHAPES[i % len(SHAPES)], colour, background, BACKGROUNDS[i % len(BACKGROUNDS)],
                           seed=1000 + i))
     return pairs
@@ -299,9 +314,9 @@ def oracle_pipeline(pipe):
     keyed with no gate), area-averaged to the latent cells, over one half; everything else as in `pipe` (so the
     held cells are those grown by `hold_dilation`, one cell by default). The separating experiment: what the
     method's mask costs against a right one, on the same pairs."""
-    from .keying import foreground_rgba
-    from .masks import resize_mask
-    from .objects import alpha_mask
+    from taue_engine.keying import foreground_rgba
+    from taue_engine.masks import resize_mask
+    from taue_engine.objects import alpha_mask
 
     class OracleMaskPipeline(type(pipe)):
         def _object_mask(self, grown, config, size):
@@ -320,3 +335,118 @@ def pipeline_like(cls, pipe):
     made.known_words = getattr(pipe, "known_words", None)
     made.set_progress_bar_config(**getattr(pipe, "_progress_bar_config", {}))
     return made
+
+
+def build_parser():
+    from taue_engine.cli import DEFAULT_MODEL, OneLineParser, add_sampling_flags
+
+    parser = OneLineParser(prog="python -m lab.testbed",
+                           description="score TAUE on the toy prompt set (where the truth is known)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="M", help=f"default: {DEFAULT_MODEL}")
+    parser.add_argument("--pairs", default=str(FIXED_SET), metavar="N",
+                        help=f"how many pairs, spread evenly over the fixed set of {FIXED_SET} (default: all)")
+    parser.add_argument("--steps", default=None, metavar="N", help="denoising steps per phase (default 50)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any TAUEConfig field")
+    add_sampling_flags(parser, loras=False)
+    parser.add_argument("--no-plain", action="store_true", help="skip the plain generations (prompt adherence)")
+    parser.add_argument("--no-layout", action="store_true",
+                        help="skip the boxed jobs (single objects in the corners, a two-object scene)")
+    parser.add_argument("--no-scenes", action="store_true",
+                        help="skip the several-object, key-colour, new-background and plain two-object checks")
+    parser.add_argument("--oracle-mask", action="store_true",
+                        help="also run the same pairs with the truth in place of m_obj, side by side")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a bar is missed")
+    parser.add_argument("--out", default="taue-testbed", metavar="DIR", help="report folder (default: taue-testbed)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m lab.testbed`: the testbed's table, its bars and a report folder (testbed.json, contact sheet)."""
+    import sys
+
+    from taue_engine.cli import EXIT_USAGE, UsageError
+
+    try:
+        return run_command(build_parser().parse_args(argv))
+    except UsageError as error:
+        print(f"testbed: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def run_command(args) -> int:
+    """The testbed of parsed flags: the pairs (and the oracle's), the scenes, the boxed jobs; 1 with --check when a
+    bar is missed."""
+    import sys
+
+    from taue_engine.cli import UsageError, config_from_flags, int_flag
+    from taue_engine.models.loading import ModelLoadError, check_model_exists
+    from taue_engine.quiet import quiet_libraries
+
+    config = config_from_flags(args)
+    pairs = int_flag("--pairs", args.pairs, 1, 1000)
+    try:
+        check_model_exists(args.model)
+    except ModelLoadError as error:
+        raise UsageError(f"--model: {error}") from None
+    quiet_libraries()
+    from taue_engine.pipeline import TAUEPipeline
+
+    from .testbed_scenes import (format_scenes, run_key_colours, run_new_backgrounds, run_plain_two_objects,
+                                 run_several, summarize_scenes)
+
+    pipe = TAUEPipeline.from_pretrained(args.model)
+    pipe.set_progress_bar_config(disable=True)
+    config = config_from_flags(args, pipe.default_config)
+    chosen = choose_pairs(pairs)
+
+    def run(pipeline, label: str):
+        def say(i, p):
+            print(f"[{label} {i + 1}/{len(chosen)}] {p.object_prompt} | {p.background_prompt}", file=sys.stderr)
+
+        return run_testbed(pipeline, chosen, config, plain=not args.no_plain, on_pair=say)
+
+    rows, results = run(pipe, "mask")
+    summary = summarize(rows)
+    extra = {}
+    oracle_summary = None
+    if args.oracle_mask:
+        oracle_rows, _ = run(oracle_pipeline(pipe), "oracle")
+        oracle_summary = summarize(oracle_rows)
+        extra.update(oracle_rows=oracle_rows, oracle_summary=oracle_summary)
+    print(format_table(summary, rows, oracle_summary))
+    made = {}
+    if not args.no_scenes:
+        print("scenes: several objects, a green object on the other keys, new backgrounds, plain two-object "
+              "prompts", file=sys.stderr)
+        several, made = run_several(pipe, config)
+        scene_rows = several + run_key_colours(pipe, config) + run_new_backgrounds(pipe, config, made)
+        scene_rows += [] if args.no_plain else run_plain_two_objects(pipe, config)
+        scene_summary = summarize_scenes(scene_rows)
+        extra.update(scene_rows=scene_rows, scene_summary=scene_summary)
+        print(format_scenes(scene_summary))
+    if not args.no_layout:
+        print("layout: boxed single objects (corners) and the two-object scene", file=sys.stderr)
+        boxed, _ = run_testbed(pipe, layout_pairs(), config, plain=False)
+        objects = run_objects(pipe, config, 2, made=made)
+        layout = {"single": summarize(boxed), "two_objects": summarize(objects)}
+        extra.update(layout_rows=boxed, object_rows=objects, layout=layout)
+        for name, part in layout.items():
+            fraction = part.get("box_fraction")
+            if fraction:
+                print(f"box_fraction ({name.replace('_', ' ')}): mean {fraction['mean']:.3f}, worst "
+                      f"{fraction['worst']:.3f}, failed {fraction['failed']} of {fraction['n']}")
+        summary_for_bars = dict(summary, box_fraction=summarize(boxed + objects)["box_fraction"])
+    else:
+        summary_for_bars = summary
+    paths = write_report(Path(args.out), rows, summary, results, extra)
+    failures = check_bars(summary_for_bars)
+    if "scene_summary" in extra:
+        failures += [f"{name}: {part['mean']:.3f} (worst {part['worst']:.3f})"
+                     for name, part in extra["scene_summary"].items() if not part["met"]]
+    print("bars: all met" if not failures else "bars missed: " + "; ".join(failures))
+    print(f"report: {paths['rows']}  contact sheet: {paths['sheet']}")
+    return 1 if failures and args.check else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from .masks import gaussian_blur
+from taue_engine.masks import gaussian_blur
 
 EDGE_BAND = 1  # pixels on each side of the alpha edge that count as edge
 FRINGE_EXCESS = 0.1  # key excess (green: G - max(R, B)) above this (0..1) on an edge pixel is a fringe of the key
@@ -142,7 +142,7 @@ def alpha_edge(alpha: np.ndarray) -> np.ndarray:
 
 def fringe_fraction(foreground_rgba, key_name: str = "green") -> float:
     """Fraction of edge pixels of the RGBA layer that still carry the key colour (green: G well above max(R, B))."""
-    from .keying import key_excess
+    from taue_engine.keying import key_excess
 
     pixels = np.asarray(foreground_rgba, dtype=np.float32) / 255.0
     alpha = pixels[..., 3]
@@ -159,23 +159,23 @@ def key_color_of(result) -> str:
 
 
 def toy_metrics(result, object_colour: str, background_colour: str) -> dict[str, float]:
-    """Metrics where the truth is known: the scene is made of palette colours (see toy/scenes.py).
+    """Metrics where the truth is known: the scene is made of palette colours (lab/world.py).
 
     - alpha_iou: the layer's opaque pixels against the object as drawn (pixels of the requested colour in I_fg;
       not merely non-green, or an image that forgot its green backdrop would score an all-opaque alpha as perfect).
     - mask_precision: the share of m_obj on the drawn object (the rest is backdrop the composite must repaint).
     - leakage: the share of the whole background layer in the object's colour where the background's truth has
-      none (scenes.foreign_fraction: nearer the object's colour than any colour the world draws for that
+      none (world.foreign_fraction: nearer the object's colour than any colour the world draws for that
       background, whose partner colours a nearest-palette count would take for the object's).
     - object_colour_in_composite: the share of the composite in the object's colour where the layer is opaque and
       inside m_obj; background_colour_in_composite: the background's colour outside m_obj.
     - fringe: edge pixels of the layer that still carry the key colour.
     """
-    from .toy.scenes import classify_colours, foreign_fraction, label_fraction, palette_names
+    from .world import classify_colours, colour_names, foreign_fraction, label_fraction
 
     inside = np.asarray(result.mask, dtype=np.float32) / 255.0 > 0.5
     opaque = opaque_of(result.foreground)
-    drawn_object = classify_colours(np.asarray(result.foreground_on_green)) == palette_names().index(object_colour)
+    drawn_object = classify_colours(np.asarray(result.foreground_on_green)) == colour_names().index(object_colour)
     union = (drawn_object | opaque).sum()
     composite = classify_colours(np.asarray(result.composite))
     return {

@@ -1,20 +1,20 @@
-"""The second toy's world: 128x128 scenes of one to three objects, green objects, and objects alone on the three
-key colours, every part's truth kept.
+"""The toy's world: 128x128 scenes of one to three objects over simple backgrounds, green objects, and objects alone
+on the three key colours, every part's truth kept; and the one colour classifier that reads pictures back by name.
 
-The first toy's world (`scenes.py`, 64x64, one object, no green object) stays as it is until the model trained on
-this one replaces it; shapes and background patterns are drawn by the same functions. Captions are the prompts
-users type: "a red star and a green ring on a white striped background", "a red star, a green ring, a white
-striped background" (the pipeline's default composite prompt), "a red star" (an object alone, on a key colour or on
-anything), "a white striped background".
+Captions are the prompts users type: "a red star and a green ring on a white striped background", "a red star, a
+green ring, a white striped background" (the pipeline's default composite prompt), "a red star" (an object alone,
+on a key colour or on anything), "a white striped background". "green" is always the object colour (40, 160, 60);
+the key backdrop is "key green", taken from the engine's own key table.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .scenes import BACKGROUNDS, SHAPES, _article, nearest_colour, shape_mask
+from taue_engine.keying import KEY_COLOURS
 
 SIZE = 128
 PALETTE: dict[str, tuple[int, int, int]] = {
@@ -28,11 +28,18 @@ PALETTE: dict[str, tuple[int, int, int]] = {
     "black": (20, 20, 20),
 }
 COLOURS = tuple(PALETTE)
-KEYS: dict[str, tuple[int, int, int]] = {"green": (0, 255, 0), "blue": (0, 0, 255), "magenta": (255, 0, 255)}
-"""The backdrops TAUE keys out (keying.KEY_COLOURS in 0..255)."""
+KEYS: dict[str, tuple[int, int, int]] = {name: tuple(round(255 * v) for v in rgb) for name, rgb in KEY_COLOURS.items()}
+"""The backdrops TAUE keys out, in 0..255 (the engine's key table)."""
+SHAPES = ("circle", "square", "triangle", "star", "ring", "cross")
+BACKGROUNDS = ("solid", "striped", "checkered", "gradient")
+SUPERSAMPLE = 4  # shapes are drawn at 4x4 samples a pixel: anti-aliased edges
 KEY_CLASHES = {"green": ("green",), "blue": ("blue", "purple"), "magenta": ("purple",)}
 """Object colours a key is too close to: the world never puts such an object on that key (a user picks another)."""
 PARTNER_MIX = {"white": ("black", 0.35), "black": ("white", 0.35)}
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
 
 
 def object_prompt(colour: str, shape: str) -> str:
@@ -103,6 +110,56 @@ class WorldScene:
 
 def _u8(a: np.ndarray) -> np.ndarray:
     return np.clip(np.round(a), 0, 255).astype(np.uint8)
+
+
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    n = size * SUPERSAMPLE
+    t = (np.arange(n) + 0.5) / n
+    return np.meshgrid(t, t, indexing="xy")  # x, y in 0..1
+
+
+def _polygon_inside(x: np.ndarray, y: np.ndarray, points: list[tuple[float, float]]) -> np.ndarray:
+    """Even-odd rule point-in-polygon test, vectorised over the grid."""
+    inside = np.zeros(x.shape, dtype=bool)
+    n = len(points)
+    for i in range(n):
+        x1, y1 = points[i]
+        x2, y2 = points[(i + 1) % n]
+        crosses = (y1 > y) != (y2 > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_at = (x2 - x1) * (y - y1) / (y2 - y1 + 1e-12) + x1
+        inside ^= crosses & (x < x_at)
+    return inside
+
+
+def shape_mask(shape: str, cx: float, cy: float, radius: float, angle: float = 0.0, size: int = SIZE) -> np.ndarray:
+    """Anti-aliased coverage of a shape centred at (cx, cy) with outer radius `radius` (fractions of the image)."""
+    x, y = _grid(size)
+    dx, dy = x - cx, y - cy
+    c, s = math.cos(angle), math.sin(angle)
+    u, v = c * dx + s * dy, -s * dx + c * dy  # rotated coordinates
+    r = np.hypot(dx, dy)
+    if shape == "circle":
+        inside = r <= radius
+    elif shape == "ring":
+        inside = (r <= radius) & (r >= radius * 0.55)
+    elif shape == "square":
+        half = radius * 0.8
+        inside = (np.abs(u) <= half) & (np.abs(v) <= half)
+    elif shape == "cross":
+        arm = radius * 0.33
+        inside = ((np.abs(u) <= arm) & (np.abs(v) <= radius)) | ((np.abs(v) <= arm) & (np.abs(u) <= radius))
+    elif shape in ("triangle", "star"):
+        points = []
+        count = 3 if shape == "triangle" else 10
+        for k in range(count):
+            a = angle - math.pi / 2 + 2 * math.pi * k / count
+            rk = radius if shape == "triangle" or k % 2 == 0 else radius * 0.45
+            points.append((cx + rk * math.cos(a), cy + rk * math.sin(a)))
+        inside = _polygon_inside(x, y, points)
+    else:
+        raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
+    return inside.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE).mean(axis=(1, 3)).astype(np.float32)
 
 
 def partner_colour(name: str) -> np.ndarray:
@@ -191,11 +248,54 @@ def key_for(colour: str, rng: np.random.Generator, weights=(0.5, 0.25, 0.25)) ->
     return names[int(rng.choice(len(names), p=p / p.sum()))]
 
 
-def classify_colours(rgb: np.ndarray, extra: tuple[tuple[int, int, int], ...] = ()) -> np.ndarray:
-    """Nearest named colour per pixel, indices into `colour_names()` (palette, then the keys as 'key green' ...),
-    then into `extra`, colours the world does not draw (a LoRA's new colour)."""
-    return nearest_colour(rgb, np.array(list(PALETTE.values()) + list(KEYS.values()) + list(extra), np.float32))
+# ---------------------------------------------------------------------------------------- reading colours back
+def nearest_colour(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Index into `table` (N x 3) of the nearest colour of each pixel of an HxWx3 image."""
+    flat = rgb.reshape(-1, 3).astype(np.float32)
+    return ((flat[:, None, :] - table[None, :, :]) ** 2).sum(-1).argmin(1).reshape(rgb.shape[:2])
 
 
 def colour_names() -> list[str]:
+    """The names the classifier answers with: the palette, then the keys as 'key green', 'key blue' ..."""
     return list(COLOURS) + [f"key {k}" for k in KEYS]
+
+
+def _named_table() -> np.ndarray:
+    return np.array(list(PALETTE.values()) + list(KEYS.values()), np.float32)
+
+
+def classify_colours(rgb: np.ndarray, extra: tuple[tuple[int, int, int], ...] = ()) -> np.ndarray:
+    """Nearest named colour per pixel, indices into `colour_names()` (palette, then the keys as 'key green' ...),
+    then into `extra`, colours the world does not draw (a LoRA's new colour)."""
+    return nearest_colour(rgb, np.concatenate([_named_table(), np.array(extra, np.float32).reshape(-1, 3)]))
+
+
+def label_fraction(labels: np.ndarray, colour: str, where: np.ndarray | None = None) -> float:
+    """Fraction of classified pixels (optionally only where `where` is true) that are `colour` (a name of
+    `colour_names()`); 0 on no pixels."""
+    hit = labels == colour_names().index(colour)
+    if where is not None:
+        if not where.any():
+            return 0.0
+        hit = hit[where]
+    return float(hit.mean())
+
+
+BACKGROUND_FAMILY_SAMPLES = 9  # colours along base -> partner: every colour a patterned background draws
+
+
+def background_family(colour: str) -> np.ndarray:
+    """Every colour the world draws for a background of `colour`: its base, its pattern partner and the gradient
+    between them (BACKGROUND_FAMILY_SAMPLES x 3). A partner can lie nearer another palette colour than its own
+    (light orange nearer yellow, the grey partners of white and black nearer purple)."""
+    ramp = np.linspace(0.0, 1.0, BACKGROUND_FAMILY_SAMPLES, dtype=np.float32)[:, None]
+    return np.array(PALETTE[colour], np.float32) * (1 - ramp) + partner_colour(colour) * ramp
+
+
+def foreign_fraction(rgb: np.ndarray, colour: str, background_colour: str) -> float:
+    """The share of a background image in `colour` that its truth cannot hold: pixels nearer `colour` than any
+    other named colour and than every colour the world draws for `background_colour` (background_family).
+    A plain nearest-colour count scores the world's own orange stripes 47% yellow, and its white and black
+    patterns up to half purple, so that a perfect background layer would miss a 2% leakage bar."""
+    nearest = nearest_colour(rgb, np.concatenate([_named_table(), background_family(background_colour)]))
+    return float((nearest == colour_names().index(colour)).mean())

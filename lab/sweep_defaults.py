@@ -1,6 +1,6 @@
 """Sweep the method's UNKNOWN hyperparameters on the toy testbed and write docs/sweeps.md.
 
-    python docs/sweep_defaults.py [--pairs 24] [--model toy]
+    python -m lab.sweep_defaults [--pairs 24] [--model toy]
 
 One parameter at a time around the defaults in TAUEConfig; each row is one testbed run on the same pairs.
 """
@@ -11,12 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
-from taue_engine import TAUEConfig, TAUEPipeline  # noqa: E402
-from taue_engine.testbed import choose_pairs, failed_pairs, run_testbed, summarize  # noqa: E402
+from taue_engine import TAUEConfig, TAUEPipeline
+from lab.testbed import choose_pairs, failed_pairs, run_testbed, summarize
 
 SWEEPS = {
     "tau_bg": (0.3, 0.4, 0.5, 0.6),
@@ -47,7 +46,7 @@ def main() -> None:
     paper = TAUEConfig().to_dict()
     own = {k: v for k, v in base.to_dict().items() if v != paper[k]} or "the paper defaults"
     lines = [f"# Sweeps of the UNKNOWN hyperparameters on the toy testbed ({args.pairs} pairs, model {args.model})",
-             "", "Means over the pairs (`python docs/sweep_defaults.py`); one parameter varied at a time, the others at",
+             "", "Means over the pairs (`python -m lab.sweep_defaults`); one parameter varied at a time, the others at",
              f"the model's settings ({own}).", ""]
     for name, values in SWEEPS.items():
         if args.only and name not in args.only:

@@ -1,7 +1,7 @@
 """Regenerate the README's pictures from the commands' own files.
 
-    python docs/make_readme_pictures.py [taue-out]                  # docs/demo.png from `bash run.sh demo`
-    python docs/make_readme_pictures.py --objects two two-bg/1      # docs/objects.png from the README's commands
+    python -m lab.readme_pictures [taue-out]                  # docs/demo.png from `bash run.sh demo`
+    python -m lab.readme_pictures --objects two two-bg/1      # docs/objects.png from the README's commands
 """
 
 import sys
@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from taue_engine.sheet import COLUMNS, checkerboard, contact_sheet  # noqa: E402
+from lab.sheet import COLUMNS, checkerboard, contact_sheet
 
 SHOWN, GAP = 256, 4  # a picture is shown at most this large, enlarged by a whole factor (every pixel the same size)
 MASK_COLOURS = ((220, 30, 30), (245, 220, 30), (30, 70, 220))

@@ -6,7 +6,7 @@ alone on the key colours, and anywhere) beside ordinary toy samples (so that the
 makes the word work. It is saved in diffusers' format (`save_lora_weights`) and converted to the kohya/A1111
 format, which is what most LoRAs people download are; both files list the word they teach in their metadata.
 
-    python -m taue_engine.toy.lora --out tests/data/loras          # 400 steps, about 4 minutes on 2 cores
+    python -m lab.lora --out tests/data/loras          # 400 steps, about 4 minutes on 2 cores
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .train2 import OFFSET_NOISE
-from .train2 import sample as world_sample
+from .train import OFFSET_NOISE
+from .train import sample as world_sample
 from .world import (KEYS, PALETTE, background_prompt, classify_colours, colour_names, make_world_scene, object_prompt,
                     scene_prompt)
 
@@ -109,7 +109,7 @@ def train(model: str, out: Path, steps: int, seed: int = 0, rank: int = 4, batch
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
-    from ..pipeline import TAUEPipeline
+    from taue_engine.pipeline import TAUEPipeline
 
     torch.manual_seed(seed)
     pipe = TAUEPipeline.from_pretrained(model, device="cpu", dtype="float32")

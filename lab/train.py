@@ -1,8 +1,12 @@
-"""Train the second toy model (128x128 scenes, a local AutoencoderTiny VAE, a 16x16 latent) on a CPU, across
-sessions.
+"""Train the toy model (128x128 scenes, a local AutoencoderTiny VAE, a 16x16 latent) on a CPU, across sessions.
 
-    python -m taue_engine.toy.train2 --work runs/toy2 --hours 10          # starts, or goes on from runs/toy2
-    python -m taue_engine.toy.train2 --work runs/toy2 --export taue_engine/toy/model
+    python -m lab.train --work runs/toy2 --hours 10          # starts, or goes on from runs/toy2
+    python -m lab.train --work runs/toy2 --export taue_engine/toy/model
+
+The committed model is this script at `--seed 0` with the steps its `training.json` records:
+
+    python -m lab.train --work runs/toy2 --seed 0 --vae-steps 24066 --unet-steps 13000 --decoder-steps 5998
+    python -m lab.train --work runs/toy2 --seed 0 --export taue_engine/toy/model
 
 Everything is seeded (`--seed`) and every stage resumes from its checkpoint in `--work` (a folder git ignores):
 data (`world.py` scenes, cached), VAE (reconstruction, paste locality and the key-green direction, trained
@@ -11,8 +15,6 @@ schedule with offset noise, OFFSET_NOISE; 10% caption dropout as zero embeddings
 written every 10 minutes and each one is scored on a fixed prompt set (`score_checkpoint`); the best EMA weights are kept in `best.pt` and exported.
 The budget (`--hours`) counts the time of every run of every stage, so `--hours 10` means ten CPU-hours in all.
 The log of losses and scores is `<work>/loss.jsonl`.
-
-It replaces `train.py` (the first toy's, 64x64 with an 8x8 latent) once its model is committed.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..models.tiny import SDXL_SCHEDULER_CONFIG, sdxl_euler_scheduler
-from ..models.vocabulary import VOCABULARY_FILE, prompt_words
-from .train import GREEN_LATENT, Log, build_text_encoders, encode_captions, psnr_of, restore_checkpoint, rng_state, \
-    save_checkpoint, to_tensor
-from .scenes import SHAPES
-from .world import KEYS, SIZE, classify_colours, colour_names, key_for, make_world_scene
+from taue_engine.models.tiny import SDXL_SCHEDULER_CONFIG, VOCABULARY, sdxl_euler_scheduler
+from taue_engine.models.tokenizer import load_word_tokenizer, read_word_list
+from taue_engine.models.vocabulary import VOCABULARY_FILE, prompt_words
+
+from .world import KEYS, SHAPES, SIZE, classify_colours, colour_names, key_for, make_world_scene
+
+GREEN_LATENT = (0.0, 1.0, 1.0, 0.0)  # the paper's green latent: where key green lies in SDXL's latent
+TEXT_HIDDEN, TEXT_HIDDEN_2 = 64, 96  # the two frozen random CLIP text encoders' widths
 
 LATENT = 16  # 128 / 8: an object of radius 0.13-0.32 spans 4-10 latent cells across
 TIME_EMBED_DIM = 32
@@ -65,6 +69,85 @@ HALVED = ("unet.pt", "best.pt", "unet-scenes.pt")  # the UNet's weights travel i
 # (1.8 MB) as they are
 VAE_SHARE = 0.2  # of the budget (2 hours of 10): reconstruction, locality and green together (1 hour gave 27.0 dB
 # held out and a paste 2.9 dB under its own reconstruction: short of the bars)
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def build_text_encoders(tokenizer_dir: Path, seed: int):
+    """The tokenizer of the toy's words and two small CLIP text encoders with random, frozen weights (seeded)."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer = load_word_tokenizer(read_word_list(VOCABULARY), tokenizer_dir)
+
+    def config(hidden):
+        return CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                              num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=77,
+                              projection_dim=hidden, hidden_act="gelu", bos_token_id=tokenizer.bos_token_id,
+                              eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id)
+
+    torch.manual_seed(seed + 2)
+    text_encoder = CLIPTextModel(config(TEXT_HIDDEN)).eval()
+    torch.manual_seed(seed + 3)
+    text_encoder_2 = CLIPTextModelWithProjection(config(TEXT_HIDDEN_2)).eval()
+    return tokenizer, text_encoder, text_encoder_2
+
+
+@torch.no_grad()
+def encode_captions(tokenizer, text_encoder, text_encoder_2, captions: list[str]):
+    """Per unique caption: SDXL's prompt embeddings (penultimate states of both encoders) and pooled embedding."""
+    unique = sorted(set(captions))
+    embeds, pooled = [], []
+    for i in range(0, len(unique), 256):
+        ids = tokenizer(unique[i : i + 256], padding="max_length", max_length=77, truncation=True,
+                        return_tensors="pt").input_ids
+        one = text_encoder(ids, output_hidden_states=True).hidden_states[-2]
+        two = text_encoder_2(ids, output_hidden_states=True)
+        embeds.append(torch.cat([one, two.hidden_states[-2]], dim=-1))
+        pooled.append(two.text_embeds)
+    index = {c: i for i, c in enumerate(unique)}
+    return torch.cat(embeds), torch.cat(pooled), torch.tensor([index[c] for c in captions])
+
+
+class Log:
+    """The run's log, one JSON record a line (`<work>/loss.jsonl`)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def write(self, **record) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"time": round(time.time(), 1), **record}) + "\n")
+
+
+def save_checkpoint(path: Path, **state) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def restore_checkpoint(state: dict, optimizer, **modules) -> tuple[int, float]:
+    """Restore `modules` (by checkpoint key), the optimizer and the RNGs from a checkpoint already read; returns
+    (step, seconds spent)."""
+    for key, module in modules.items():
+        module.load_state_dict(state[key])
+    if state.get("optimizer") is not None:  # a carried checkpoint (--carry) has no optimizer moments
+        optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng"]["torch"])
+    np.random.set_state(state["rng"]["numpy"])
+    random.setstate(state["rng"]["python"])
+    return state["step"], state["seconds"]
+
+
+def rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def psnr_of(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = F.mse_loss((a.clamp(-1, 1) + 1) / 2, (b.clamp(-1, 1) + 1) / 2).item()
+    return 10 * math.log10(1 / max(mse, 1e-10))
 
 
 # ---------------------------------------------------------------------------------------------------- data
