@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # TAUE Layers: set up once, then run.
 #   bash run.sh demo   set up, then generate one layered scene on the embedded model into ./taue-out
-#   bash run.sh test   set up, then run the test suite
+#   bash run.sh test   set up, then run the whole test suite (CI's), the slowest tests listed at the end
+#   bash run.sh lint   set up, then ruff and mypy (CI runs it before the tests)
 # Set-up makes ./.venv. torch comes first, so that pip never picks a build for us:
 #   TAUE_TORCH unset: torch==2.13.0 on Linux without nvidia-smi (on our development and CI machines that wheel is
 #     the CPU build, on local disk), plain torch where nvidia-smi is found or on macOS; nothing if torch imports.
@@ -85,10 +86,18 @@ case "${1:-}" in
     editors
     services
     shift
-    "$VENV/bin/python" -m pytest -q "$@"
+    "$VENV/bin/python" -m pytest -q --durations=25 "$@"
+    ;;
+  lint)
+    setup
+    if [ ! -x "$VENV/bin/ruff" ] || [ ! -x "$VENV/bin/mypy" ]; then
+      "$VENV/bin/python" -m pip --disable-pip-version-check -q install -e ".[test]"
+    fi
+    "$VENV/bin/ruff" check .
+    "$VENV/bin/mypy"
     ;;
   *)
-    echo "usage: bash run.sh demo [taue generate flags] | bash run.sh test [pytest args]" >&2
+    echo "usage: bash run.sh demo [taue generate flags] | bash run.sh test [pytest args] | bash run.sh lint" >&2
     exit 2
     ;;
 esac

@@ -1,7 +1,7 @@
 """Regenerate the README's pictures from the commands' own files.
 
     python -m lab.readme_pictures [taue-out]                  # docs/demo.png from `bash run.sh demo`
-    python -m lab.readme_pictures --objects two two-bg/1      # docs/objects.png from the README's commands
+    python -m lab.readme_pictures --objects two two-bg/1      # docs/objects.png from docs/layers.md's commands
 """
 
 import sys
@@ -60,11 +60,11 @@ def objects_figure(first: Path, again: Path) -> Image.Image:
 
 def main() -> None:
     if sys.argv[1:2] == ["--objects"]:
-        out = Path(__file__).with_name("objects.png")
+        out = Path(__file__).resolve().parents[1] / "docs" / "objects.png"
         objects_figure(Path(sys.argv[2]), Path(sys.argv[3])).save(out)
     else:
         folder = Path(sys.argv[1] if len(sys.argv) > 1 else "taue-out")
-        out = Path(__file__).with_name("demo.png")
+        out = Path(__file__).resolve().parents[1] / "docs" / "demo.png"
         saved = _Saved(folder)
         contact_sheet([saved], tile=_shown(saved.composite.size[0])).save(out)
     print(out)

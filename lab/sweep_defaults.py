@@ -1,4 +1,4 @@
-"""Sweep the method's UNKNOWN hyperparameters on the toy testbed and write docs/sweeps.md.
+"""Sweep the method's UNKNOWN hyperparameters on the toy testbed and write lab/notes/sweeps.md.
 
     python -m lab.sweep_defaults [--pairs 24] [--model toy]
 
@@ -36,7 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="toy")
     parser.add_argument("--pairs", type=int, default=24)
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("sweeps.md"))
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("notes") / "sweeps.md")
     parser.add_argument("--only", nargs="*", default=None, help="parameters to sweep (default: all)")
     args = parser.parse_args()
     pipe = TAUEPipeline.from_pretrained(args.model)

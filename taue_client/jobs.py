@@ -156,7 +156,7 @@ class JobRun:
 def describe_preview(preview: dict) -> str:
     """What a preview shows, for its caption: 'Preview: Composite, step 12/30' ('Object 2' in several-object jobs)."""
     phase = preview.get("phase")
-    name = f"Object {preview['object']}" if preview.get("object") else PHASE_NAMES.get(phase, str(phase))
+    name = f"Object {preview['object']}" if preview.get("object") else PHASE_NAMES.get(str(phase), str(phase))
     return f"Preview: {name}, step {preview.get('step', '?')}/{preview.get('phase_steps', '?')}"
 
 

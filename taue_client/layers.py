@@ -101,7 +101,7 @@ def distinct_layer_name(name: str, metadata: dict, taken) -> str:
     return f"{candidates[-1]} {number}"
 
 
-def round_size(width: int, height: int, low: int = MIN_SIZE, high: int = MAX_SIZE) -> tuple:
+def round_size(width: int, height: int, low: int = MIN_SIZE, high: int = MAX_SIZE) -> tuple[int, int]:
     """A document's size as a generation size: scaled (aspect kept) into low..high, rounded to multiples of 8.
 
     The layers are scaled back to the document's size when they are inserted.
@@ -140,10 +140,10 @@ def parse_object(text: str) -> dict:
     object {prompt, layout}; ValueError says what is wrong (the caller names where)."""
     prompt, at, box = text.rpartition("@")
     if not at:
-        prompt, box = text, None
+        prompt = text
     if not prompt.strip():
         raise ValueError("describe the object before the @ (e.g. 'a yellow moon @ 0.7,0.3,0.3,0.3').")
-    if box is None:
+    if not at:
         return {"prompt": prompt.strip(), "layout": None}
     try:
         cx, cy, w, h = (float(part) for part in box.split(","))
@@ -218,16 +218,16 @@ def new_background_request(background: str, *, seed: int | None = None, composit
     return request
 
 
-def editor_request(foreground: str, background: str, *, image_size: tuple | None, size: tuple | None = None,
-                   selection: tuple | None = None, seed: int | None = None, composite: str = "",
+def editor_request(foreground: str, background: str, *, image_size: tuple[int, int],
+                   size: tuple[int, int] | None = None, selection: tuple[int, int, int, int] | None = None, seed: int | None = None, composite: str = "",
                    negative: str = "", steps: int | None = None, low: int = MIN_SIZE, high: int = MAX_SIZE,
                    size_hint: str = "", objects: list | None = None, key_color: str | None = None) -> dict:
     """What an editor plug-in sends: generated at `size` (checked: multiples of 8 in low..high) or, when None, at
     the image's size rounded; the selection's bounds (x, y, w, h) place the object; seed None draws one (the
     request carries it, so the plug-in can show it). `size_hint` ends the size error with the host's own advice."""
     if size is None:
-        size = round_size(*image_size, low, high)
-    elif tuple(size) != round_size(*size, low, high):
+        size = round_size(image_size[0], image_size[1], low, high)
+    elif tuple(size) != round_size(size[0], size[1], low, high):
         raise TAUEError("settings", f"Width and height must be multiples of {SIZE_MULTIPLE} in {low}..{high} (got "
                                     f"{size[0]}x{size[1]}){size_hint}.", "size")
     layout = layout_from_selection(*selection, *image_size) if selection is not None else None

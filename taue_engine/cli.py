@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 from taue_client.layers import parse_object
 
@@ -47,7 +48,9 @@ class UsageError(Exception):
 
 
 class OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse prints usage + error; we print one line
+    """argparse that reports a bad command line as one line (UsageError), not usage and a message."""
+
+    def error(self, message: str) -> NoReturn:  # argparse prints usage + error; we print one line
         raise UsageError(message)
 
 
@@ -128,7 +131,7 @@ def int_flag(flag: str, text: str | None, low: int, high: int, multiple: int = 1
 
 def config_from_flags(args, base: TAUEConfig | None = None) -> TAUEConfig:
     """The config of the flags (--steps, --set) on top of `base` (the model's defaults)."""
-    changes = {}
+    changes: dict[str, Any] = {}
     steps = int_flag("--steps", args.steps, 2, 1000)
     if steps is not None:
         changes["num_inference_steps"] = steps
@@ -421,7 +424,8 @@ def new_backgrounds(args) -> int:
                                                                                kept.num_inference_steps), **sampler)
     for index, box in moves:
         try:
-            kept = kept.moved(index, box, latent_size=tuple(kept.masks[0].shape))
+            latent_h, latent_w = kept.masks[0].shape
+            kept = kept.moved(index, box, latent_size=(int(latent_h), int(latent_w)))
         except ValueError as error:
             raise UsageError(f"--move: {error}") from None
     scenes = [(p, s) for p in prompts for s in seeds]

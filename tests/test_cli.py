@@ -109,24 +109,6 @@ def test_cli_objects_then_new_backgrounds_moved_and_from_a_layer(tmp_path):
     assert (np.asarray(Image.open(brought / "object-1.png")) == np.asarray(Image.open(layer))).all()
 
 
-def test_every_command_the_readme_shows_with_its_output_prints_that_output(capsys, tmp_path, monkeypatch):
-    """README.md shows commands (`$ taue ...`) with what they print (errors, warnings): run each, compare word for
-    word, in an empty folder (a command that writes writes there)."""
-    import re
-    import shlex
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    examples = re.findall(r"\n\$ (taue [^\n]+)\n((?:(?!```)[^\n]*\n)+?)```", readme)
-    assert len(examples) >= 2, examples  # the error example and the unknown-words warning at least
-    monkeypatch.chdir(tmp_path)
-    for command, shown in examples:
-        status = main(shlex.split(command)[1:])
-        printed = capsys.readouterr()
-        assert (printed.out + printed.err).strip() == shown.strip(), command
-        assert status == (2 if "error:" in shown else 0), command
-
-
 def test_words_the_toy_does_not_know_get_one_warning_line_and_the_job_still_runs(tmp_path, capsys):
     argv = ["generate", "--foreground", "a red vintage bicycle", "--background", "a cobblestone street at dusk",
             "--steps", "4", "--out", str(tmp_path), "--quiet"]
