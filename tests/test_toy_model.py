@@ -9,7 +9,7 @@ from lab.world import classify_colours, colour_names
 
 def test_toy_is_an_sdxl_folder_with_its_own_settings(toy):
     """Toy 2: SDXL's UNet and text encoders, a local AutoencoderTiny at 8x, 128 px; the settings its sweeps chose
-    (docs/sweeps.md) and its own E(green) travel in the folder's taue_config.json."""
+    (lab/notes/sweeps.md) and its own E(green) travel in the folder's taue_config.json."""
     from diffusers import AutoencoderTiny
 
     assert toy.unet.config.addition_embed_type == "text_time"
