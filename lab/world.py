@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from taue_engine.keying import KEY_COLOURS
+from taue_engine.config import KEY_COLORS
 
 SIZE = 128
 PALETTE: dict[str, tuple[int, int, int]] = {
@@ -28,7 +28,7 @@ PALETTE: dict[str, tuple[int, int, int]] = {
     "black": (20, 20, 20),
 }
 COLOURS = tuple(PALETTE)
-KEYS: dict[str, tuple[int, int, int]] = {name: tuple(round(255 * v) for v in rgb) for name, rgb in KEY_COLOURS.items()}
+KEYS: dict[str, tuple[int, int, int]] = {name: tuple(round(255 * v) for v in rgb) for name, rgb in KEY_COLORS.items()}
 """The backdrops TAUE keys out, in 0..255 (the engine's key table)."""
 SHAPES = ("circle", "square", "triangle", "star", "ring", "cross")
 BACKGROUNDS = ("solid", "striped", "checkered", "gradient")

@@ -15,7 +15,11 @@ from .schedulers import SCHEDULERS, TIMESTEP_SPACINGS, check_steps, scheduler_na
 SHEAR_BLOCKS = ("down", "mid", "up")
 MIN_SIZE, MAX_SIZE, SIZE_MULTIPLE = 64, 4096, 8  # image width and height, in pixels
 MASK_SIGNALS = ("latent", "decoded")  # where m_obj's key distance is read (TAUEConfig.mask_signal)
-KEY_COLORS = ("green", "blue", "magenta")  # keying.KEY_COLOURS holds their RGB
+KEY_COLORS: dict[str, tuple[float, float, float]] = {
+    "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0), "magenta": (1.0, 0.0, 1.0)}
+"""The backdrops phase 1 paints and keying removes, by the name TAUEConfig.key_color takes, as RGB in 0..1: green
+(the paper's), or blue / magenta for a green object. The one table of key colours: the config's validation, the
+keying, the pipeline's key latents, the CLI's choices and the lab's world all read it."""
 
 
 @dataclass(frozen=True)

@@ -12,20 +12,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .config import TAUEConfig
+from .config import KEY_COLORS, TAUEConfig
 from .masks import dilate, gaussian_blur, resize_mask
 
-KEY_COLOURS = {"green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0), "magenta": (1.0, 0.0, 1.0)}
-"""The backdrops TAUE can key out, as RGB in 0..1: green by default; blue or magenta for green objects."""
-DEFAULT_KEY = KEY_COLOURS["green"]
 MIN_KEY_EXCESS = 0.2  # a backdrop with less key excess than this is not a usable key
 
 
 def key_channels(key_name: str) -> tuple[list[int], list[int]]:
     """The RGB channels a key colour is made of, and the others: green ([1], [0, 2]), magenta ([0, 2], [1])."""
-    if key_name not in KEY_COLOURS:
-        raise ValueError(f"key_color must be one of {', '.join(KEY_COLOURS)} (got {key_name!r})")
-    on = [c for c, v in enumerate(KEY_COLOURS[key_name]) if v > 0.5]
+    if key_name not in KEY_COLORS:
+        raise ValueError(f"key_color must be one of {', '.join(KEY_COLORS)} (got {key_name!r})")
+    on = [c for c, v in enumerate(KEY_COLORS[key_name]) if v > 0.5]
     return on, [c for c in range(3) if c not in on]
 
 
@@ -52,7 +49,7 @@ def estimate_key_color(rgb: torch.Tensor, backdrop: torch.Tensor, key_name: str 
     """The backdrop's actual key colour (models rarely paint pure #00FF00): median of key-coloured backdrop pixels."""
     pick = (backdrop > 0.5) & (key_excess(rgb, key_name) > MIN_KEY_EXCESS)
     if int(pick.sum()) < 16:
-        return torch.tensor(KEY_COLOURS[key_name], device=rgb.device)
+        return torch.tensor(KEY_COLORS[key_name], device=rgb.device)
     return rgb[pick].median(dim=0).values
 
 

@@ -34,9 +34,9 @@ from .attention import (
     install_processors,
 )
 from .clean_estimate import clean_estimates
-from .config import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, LayoutBox, TAUEConfig
+from .config import KEY_COLORS, MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, LayoutBox, TAUEConfig
 from .green import dithered_mask, inject_green, layout_probability
-from .keying import KEY_COLOURS, foreground_rgba, pixel_key_distance
+from .keying import foreground_rgba, pixel_key_distance
 from .masks import front_to_back, hold_mask, key_distance, object_mask, resize_mask
 from .models.loading import (DEFAULT_HUB_MODEL, choose_device_and_dtype, load_components, model_default_config,
                              model_folder)
@@ -474,14 +474,14 @@ class TAUEPipeline(StableDiffusionXLPipeline):
                              f"(got {len(config.green_latent)})")
         if config.key_color == "green":
             return config.green_latent
-        step = self._solid_latent(config.key_color, KEY_COLOURS[config.key_color]) - self._solid_latent(
-            "green", KEY_COLOURS["green"])
+        step = self._solid_latent(config.key_color, KEY_COLORS[config.key_color]) - self._solid_latent(
+            "green", KEY_COLORS["green"])
         return tuple(float(c + d) for c, d in zip(config.green_latent, step))
 
     def key_reference(self, key_color: str) -> tuple[torch.Tensor, float]:
         """What the object mask measures against: E(key), the latent a clean key-coloured backdrop has, and the
         unit ||E(key) - E(grey)|| (a mid grey is at distance 1 from the key)."""
-        key = self._solid_latent(key_color, KEY_COLOURS[key_color])
+        key = self._solid_latent(key_color, KEY_COLORS[key_color])
         grey = self._solid_latent("grey", (0.5, 0.5, 0.5))
         return key, float((key - grey).norm())
 
@@ -903,7 +903,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
         seedlings, cleans = [], []
         for layer, seedling, clean in zip(transplant.layers, transplant.seedlings, transplant.cleans):
             if seedling is None:  # a brought or moved layer: its latent (exactly clean), noised to t_crop
-                clean = self._encode_image(over_key(layer, KEY_COLOURS[config.key_color]))
+                clean = self._encode_image(over_key(layer, KEY_COLORS[config.key_color]))
                 seedling = levels.noised(clean, randn_tensor(shape, generator=generator, dtype=torch.float32), crop)
             if tuple(seedling.shape) != shape:
                 raise ValueError(f"a kept seedling is {tuple(seedling.shape)}, this model needs {shape}")
@@ -917,7 +917,7 @@ class TAUEPipeline(StableDiffusionXLPipeline):
                                      report(1, "background", None), original_processors, timings)
         timings["total"] = time.perf_counter() - started
 
-        key_rgb = KEY_COLOURS[transplant.key_color]
+        key_rgb = KEY_COLORS[transplant.key_color]
         on_key = [over_key(layer, key_rgb) for layer in transplant.layers]
         masks = [m.cpu() for m in transplant.masks]
         result_objects, flattened, union_image = self._layers(prompts, transplant.layouts, transplant.layers, on_key,

@@ -9,8 +9,8 @@ import dataclasses
 import pytest
 import torch
 
-from taue_engine.config import MASK_SIGNALS
-from taue_engine.keying import KEY_COLOURS, pixel_key_distance
+from taue_engine.config import KEY_COLORS, MASK_SIGNALS
+from taue_engine.keying import pixel_key_distance
 from taue_engine.masks import hold_mask, key_distance, normalize, object_mask
 from taue_engine.schedulers import NoiseLevels
 from taue_engine.transplant import HeldRegion, highpass, laplacian
@@ -26,7 +26,7 @@ def _iou(a, b):
 def _scene(pipe, config, seed=0):
     """(clean latent, seedling at the cut, truth at image resolution, sigma at the cut)."""
     h = w = SIZE // pipe.vae_scale_factor
-    key = pipe._solid_latent("green", KEY_COLOURS["green"])
+    key = pipe._solid_latent("green", KEY_COLORS["green"])
     red = pipe._solid_latent("red", (1.0, 0.0, 0.0))
     clean = key.view(1, -1, 1, 1).repeat(1, 1, h, w)
     top, left, side = h // 4, w // 3, h // 2  # the object patch, in cells
@@ -94,7 +94,7 @@ def test_pipeline_reads_the_mask_off_the_clean_estimate(request, config, signal)
 
 
 def test_pixel_key_distance_is_zero_on_the_key_and_one_on_a_grey():
-    for name, rgb in KEY_COLOURS.items():
+    for name, rgb in KEY_COLORS.items():
         pixels = torch.tensor([rgb, (0.5, 0.5, 0.5), (0.9, 0.8, 0.1)])
         distance = pixel_key_distance(pixels, name)
         assert distance[0] == pytest.approx(0.0) and distance[1] == pytest.approx(1.0) and distance[2] > 0.5
@@ -105,7 +105,7 @@ def test_decoded_signal_sees_a_backdrop_greener_than_e_green(toy, config):
     the decoded reading keeps it backdrop and finds the object, where the latent distance from E(green) calls the
     backdrop object as well."""
     clean, _, truth, _ = _scene(toy, config)
-    key = toy._solid_latent("green", KEY_COLOURS["green"])
+    key = toy._solid_latent("green", KEY_COLORS["green"])
     grey = toy._solid_latent("grey", (0.5, 0.5, 0.5))
     step = toy.vae_scale_factor
     backdrop_cells = 1 - truth[::step, ::step].view(1, 1, *clean.shape[-2:])
