@@ -14,8 +14,8 @@ from pathlib import Path
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
-from taue_engine import TAUEConfig, TAUEPipeline
 from lab.testbed import choose_pairs, failed_pairs, run_testbed, summarize
+from taue_engine import TAUEConfig, TAUEPipeline
 
 SWEEPS = {
     "tau_bg": (0.3, 0.4, 0.5, 0.6),

@@ -168,16 +168,19 @@ def run_new_backgrounds(pipe, config, several: dict) -> list[dict]:
     for count in (1, 2):
         info = {"check": "new_background", "objects": count, "prompt": prompt}
         try:
-            before = (pipe("a red circle", "a white background", seed=1, config=config) if count == 1
-                      else several.get((2, 1)) or pipe(objects=object_request(2), background_prompt="a white background",
-                                                       seed=1, config=config))
+            if count == 1:
+                before = pipe("a red circle", "a white background", seed=1, config=config)
+            else:
+                before = several.get((2, 1)) or pipe(objects=object_request(2),
+                                                     background_prompt="a white background", seed=1, config=config)
             after = pipe.new_background(before.transplant, prompt, seed=seed, config=config)
             outside = np.asarray(after.mask) < 128
             same = all(np.array_equal(np.asarray(a.layer), np.asarray(b.layer))
                        for a, b in zip(before.objects, after.objects)) and len(before.objects) == len(after.objects)
             rows.append({**info, "new_background_same_layers": float(same),
                          "new_background_colour": colour_share(colour_labels(after.composite), [colour], outside),
-                         "new_background_layer_colour": colour_share(colour_labels(after.background), [colour], outside)})
+                         "new_background_layer_colour": colour_share(colour_labels(after.background), [colour],
+                                                                     outside)})
         except Exception as error:  # noqa: BLE001
             rows.append({**info, **_failed(error, ("new_background_same_layers", "new_background_colour"))})
     return rows

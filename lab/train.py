@@ -12,7 +12,8 @@ Everything is seeded (`--seed`) and every stage resumes from its checkpoint in `
 data (`world.py` scenes, cached), VAE (reconstruction, paste locality and the key-green direction, trained
 together), caption embeddings (frozen random CLIP encoders, computed once), UNet (epsilon prediction on SDXL's noise
 schedule with offset noise, OFFSET_NOISE; 10% caption dropout as zero embeddings, EMA). The UNet's checkpoint is
-written every 10 minutes and each one is scored on a fixed prompt set (`score_checkpoint`); the best EMA weights are kept in `best.pt` and exported.
+written every 10 minutes and each one is scored on a fixed prompt set (`score_checkpoint`); the best EMA weights are
+kept in `best.pt` and exported.
 The budget (`--hours`) counts the time of every run of every stage, so `--hours 10` means ten CPU-hours in all.
 The log of losses and scores is `<work>/loss.jsonl`.
 """

@@ -10,12 +10,26 @@ plug-in as a sub-package), no host API: the plug-ins add their host adapter on t
 
 from .api import DEFAULT_URL, Client, TAUEError
 from .jobs import JobResult, JobRun, describe_preview, describe_progress, warning_messages
-from .layers import (EDITOR_STACK, KEY_COLORS, STACK, LayerSpec, build_request, editor_request, editor_stack,
-                     group_name, layout_from_selection, new_background_request, object_prompts, result_stack,
-                     round_size, scene_objects)
+from .layers import (
+                     EDITOR_STACK,
+                     KEY_COLORS,
+                     STACK,
+                     LayerSpec,
+                     build_request,
+                     editor_request,
+                     editor_stack,
+                     group_name,
+                     layout_from_selection,
+                     new_background_request,
+                     object_prompts,
+                     result_stack,
+                     round_size,
+                     scene_objects,
+)
 
 __all__ = [
-    "DEFAULT_URL", "Client", "TAUEError", "JobResult", "JobRun", "describe_preview", "describe_progress", "EDITOR_STACK", "STACK",
+    "DEFAULT_URL", "Client", "TAUEError", "JobResult", "JobRun", "describe_preview", "describe_progress",
+    "EDITOR_STACK", "STACK",
     "LayerSpec", "build_request", "editor_request", "editor_stack", "group_name", "layout_from_selection",
     "object_prompts", "result_stack", "round_size", "KEY_COLORS", "new_background_request", "scene_objects",
     "warning_messages",

@@ -109,9 +109,10 @@ class Client:
             reason = error.reason
             if isinstance(reason, (socket.timeout, TimeoutError)):
                 raise TAUEError("unreachable", f"The TAUE server at {self.url} did not answer within "
-                                               f"{self.timeout:g} s: is it busy or stopped? If stopped, {START_HINT}.")
+                                               f"{self.timeout:g} s: is it busy or stopped? If stopped, "
+                                               f"{START_HINT}.") from None
             raise TAUEError("unreachable", f"No TAUE server answers at {self.url} ({reason}): {START_HINT}.") from None
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise TAUEError("unreachable", f"The TAUE server at {self.url} did not answer within {self.timeout:g} s:"
                                            f" is it busy or stopped? If stopped, {START_HINT}.") from None
         except (ConnectionError, OSError) as error:

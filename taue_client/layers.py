@@ -59,7 +59,8 @@ def result_stack(object_prompts: list | None = None) -> tuple:
 
 def editor_stack(object_prompts: list | None = None) -> tuple:
     """What the plug-ins insert of a result: its stack without the mask layers (each object's own mask selects it)."""
-    return tuple(spec for spec in result_stack(object_prompts) if spec.key != "mask" and not spec.key.startswith("mask-"))
+    return tuple(spec for spec in result_stack(object_prompts)
+                 if spec.key != "mask" and not spec.key.startswith("mask-"))
 
 
 def object_prompts(metadata: dict) -> list:
@@ -219,9 +220,10 @@ def new_background_request(background: str, *, seed: int | None = None, composit
 
 
 def editor_request(foreground: str, background: str, *, image_size: tuple[int, int],
-                   size: tuple[int, int] | None = None, selection: tuple[int, int, int, int] | None = None, seed: int | None = None, composite: str = "",
-                   negative: str = "", steps: int | None = None, low: int = MIN_SIZE, high: int = MAX_SIZE,
-                   size_hint: str = "", objects: list | None = None, key_color: str | None = None) -> dict:
+                   size: tuple[int, int] | None = None, selection: tuple[int, int, int, int] | None = None,
+                   seed: int | None = None, composite: str = "", negative: str = "", steps: int | None = None,
+                   low: int = MIN_SIZE, high: int = MAX_SIZE, size_hint: str = "", objects: list | None = None,
+                   key_color: str | None = None) -> dict:
     """What an editor plug-in sends: generated at `size` (checked: multiples of 8 in low..high) or, when None, at
     the image's size rounded; the selection's bounds (x, y, w, h) place the object; seed None draws one (the
     request carries it, so the plug-in can show it). `size_hint` ends the size error with the host's own advice."""

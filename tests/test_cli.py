@@ -100,7 +100,8 @@ def test_cli_objects_then_new_backgrounds_moved_and_from_a_layer(tmp_path):
         "--move", "1@0.5,0.3,0.3,0.3", "--out", str(again))
     for n in ("1", "2"):
         assert (again / n / "result.psd").is_file()
-        assert (np.asarray(Image.open(again / n / "object-2.png")) == np.asarray(Image.open(first / "object-2.png"))).all()
+        kept = np.asarray(Image.open(first / "object-2.png"))
+        assert (np.asarray(Image.open(again / n / "object-2.png")) == kept).all()
     layer = tmp_path / "layer.png"
     Image.open(first / "object-1.png").save(layer)
     brought = tmp_path / "brought"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.live import live_server
 from taue_client import TAUEError
+from tests.helpers.live import live_server
 
 REPO = Path(__file__).resolve().parents[1]
 

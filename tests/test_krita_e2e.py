@@ -80,9 +80,9 @@ def test_krita_inserts_the_group(krita_run):
     assert verdict["root"][-1] == [verdict["group"]["name"], "grouplayer"]  # on top of the document's layers
     assert verdict["group"]["name"] == "TAUE: a red star / a blue striped background (seed 7)"
     layers = verdict["group"]["layers"]
-    assert [(l["name"], l["type"], l["visible"]) for l in layers] == [
+    assert [(layer["name"], layer["type"], layer["visible"]) for layer in layers] == [
         ("Background", "paintlayer", True), ("Foreground", "paintlayer", True), ("Composite", "paintlayer", False)]
-    assert [l["bounds"] for l in layers] == [[0, 0, W, H]] * 3  # scaled to the document
+    assert [layer["bounds"] for layer in layers] == [[0, 0, W, H]] * 3  # scaled to the document
     assert layers[1]["children"] == [["Foreground alpha", "transparencymask"]]
     assert layers[1]["mask_bytes"] == W * H
     assert verdict["size"] == [W, H] and not verdict["running_at_end"]
@@ -131,7 +131,7 @@ def test_two_objects_arrive_as_two_layers_with_masks_and_a_new_background_keeps_
     assert request["objects"][1]["layout"] == {"cx": 0.75, "cy": 0.5333, "w": 0.4, "h": 0.5333}  # the second
     for key, job in (("objects_group", "objects_job"), ("background_group", "background_job")):
         group = verdict[key]
-        assert [(l["name"], l["type"], l["visible"]) for l in group["layers"]] == [
+        assert [(layer["name"], layer["type"], layer["visible"]) for layer in group["layers"]] == [
             ("Background", "paintlayer", True), ("a red star", "paintlayer", True),
             ("a yellow circle", "paintlayer", True), ("Composite", "paintlayer", False)]
         prefix = "objects" if key == "objects_group" else "new-background"

@@ -36,6 +36,7 @@ def plugin(request, packager, tmp_path_factory):
     os.environ["FAKE_KRITA_QT"] = binding
     try:
         import krita
+
         import taue_layers
         import taue_layers.panel  # noqa: F401
         import taue_layers.qt

@@ -11,12 +11,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tests.helpers.live import live_server
+from lab.lora import DIFFUSERS_FILE, KOHYA_FILE, pink_share, train
 from taue_client.layers import group_name
 from taue_engine import TAUEPipeline
 from taue_engine.cli import main as taue_main
 from taue_engine.loras import LoraSpec, lora_name, parse_lora, taught_words
-from lab.lora import DIFFUSERS_FILE, KOHYA_FILE, pink_share, train
+from tests.helpers.live import live_server
 
 LORAS = Path(__file__).parent / "data" / "loras"
 PINK_LORA, PINK_KOHYA = LORAS / DIFFUSERS_FILE, LORAS / KOHYA_FILE

@@ -1,5 +1,5 @@
-"""The testbed on the committed toy model, in CI: `python -m lab.testbed --oracle-mask` over all 56 pairs (50 steps, plain
-generations included), the boxed jobs (single objects in the corners, the two-object scene), and the same pairs
+"""The testbed on the committed toy model, in CI: `python -m lab.testbed --oracle-mask` over all 56 pairs (50 steps,
+plain generations included), the boxed jobs (single objects in the corners, the two-object scene), and the same pairs
 once more with the truth in place of m_obj.
 
 Asserted: the bars that are met (issues 3, 13 and 14), nothing dropped from a mean, and PSNR_fg within

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from taue_engine import TAUEConfig, TAUEPipeline
 from lab.world import classify_colours, colour_names
+from taue_engine import TAUEConfig, TAUEPipeline
 
 
 def test_toy_is_an_sdxl_folder_with_its_own_settings(toy):

@@ -5,7 +5,15 @@ import pytest
 import torch
 
 from lab.world import (
-    COLOURS, KEY_CLASHES, KEYS, PALETTE, SIZE, classify_colours, colour_names, key_for, make_world_scene,
+    COLOURS,
+    KEY_CLASHES,
+    KEYS,
+    PALETTE,
+    SIZE,
+    classify_colours,
+    colour_names,
+    key_for,
+    make_world_scene,
 )
 
 
@@ -101,9 +109,9 @@ def test_checkpoint_score_tells_right_images_from_wrong_ones():
 
 
 def test_a_carried_run_resumes_where_it_stopped(tmp_path):
-    """A stage given --carry writes, at each checkpoint, a compact copy (to take to another machine) (no optimizer moments, the
-    UNet's weights in half precision); a new machine's run takes it back and goes on at the same step and spent
-    time, warming its learning rate up again; what the work folder already has is never overwritten."""
+    """A stage given --carry writes, at each checkpoint, a compact copy to take to another machine (no optimizer
+    moments, the UNet's weights in half precision); a new machine's run takes it back and goes on at the same step
+    and spent time, warming its learning rate up again; what the work folder already has is never overwritten."""
     from lab.train import REWARM_STEPS, Budget, Log, Stage, restore_carry
 
     work, carry, again = tmp_path / "work", tmp_path / "carry", tmp_path / "again"

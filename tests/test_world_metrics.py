@@ -9,8 +9,19 @@ from PIL import Image
 
 from lab.metrics import fringe_fraction, layer_fidelity, psnr, ssim, toy_metrics
 from lab.testbed import PAIR_COLOURS
-from lab.world import (BACKGROUNDS, KEYS, SHAPES, SIZE, background_image, classify_colours, foreign_fraction,
-                       label_fraction, make_world_scene, shape_mask, PALETTE)
+from lab.world import (
+    BACKGROUNDS,
+    KEYS,
+    PALETTE,
+    SHAPES,
+    SIZE,
+    background_image,
+    classify_colours,
+    foreign_fraction,
+    label_fraction,
+    make_world_scene,
+    shape_mask,
+)
 
 KEY_GREEN = KEYS["green"]
 

@@ -29,6 +29,7 @@ def main() -> None:
 
     app = QApplication([])
     import krita
+
     from taue_layers.docker import TAUEDocker
 
     with live_server(Path(tempfile.mkdtemp()), None, model="toy", preview_seconds=0) as server:  # as taue-server

@@ -19,10 +19,9 @@ import gi
 gi.require_version("Gimp", "3.0")
 gi.require_version("GimpUi", "3.0")
 gi.require_version("Gtk", "3.0")
+from arguments import ARGUMENTS, BACKGROUND_ARGUMENTS, background_request_from, background_server, request_from  # noqa: E402
 from gi.repository import Gimp, GimpUi, GLib, GObject, Gtk  # noqa: E402
 
-from arguments import (ARGUMENTS, BACKGROUND_ARGUMENTS, background_request_from, background_server,  # noqa: E402
-                       request_from)
 from taue_client import Client, JobResult, JobRun, TAUEError, warning_messages  # noqa: E402
 
 PROC_LAYERS = "python-fu-taue-layers"

@@ -13,8 +13,16 @@ import threading
 import traceback
 from dataclasses import dataclass
 
-from .taue_client import (Client, JobResult, JobRun, TAUEError, editor_request, group_name, layout_from_selection,
-                          new_background_request)
+from .taue_client import (
+    Client,
+    JobResult,
+    JobRun,
+    TAUEError,
+    editor_request,
+    group_name,
+    layout_from_selection,
+    new_background_request,
+)
 from .taue_client.api import DEFAULT_URL
 from .taue_client.layers import MAX_SIZE, MIN_SIZE, editor_stack, object_layer_name, object_prompts
 
@@ -291,7 +299,8 @@ class Panel:
         """The label and layer pictures the history shows for a result (the layers it downloaded)."""
         label = group_name(result.metadata).replace("TAUE: ", "", 1)
         stack = editor_stack(object_prompts(result.metadata))
-        return HistoryEntry(label, [(spec.name, result.layers[spec.key]) for spec in stack if spec.key in result.layers])
+        layers = [(spec.name, result.layers[spec.key]) for spec in stack if spec.key in result.layers]
+        return HistoryEntry(label, layers)
 
     def _start(self, work, *args) -> None:
         threading.Thread(target=self._guarded, args=(work, *args), daemon=True).start()

@@ -55,13 +55,14 @@ def main() -> int:
     for round_ in range(args.rounds):
         for count in (1, 2, 3):
             objects = [{"prompt": p, "layout": b} for p, b in zip(OBJECTS[:count], BOXES)]
-            times.setdefault(f"one job, {count} objects", []).append(
-                timed(lambda: kept.__setitem__(count, pipe(objects=objects, seed=round_, **common))))
+            times.setdefault(f"one job, {count} objects", []).append(timed(
+                lambda c=count, objs=objects, r=round_: kept.__setitem__(c, pipe(objects=objs, seed=r, **common))))
             times.setdefault(f"{count} single jobs", []).append(
-                sum(timed(lambda o=o: pipe(o["prompt"], layout=o["layout"], seed=round_, **common)) for o in objects))
-            times.setdefault(f"new background, {count} objects", []).append(
-                timed(lambda: pipe.new_background(kept[count].transplant, "a purple background", seed=round_,
-                                                  config=config)))
+                sum(timed(lambda o=o, r=round_: pipe(o["prompt"], layout=o["layout"], seed=r, **common))
+                    for o in objects))
+            times.setdefault(f"new background, {count} objects", []).append(timed(
+                lambda c=count, r=round_: pipe.new_background(kept[c].transplant, "a purple background", seed=r,
+                                                              config=config)))
         print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
 
     medians = {name: statistics.median(values) for name, values in times.items()}

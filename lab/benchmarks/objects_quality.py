@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from taue_engine import TAUEPipeline
 from lab.testbed_scenes import format_scenes, run_several, summarize_scenes
+from taue_engine import TAUEPipeline
 
 
 def main() -> int:

@@ -16,7 +16,6 @@ import json
 import os
 import resource
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -33,13 +32,13 @@ FG, BG = "a red vintage bicycle", "a cobblestone street at dusk"
 
 def build_random_sdxl(device: str, dtype: torch.dtype) -> TAUEPipeline:
     """Full-size SDXL base (2.6 B-parameter UNet, both text encoders, VAE) with random weights, built offline."""
+    import tempfile
+
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     from taue_engine.models.tiny import VOCABULARY, sdxl_euler_scheduler
     from taue_engine.models.tokenizer import load_word_tokenizer, read_word_list
-
-    import tempfile
 
     tokenizer = load_word_tokenizer(read_word_list(VOCABULARY), Path(tempfile.mkdtemp()))
     with torch.device(device):
@@ -153,7 +152,8 @@ def main() -> None:
         phase_timings.append(timings)
     plain, taue = statistics.median(plain_times), statistics.median(taue_times)
     report = {
-        "model": args.model, "device": device, "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else None,
+        "model": args.model, "device": device,
+        "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else None,
         "dtype": str(dtype).replace("torch.", ""), "width": args.width, "height": args.height, "steps": args.steps,
         "scheduler": config.scheduler, "timestep_spacing": config.timestep_spacing,
         "guidance": [config.guidance_foreground, config.guidance_composite, config.guidance_background],

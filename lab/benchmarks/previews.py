@@ -15,7 +15,6 @@ import io
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -97,6 +96,7 @@ def main() -> None:
 
     if args.model == "random-sdxl":
         from overhead import build_random_sdxl
+
         from taue_engine.models.loading import choose_device_and_dtype
 
         device, dtype = choose_device_and_dtype(args.device, args.dtype)

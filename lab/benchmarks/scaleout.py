@@ -33,9 +33,9 @@ from pathlib import Path
 
 import requests
 
-REPO = Path(__file__).resolve().parents[2]
-
 from server.jobs import FINISHED
+
+REPO = Path(__file__).resolve().parents[2]
 
 POLL_ALONE_S = 0.02  # a job alone: polled finely, its latency is the point
 POLL_BATCH_S = 0.2  # many jobs: polled as a plug-in polls (the poller shares the machine's cores with the workers)

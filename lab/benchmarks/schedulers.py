@@ -10,15 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+from lab.testbed import choose_pairs, run_testbed, summarize
 from taue_engine import TAUEPipeline
 from taue_engine.schedulers import SCHEDULERS
-from lab.testbed import choose_pairs, run_testbed, summarize
 
 REPORTED = ("psnr_fg", "psnr_fg_paper", "alpha_iou", "leakage", "psnr_bg")
 LIMIT_DB = 1.0
@@ -41,7 +40,7 @@ def compare(pipe, pairs: int, steps: int, schedulers=SCHEDULERS) -> dict:
         report[name]["seconds"] = round(time.perf_counter() - started, 1)
         report[name]["failed_pairs"] = sum(1 for r in rows if "error" in r)
     euler = report.get("euler", {}).get("psnr_fg", {}).get("mean")
-    for name, entry in report.items():
+    for entry in report.values():
         if "refused" not in entry:
             entry["delta_psnr_fg"] = None if euler is None else round(entry["psnr_fg"]["mean"] - euler, 3)
     return report

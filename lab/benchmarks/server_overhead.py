@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 
 
-
 def measure(args, mode: str) -> dict:
     import json
     import subprocess
 
-    command = [sys.executable, "-m", "lab.benchmarks.server_overhead", "--mode", mode, "--model", args.model, "--size", str(args.size),
-               "--steps", str(args.steps), "--rounds", str(args.rounds), "--polls", str(args.polls)]
+    command = [sys.executable, "-m", "lab.benchmarks.server_overhead", "--mode", mode, "--model", args.model,
+               "--size", str(args.size), "--steps", str(args.steps), "--rounds", str(args.rounds),
+               "--polls", str(args.polls)]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 

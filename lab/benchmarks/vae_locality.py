@@ -17,13 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 
 from lab.train import to_tensor
 from lab.world import make_world_scene
@@ -69,8 +67,8 @@ def paste_psnr(vae, pairs: int, size: int) -> tuple[list[float], list[float]]:
 @torch.no_grad()
 def paste_decode_cap(model: str, runs: int) -> list[float]:
     """Per TAUE run: PSNR inside m_obj of the decoded paste (final foreground latent over the composite's)."""
-    from taue_engine import TAUEPipeline
     from lab.testbed import choose_pairs
+    from taue_engine import TAUEPipeline
 
     pipe = TAUEPipeline.from_pretrained(model, device="cpu")
     pipe.set_progress_bar_config(disable=True)
@@ -78,7 +76,7 @@ def paste_decode_cap(model: str, runs: int) -> list[float]:
     for pair in choose_pairs(runs):
         final: dict[str, torch.Tensor] = {}
 
-        def keep(p, step, timestep, kwargs):
+        def keep(p, step, timestep, kwargs, final=final):
             final[p.current_phase] = kwargs["latents"].detach().clone()
             return {}
 

@@ -42,7 +42,8 @@ def describe(image):
                  "job": job_of(layer)}
         if layer.is_group():
             entry["children"] = [{"name": child.get_name(), "visible": child.get_visible(),
-                                  "size": [child.get_width(), child.get_height()], "offsets": list(child.get_offsets()[1:]),
+                                  "size": [child.get_width(), child.get_height()],
+                                  "offsets": list(child.get_offsets()[1:]),
                                   "mask": child.get_mask() is not None, "alpha": child.has_alpha()}
                                  for child in layer.get_children()]
         described.append(entry)

@@ -41,7 +41,7 @@ def main(*_):
 
 def run(out, report):
     from krita import InfoObject, Krita, Selection
-    from PyQt5.QtWidgets import QApplication
+
     from taue_layers.krita_host import KritaHost
     from taue_layers.panel import Form, Panel
 
@@ -147,6 +147,7 @@ def drive_docker(host, out):
     """Generate from the docker's widgets (Krita's own Qt) and report what it showed: the preview captions seen
     while the job ran, the history's icon, the picture and the layer strip."""
     from PyQt5.QtWidgets import QApplication
+
     from taue_layers.docker import TAUEDocker
     from taue_layers.qt import BINDING
 
