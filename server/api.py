@@ -8,9 +8,10 @@ from taue_engine.config import SIZE_MULTIPLE
 
 from . import __version__
 from .errors import APIError
-from .jobs import DOCUMENTS, SUCCEEDED, Job, JobManager, job_layers, object_count
+from .job_requests import parse_backgrounds_request, parse_job_request, parse_json_body, parse_layers_request
+from .jobs import DOCUMENTS, SUCCEEDED, Job, job_layers, object_count
+from .manager import JobManager
 from .openapi import openapi_document
-from .validation import parse_backgrounds_request, parse_json_body, parse_job_request, parse_layers_request
 
 api = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 
@@ -40,7 +41,7 @@ def job_view(job: Job) -> dict:
         "created_at": job.created_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
-        "queue_position": manager().queue_position(job),
+        "queue_position": manager().store.queue_position(job),
         "progress": job.progress,
         "cancel_requested": job.cancel_requested,
         "error": {"message": job.error} if job.error else None,
@@ -94,7 +95,7 @@ def health():
                 "schedulers": list(SCHEDULERS), "timestep_spacings": list(TIMESTEP_SPACINGS),
                 "loras": sorted(config.loras()), "loaded_loras": list(getattr(pipe, "active_loras", []) or []),
                 "model_change": "the model is chosen when the server starts: restart taue-server with another --model"}
-    return jsonify({"version": __version__, **engine.info(), **sampling, "queue_length": manager().queue_length(),
+    return jsonify({"version": __version__, **engine.info(), **sampling, "queue_length": manager().store.queue_length(),
                     "running": next(iter(manager().running_jobs()), None), "running_jobs": manager().running_jobs(),
                     "limits": {**limits, "max_loras": config.max_loras}})
 
@@ -165,7 +166,7 @@ def list_jobs():
     config = current_app.extensions["taue"]["config"]
     limit = _query_int("limit", config.page_size, 1, config.max_page_size)
     offset = _query_int("offset", 0, 0, 10**9)
-    jobs, total = manager().page(offset, limit)
+    jobs, total = manager().store.page(offset, limit)
     following = offset + limit
     return jsonify({"jobs": [job_view(job) for job in jobs], "total": total, "offset": offset, "limit": limit,
                     "next": url_for("api_v1.list_jobs", offset=following, limit=limit) if following < total
@@ -197,7 +198,7 @@ def _finished_file(job_id: str, filename: str):
     if job.state != SUCCEEDED:
         raise APIError(409 if not job.finished else 404,
                        f"job {job.id} is {job.state}: results exist only for succeeded jobs", code="no_result")
-    path = jobs.result_path(job, filename)
+    path = jobs.store.result_path(job, filename)
     if not path.is_file():
         raise APIError(404, f"job {job.id} has no {filename} (deleted from disk?)", code="not_found")
     return path

@@ -1,4 +1,5 @@
-"""The Flask app factory: settings, engine, job manager, the API blueprint, JSON errors and the access rules."""
+"""The Flask app factory: settings, engine, job store and runner, the API blueprint, JSON errors and the access
+rules."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from .api import api
 from .config import LOOPBACK_NAMES, ServerConfig
 from .engine import Engine
 from .errors import APIError, register_error_handlers
-from .jobs import JobManager
+from .local_runner import LocalRunner
+from .manager import JobManager
+from .store import JobStore
 
 log = logging.getLogger("taue.server")
 
@@ -23,16 +26,19 @@ def create_app(config: ServerConfig | None = None, engine=None) -> Flask:
     app = Flask("taue_server")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
+    store = JobStore(config.jobs_dir, config.max_queue)
     if config.queue:
-        from .queue import QueueEngine, QueueJobManager, connect
+        from .queue_engine import QueueEngine, connect
+        from .queue_runner import QueueRunner
 
         holder = QueueEngine(connect(config.queue), config.queue)
-        jobs = QueueJobManager(config, holder)
+        runner = QueueRunner(store, config, holder.redis)
     else:
         holder = Engine(engine)
         if engine is None:
             holder.prepare(config.model, device=config.device, dtype=config.dtype)
-        jobs = JobManager(config, holder)
+        runner = LocalRunner(store, config, holder)
+    jobs = JobManager(store, runner).start()
     app.extensions["taue"] = {"config": config, "engine": holder, "jobs": jobs}
 
     @app.before_request

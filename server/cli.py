@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from taue_engine.models.loading import ModelLoadError, check_model_exists
 
     if args.queue:
-        from .queue import missing_libraries
+        from .queue_engine import missing_libraries
 
         missing = missing_libraries("taue-server")
         if missing:

@@ -17,7 +17,7 @@ from typing import Callable
 
 from taue_engine.config import LayoutBox, TAUEConfig
 
-from .validation import engine_arguments
+from .job_requests import engine_arguments
 
 BACKGROUND = "background"  # the kind of a job made by POST /jobs/<id>/backgrounds or POST /backgrounds
 

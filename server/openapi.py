@@ -1,4 +1,5 @@
-"""The OpenAPI 3 document of API v1, built from the same limits and fields the validation uses."""
+"""The OpenAPI 3 document of API v1; the request bodies come from their models (job_requests.py), the same ones
+the parser checks against."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from taue_engine.previews import PREVIEW_SIDE
 
 from . import __version__
 from .config import ServerConfig
-from .jobs import LAYERS
-from .validation import JOB_ID, backgrounds_request_schema, job_request_schema, layers_request_schema
+from .job_requests import backgrounds_request_schema, job_request_schema, layers_request_schema
+from .jobs import JOB_ID, LAYERS
 
 JOB_STATES = ["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -141,7 +142,7 @@ def openapi_document(limits: ServerConfig, base_config: TAUEConfig) -> dict:
                  "max_batch", "max_loras")}}}},
         "JobRequest": job_request_schema(limits, base_config),
         "BackgroundsRequest": backgrounds_request_schema(limits),
-        "LayersBackgroundsRequest": layers_request_schema(limits),
+        "LayersBackgroundsRequest": layers_request_schema(limits, base_config),
         "Progress": {"type": "object", "nullable": True, "properties": {
             "phase": {"type": "string", "nullable": True, "enum": ["foreground", "composite", "background", None]},
             "object": {"type": "integer", "nullable": True,

@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_libraries()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from .queue import missing_libraries
+    from .queue_engine import missing_libraries
 
     missing = missing_libraries("taue-worker")
     if missing:

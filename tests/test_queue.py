@@ -110,7 +110,7 @@ def test_cancel_while_queued_and_while_running(redis_server, two_workers, tmp_pa
         stopped = front.wait(running["id"], timeout=60)
         assert stopped["state"] == "cancelled" and time.monotonic() - started < 15
         for job in jobs:
-            if not front.job(job["id"])["state"] in ("cancelled", "succeeded"):
+            if front.job(job["id"])["state"] not in ("cancelled", "succeeded"):
                 front.session.post(front.api + f"/jobs/{job['id']}/cancel", timeout=30)
                 front.wait(job["id"], timeout=60)
         time.sleep(1.0)
@@ -164,7 +164,7 @@ def test_a_job_that_fails_ends_failed_with_the_reason_never_running(redis_server
         assert "LoRA 'toy-pink' is not on taue-worker x" in failed["error"]["message"], failed["error"]
 
         job = front.submit(**{**JOB, "steps": 200, "seed": 2})
-        redis = front.jobs.redis
+        redis = front.jobs.runner.redis
         started = time.monotonic()
         for attempt in range(TRIES):
             wait_for(lambda: (front.job(job["id"])["progress"] or {}).get("step", 0) >= 1
@@ -194,7 +194,7 @@ def test_a_worker_killed_mid_job_loses_no_job(redis_server, two_workers, tmp_pat
         wait_for(lambda: (front.job(job["id"])["progress"] or {}).get("step", 0) >= 2, timeout=120)
         from rq.job import Job as RQJob
 
-        victim = RQJob.fetch(job["id"], connection=front.app.extensions["taue"]["jobs"].redis).worker_name
+        victim = RQJob.fetch(job["id"], connection=front.jobs.runner.redis).worker_name
         processes[victim].send_signal(signal.SIGKILL)
         processes[victim].wait(timeout=10)
         killed = time.monotonic()
@@ -228,19 +228,3 @@ def test_the_scaleout_benchmark_runs_and_reports_every_mode(redis_server, tmp_pa
     assert results["single"]["spread"] == {"server": 2} and results["queue-2"]["alone_handoff_median_s"] < 5
     assert "| queue-2 | 1 |" in done.stdout and "failed jobs: 0" in done.stdout
 
-
-def test_the_readme_queue_commands_are_what_the_commands_take():
-    """README's "Several GPUs" block starts a front and two workers: each line's flags parse, with the values shown."""
-    import shlex
-
-    from server.cli import build_parser as server_parser
-    from server.worker import build_parser as worker_parser
-
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    block = readme.split("### Several GPUs", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
-    lines = [shlex.split(line.split("#", 1)[0].rstrip(" &")) for line in block.splitlines()
-             if line.startswith(".venv/bin/taue-")]
-    fronts = [server_parser().parse_args(words[1:]) for words in lines if words[0].endswith("taue-server")]
-    workers = [worker_parser().parse_args(words[1:]) for words in lines if words[0].endswith("taue-worker")]
-    assert len(fronts) == 1 and len(workers) == 2
-    assert {w.queue for w in workers} == {fronts[0].queue} and {w.device for w in workers} == {"cuda:0", "cuda:1"}

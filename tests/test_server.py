@@ -151,7 +151,7 @@ def test_listing_is_newest_first_and_paginated(server):
 
 def test_delete_removes_a_finished_job_and_its_files(server, tmp_path):
     job = server.wait(server.submit(**JOB)["id"])
-    folder = server.jobs.folder(job["id"])
+    folder = server.jobs.store.folder(job["id"])
     assert (folder / "result" / "result.psd").is_file()
     assert server.session.delete(f"{server.api}/jobs/{job['id']}").status_code == 204
     assert not folder.exists()
