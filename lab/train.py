@@ -3,10 +3,15 @@
     python -m lab.train --work runs/toy2 --hours 10          # starts, or goes on from runs/toy2
     python -m lab.train --work runs/toy2 --export taue_engine/toy/model
 
-The committed model is this script at `--seed 0` with the steps its `training.json` records:
+The committed model is this script at `--seed 0` with the steps its `training.json` records (about 5 CPU-hours):
 
     python -m lab.train --work runs/toy2 --seed 0 --vae-steps 24066 --unet-steps 13000 --decoder-steps 5998
     python -m lab.train --work runs/toy2 --seed 0 --export taue_engine/toy/model
+
+Every draw is seeded and every stage stops at its step count, so this is the committed model's recipe; its bytes
+differ in one known way: the committed UNet was carried to another machine once, at step 3,114 (`--carry`: weights
+in half precision, no optimizer moments, the learning rate warmed up again over REWARM_STEPS), which a run on one
+machine does not do.
 
 Everything is seeded (`--seed`) and every stage resumes from its checkpoint in `--work` (a folder git ignores):
 data (`world.py` scenes, cached), VAE (reconstruction, paste locality and the key-green direction, trained
