@@ -11,9 +11,9 @@ import io
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from taue_engine.config import LayoutBox, TAUEConfig
 
@@ -59,8 +59,8 @@ def use_loras(pipe, wanted: list[dict], files: dict[str, Path], folder: Path | N
         return
     gone = [entry["name"] for entry in wanted if entry["name"] not in files]
     if gone:
-        raise MissingLora(gone[0], f"LoRA {gone[0]!r} is no longer in {folder or 'the --lora-dir folder'}: put it back or ask "
-                         "for another")
+        raise MissingLora(gone[0], f"LoRA {gone[0]!r} is no longer in {folder or 'the --lora-dir folder'}: put it "
+                                   "back or ask for another")
     pipe.load_loras([LoraSpec(files[entry["name"]], entry["scale"], entry["name"]) for entry in wanted])
 
 

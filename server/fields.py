@@ -6,19 +6,15 @@ document cannot promise what the parser refuses. Every error names the field and
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
-import io
 import json
 import math
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from taue_engine.config import SIZE_MULTIPLE, LayoutBox, TAUEConfig, field_docs
+from taue_engine.config import LayoutBox, TAUEConfig, field_docs
 
 from .config import ServerConfig
 from .errors import APIError
@@ -26,7 +22,6 @@ from .errors import APIError
 MISSING: Any = object()  # a key the body lacks; null is sent, and a few fields refuse it
 LAYOUT_KEYS = ("cx", "cy", "w", "h")
 MAX_LIST = 16  # the longest list an advanced (TAUEConfig) field takes
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -48,7 +43,8 @@ class Context:
         return getattr(self, value) if isinstance(value, str) else value
 
 
-def _error(name: str, message: str) -> APIError:
+def refuse(name: str, message: str) -> APIError:
+    """A 400 naming the field."""
     return APIError(400, message, field=name)
 
 
@@ -93,16 +89,16 @@ class Text(Field):
 
     def check(self, name: str, value: Any, ctx: Context) -> str:
         if value is None:
-            raise _error(name, f"{name} is required: describe the {self.what} in words (a string)")
+            raise refuse(name, f"{name} is required: describe the {self.what} in words (a string)")
         if not isinstance(value, str):
-            raise _error(name, f"{name} must be a string (got {type(value).__name__})")
+            raise refuse(name, f"{name} must be a string (got {type(value).__name__})")
         if self.what and not value.strip():
-            raise _error(name, f"{name} must not be empty: describe the {self.what}")
+            raise refuse(name, f"{name} must not be empty: describe the {self.what}")
         if len(value) > ctx.max_prompt_chars:
-            raise _error(name, f"{name} is {len(value)} characters long: keep it under {ctx.max_prompt_chars} (the "
+            raise refuse(name, f"{name} is {len(value)} characters long: keep it under {ctx.max_prompt_chars} (the "
                                "text encoders read about 75 words)")
         if "\x00" in value:
-            raise _error(name, f"{name} must not contain NUL characters")
+            raise refuse(name, f"{name} must not contain NUL characters")
         return value
 
     def shape(self, ctx: Context) -> dict:
@@ -120,10 +116,10 @@ class Whole(Field):
     def check(self, name: str, value: Any, ctx: Context) -> int:
         low, high = ctx.bound(self.low), ctx.bound(self.high)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _error(name, f"{name} must be a whole number (got {json.dumps(value)[:40]})")
+            raise refuse(name, f"{name} must be a whole number (got {json.dumps(value)[:40]})")
         if not low <= value <= high or value % self.multiple:
             rule = f"a multiple of {self.multiple} in {low}..{high}" if self.multiple > 1 else f"in {low}..{high}"
-            raise _error(name, f"{name} must be {rule} (got {value})")
+            raise refuse(name, f"{name} must be {rule} (got {value})")
         return value
 
     def shape(self, ctx: Context) -> dict:
@@ -141,7 +137,7 @@ class Number(Field):
 
     def check(self, name: str, value: Any, ctx: Context) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not self.low <= value <= self.high:
-            raise _error(name, self.message.format(name=name))
+            raise refuse(name, self.message.format(name=name))
         return float(value)
 
     def shape(self, ctx: Context) -> dict:
@@ -155,20 +151,20 @@ class Box(Field):
 
     def check(self, name: str, value: Any, ctx: Context) -> dict:
         if not isinstance(value, dict):
-            raise _error(name, f"{name} must be an object {{cx, cy, w, h}} of fractions 0..1")
+            raise refuse(name, f"{name} must be an object {{cx, cy, w, h}} of fractions 0..1")
         unknown = sorted(set(value) - set(LAYOUT_KEYS))
         missing = [k for k in LAYOUT_KEYS if k not in value]
         if unknown or missing:
-            raise _error(name, f"{name} takes exactly cx, cy, w, h (fractions of the image, 0..1); "
+            raise refuse(name, f"{name} takes exactly cx, cy, w, h (fractions of the image, 0..1); "
                                f"{'unknown: ' + ', '.join(unknown) if unknown else 'missing: ' + ', '.join(missing)}")
         for key in LAYOUT_KEYS:
             if isinstance(value[key], bool) or not isinstance(value[key], (int, float)):
-                raise _error(f"{name}.{key}", f"{name}.{key} must be a number in 0..1")
+                raise refuse(f"{name}.{key}", f"{name}.{key} must be a number in 0..1")
         try:
             return LayoutBox(**{k: float(value[k]) for k in LAYOUT_KEYS}).as_dict()
         except ValueError as error:
             key = str(error).split()[0].split(".")[-1]
-            raise _error(f"{name}.{key}", str(error).replace("layout.", f"{name}.", 1)) from None
+            raise refuse(f"{name}.{key}", str(error).replace("layout.", f"{name}.", 1)) from None
 
     def shape(self, ctx: Context) -> dict:
         fraction = {"type": "number", "minimum": 0, "maximum": 1}
@@ -190,7 +186,7 @@ class Items(Field):
     def check(self, name: str, value: Any, ctx: Context) -> list:
         low, high = ctx.bound(self.low), ctx.bound(self.high)
         if not isinstance(value, list) or len(value) < low or (high is not None and len(value) > high):
-            raise _error(name, self.message.format(name=name, low=low, high=high))
+            raise refuse(name, self.message.format(name=name, low=low, high=high))
         return [self.item.parse(f"{name}[{n}]", item, ctx) for n, item in enumerate(value, 1)]
 
     def shape(self, ctx: Context) -> dict:
@@ -224,10 +220,10 @@ class Record(Field):
         missing = isinstance(value, dict) and any(key not in value for key, spec in self.fields.items()
                                                   if spec.required)
         if not isinstance(value, dict) or (self.unknown is None and (extra or missing)):
-            raise _error(name, self.message.format(name=name))
+            raise refuse(name, self.message.format(name=name))
         if extra:
             hint = f"; use {self.renamed[extra[0]]}" if extra[0] in self.renamed else ""
-            raise _error(_join(name, extra[0]), self.unknown.format(name=name, field=extra[0], hint=hint,
+            raise refuse(_join(name, extra[0]), self.unknown.format(name=name, field=extra[0], hint=hint,
                                                                    known=", ".join(sorted(self.fields))))
 
     def shape(self, ctx: Context) -> dict:
@@ -246,15 +242,15 @@ class LoraName(Field):
 
     def check(self, name: str, value: Any, ctx: Context) -> str:
         if not isinstance(value, str) or not value:
-            raise _error(name, f"{name} must be the name of a LoRA file")
+            raise refuse(name, f"{name} must be the name of a LoRA file")
         if any(c in value for c in "/\\") or value.startswith(".") or "\x00" in value:
-            raise _error(name, f"{name} must name a LoRA of the server's folder, not a path (got {value[:60]!r}); "
+            raise refuse(name, f"{name} must name a LoRA of the server's folder, not a path (got {value[:60]!r}); "
                                "GET /api/v1/health lists them")
         stem = value[: -len(".safetensors")] if value.lower().endswith(".safetensors") else value
         known = ctx.limits.loras()
         if stem not in known:
             listed = ", ".join(sorted(known)) if known else "none (start taue-server with --lora-dir DIR)"
-            raise _error(name, f"{name}: no LoRA {value[:60]!r} on this server; it has: {listed}")
+            raise refuse(name, f"{name}: no LoRA {value[:60]!r} on this server; it has: {listed}")
         return stem
 
     def shape(self, ctx: Context) -> dict:
@@ -269,56 +265,9 @@ class Loras(Items):
         loras = super().check(name, value, ctx)
         for n, lora in enumerate(loras, 1):
             if any(other["name"] == lora["name"] for other in loras[: n - 1]):
-                raise _error(f"{name}[{n}].name", f"{name}[{n}]: LoRA {lora['name']!r} is listed twice: give it once, "
+                raise refuse(f"{name}[{n}].name", f"{name}[{n}]: LoRA {lora['name']!r} is listed twice: give it once, "
                                                   "with one scale")
         return loras
-
-
-@dataclass(frozen=True, kw_only=True)
-class Png(Field):
-    """An RGBA layer brought as a base64 PNG, multiples of SIZE_MULTIPLE in min_size..max_size, not empty.
-
-    Decoded whole here, the size read from its header first: a damaged, truncated or oversized file is the client's
-    400 naming the field, never a 500 or a decompression bomb."""
-
-    def check(self, name: str, value: Any, ctx: Context):
-        from PIL import Image
-
-        not_png = _error(name, f"{name} must be a PNG file encoded as base64")
-        try:
-            data = base64.b64decode(value, validate=True) if isinstance(value, str) else None
-        except (binascii.Error, ValueError):
-            data = None
-        if data is None:
-            raise not_png
-        if not data:
-            raise _error(name, f"{name} is empty: send the layer's PNG file, encoded as base64")
-        if not data.startswith(PNG_SIGNATURE):
-            raise not_png
-        damaged = f"{name} is truncated or damaged ({{}}): send the whole PNG file, encoded as base64"
-        if len(data) < 24 or data[12:16] != b"IHDR":
-            raise _error(name, damaged.format("it ends before its header"))
-        width, height = struct.unpack(">II", data[16:24])
-        if not width or not height:
-            raise _error(name, f"{name} is {width}x{height}, an image without pixels: bring the layer at the scene's "
-                               f"size, multiples of {SIZE_MULTIPLE} in {ctx.min_size}..{ctx.max_size} pixels")
-        if (width % SIZE_MULTIPLE or height % SIZE_MULTIPLE or not ctx.min_size <= min(width, height)
-                or max(width, height) > ctx.max_size):
-            raise _error(name, f"{name} is {width}x{height}: layers must be multiples of {SIZE_MULTIPLE} in "
-                               f"{ctx.min_size}..{ctx.max_size} pixels (scale or crop it)")
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                image = image.convert("RGBA")
-        except Image.UnidentifiedImageError:
-            raise _error(name, damaged.format("its header cannot be read")) from None
-        except Exception as error:  # noqa: BLE001 - the size is checked: whatever decoding these bytes raises is theirs
-            raise _error(name, damaged.format(str(error) or type(error).__name__)) from None
-        if not image.getchannel("A").point(lambda a: 255 if a > 127 else 0).getbbox():
-            raise _error(name, f"{name} is (nearly) fully transparent: its alpha must cover the object")
-        return image
-
-    def shape(self, ctx: Context) -> dict:
-        return {"type": "string", "format": "byte"}
 
 
 TYPE_SCHEMAS = {
@@ -356,10 +305,10 @@ class Setting(Field):
 def _typed(name: str, kind: str, value: Any) -> Any:
     if kind in SCALARS:
         if not isinstance(value, SCALARS[kind]) or (kind != "bool" and isinstance(value, bool)):
-            raise _error(name, f"{name} must be {EXPECTED[kind]} (got {json.dumps(value)[:40]})")
+            raise refuse(name, f"{name} must be {EXPECTED[kind]} (got {json.dumps(value)[:40]})")
         return value
     if not isinstance(value, list) or len(value) > MAX_LIST:
-        raise _error(name, f"{name} must be a list of at most {MAX_LIST} values")
+        raise refuse(name, f"{name} must be a list of at most {MAX_LIST} values")
     item = kind[len("tuple["):].split(",")[0]
     return tuple(_typed(name, item, element) for element in value)
 

@@ -16,7 +16,8 @@ from taue_engine.config import SIZE_MULTIPLE, TAUEConfig
 
 from .config import ServerConfig
 from .errors import APIError
-from .fields import Box, Context, Items, LoraName, Loras, Number, Png, Record, Setting, Text, Whole
+from .fields import Box, Context, Items, LoraName, Loras, Number, Record, Setting, Text, Whole
+from .images import Png
 
 SEED_MAX = 2**63 - 1
 NOT_ADVANCED = {"num_inference_steps": "steps"}  # TAUEConfig fields a request sets under another name

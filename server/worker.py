@@ -26,8 +26,18 @@ import zipfile
 from pathlib import Path
 
 from .execution import MissingLora, PreviewPacer, describe_failure, free_accelerator_memory, progress_record, run_job
-from .queue_names import (HEARTBEAT_EVERY_S, HEARTBEAT_TTL_S, KEY_TTL_S, QUEUE, WORKER_TTL_S, cancel_key,
-                          preview_key, progress_key, result_key, worker_key)
+from .queue_names import (
+    HEARTBEAT_EVERY_S,
+    HEARTBEAT_TTL_S,
+    KEY_TTL_S,
+    QUEUE,
+    WORKER_TTL_S,
+    cancel_key,
+    preview_key,
+    progress_key,
+    result_key,
+    worker_key,
+)
 
 log = logging.getLogger("taue.worker")
 EXIT_USAGE = 2
