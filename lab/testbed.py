@@ -316,7 +316,7 @@ def oracle_pipeline(pipe):
     method's mask costs against a right one, on the same pairs."""
     from taue_engine.keying import foreground_rgba
     from taue_engine.masks import resize_mask
-    from taue_engine.objects import alpha_mask
+    from taue_engine.transplant import alpha_mask
 
     class OracleMaskPipeline(type(pipe)):
         def _object_mask(self, grown, config, size):

@@ -346,7 +346,7 @@ def new_backgrounds(args) -> int:
     from PIL import Image
 
     from .models.loading import ModelLoadError, check_model_exists
-    from .objects import Transplant
+    from .transplant import Transplant
 
     prompts = [p for p in args.background]
     if any(not p.strip() for p in prompts):

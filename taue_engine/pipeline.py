@@ -42,10 +42,11 @@ from .models.loading import (DEFAULT_HUB_MODEL, choose_device_and_dtype, load_co
                              model_folder)
 from .models.vocabulary import model_words, unknown_words, unknown_words_warning
 from .loras import LoraSpec, as_spec, file_digest, read_lora, taught_words, unique_names
-from .objects import Transplant, over_key, scene_objects
+from .objects import scene_objects
 from .previews import LatentToRGB, fit_latent_to_rgb, preview_size
 from .schedulers import NoiseLevels, make_scheduler, name_of, prepare_for_hold
-from .transplant import HeldRegion, highpass
+from .hold import HeldRegion, highpass
+from .transplant import Transplant, over_key
 
 STOP_WORDS = {"a", "an", "the", "of", "on", "in", "with", "and", "at", "by", ",", ".", "!", "?", "-", "'s"}
 

@@ -6,7 +6,7 @@ import torch
 
 from taue_engine import TAUECancelled, TAUEConfig
 from taue_engine.attention import AttentionShearingProcessor, AttentionState
-from taue_engine.transplant import highpass
+from taue_engine.hold import highpass
 
 from .conftest import SIZE, STEPS
 

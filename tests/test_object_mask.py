@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from taue_engine.config import KEY_COLORS, MASK_SIGNALS
+from taue_engine.hold import HeldRegion, highpass, laplacian
 from taue_engine.keying import pixel_key_distance
 from taue_engine.masks import hold_mask, key_distance, normalize, object_mask
 from taue_engine.schedulers import NoiseLevels
-from taue_engine.transplant import HeldRegion, highpass, laplacian
 
 from .conftest import SIZE
 

@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from taue_engine import LayoutBox, TAUEConfig
-from taue_engine.objects import Transplant, default_layout, move_layer, scene_objects
+from taue_engine.objects import default_layout, scene_objects
+from taue_engine.transplant import Transplant, move_layer
 
 from .conftest import SIZE, STEPS
 

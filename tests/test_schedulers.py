@@ -11,9 +11,9 @@ import torch
 
 from taue_engine import TAUEConfig, TAUEPipeline
 from taue_engine.cli import main as taue_main
-from taue_engine.objects import Transplant
+from taue_engine.hold import highpass
 from taue_engine.schedulers import SCHEDULERS, NoiseLevels, make_scheduler, name_of, scheduler_name
-from taue_engine.transplant import highpass
+from taue_engine.transplant import Transplant
 
 from .conftest import StepRecorder
 
