@@ -119,7 +119,7 @@ def train(model: str, out: Path, steps: int, seed: int = 0, rank: int = 4, batch
     for module in (pipe.unet, pipe.vae, pipe.text_encoder, pipe.text_encoder_2):
         module.requires_grad_(False)
     with torch.no_grad():
-        latents = torch.cat([pipe._encode_image(Image.fromarray(d[0])) for d in data])
+        latents = torch.cat([pipe.encode_pixels(Image.fromarray(d[0])) for d in data])
     pipe.unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
                                      target_modules=UNET_TARGETS))
     for encoder in (pipe.text_encoder, pipe.text_encoder_2):

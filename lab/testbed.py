@@ -310,18 +310,18 @@ def write_report(out: Path, rows: list[dict], summary: dict, results, extra: dic
 
 
 def oracle_pipeline(pipe):
-    """The same model with the truth in place of m_obj: each object's mask is its own phase 1's final alpha (I_fg
-    keyed with no gate), area-averaged to the latent cells, over one half; everything else as in `pipe` (so the
-    held cells are those grown by `hold_dilation`, one cell by default). The separating experiment: what the
-    method's mask costs against a right one, on the same pairs."""
+    """The same model with the truth in place of m_obj (the pipeline's `object_mask` extension point): each
+    object's mask is its own phase 1's final alpha (I_fg keyed with no gate), area-averaged to the latent cells,
+    over one half; everything else as in `pipe` (so the held cells are those grown by `hold_dilation`, one cell by
+    default). The separating experiment: what the method's mask costs against a right one, on the same pairs."""
     from taue_engine.keying import foreground_rgba
     from taue_engine.masks import resize_mask
     from taue_engine.transplant import alpha_mask
 
     class OracleMaskPipeline(type(pipe)):
-        def _object_mask(self, grown, config, size):
-            layer, _ = foreground_rgba(grown["on_key"], None, config)
-            cells = alpha_mask(layer, tuple(grown["seedling"].shape[-2:]))
+        def object_mask(self, grown, config, size):
+            layer, _ = foreground_rgba(grown.on_key, None, config)
+            cells = alpha_mask(layer, tuple(grown.seedling.shape[-2:]))
             return (resize_mask(cells, *size) > 0.5).float(), "oracle"
 
     return pipeline_like(OracleMaskPipeline, pipe)

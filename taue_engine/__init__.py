@@ -9,8 +9,12 @@ __all__ = ["LayoutBox", "TAUEConfig", "TAUEPipeline", "TAUEResult", "TAUEProgres
 
 def __getattr__(name):
     """Import the pipeline (and torch/diffusers, ~6 s) only when it is used: the CLI checks arguments first."""
-    if name in ("TAUEPipeline", "TAUEResult", "TAUEProgress", "TAUECancelled"):
-        from . import pipeline
+    if name == "TAUEPipeline":
+        from .pipeline import TAUEPipeline
 
-        return getattr(pipeline, name)
+        return TAUEPipeline
+    if name in ("TAUEResult", "TAUEProgress", "TAUECancelled"):
+        from . import results
+
+        return getattr(results, name)
     raise AttributeError(name)

@@ -10,9 +10,9 @@ bent (on its world scenes 12.9 dB linear, 15.4 quadratic, 16.3 cubic), and a cub
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations_with_replacement
-from typing import Callable
 
 import numpy as np
 import torch
@@ -87,3 +87,23 @@ def fit_latent_to_rgb(encode: Callable[[Image.Image], torch.Tensor], factor: int
     error = float(((design @ solution).clamp(0, 1) - y).pow(2).mean())
     return LatentToRGB(weights=solution.T.float().contiguous(), degree=degree,
                        fit_psnr=round(10 * float(np.log10(1 / max(error, 1e-12))), 2))
+
+
+class PreviewMixin:
+    """Previews for a pipeline with a VAE (`vae`, `vae_scale_factor`, `encode_pixels`). The pipeline's __init__ calls
+    `_init_previews`."""
+
+    def _init_previews(self) -> None:
+        self._latent_to_rgb: dict[int, LatentToRGB] = {}  # id(vae) -> its fitted map: a swapped VAE is fitted anew
+
+    def latent_to_rgb(self) -> LatentToRGB:
+        """The model's latent-to-RGB map for previews, fitted to its VAE on first use."""
+        if id(self.vae) not in self._latent_to_rgb:
+            self._latent_to_rgb.clear()
+            self._latent_to_rgb[id(self.vae)] = fit_latent_to_rgb(self.encode_pixels, self.vae_scale_factor)
+        return self._latent_to_rgb[id(self.vae)]
+
+    def preview_image(self, latents: torch.Tensor) -> Image.Image:
+        """A quick picture of a latent [1, C, h, w] (a clean estimate), at preview_size of its image."""
+        height, width = (side * self.vae_scale_factor for side in latents.shape[-2:])
+        return self.latent_to_rgb()(latents, preview_size(width, height))

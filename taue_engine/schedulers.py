@@ -158,3 +158,34 @@ def prepare_for_hold(scheduler, crop_step: int) -> None:
     if type(scheduler).__name__ == "UniPCMultistepScheduler":
         scheduler.disable_corrector = list(range(crop_step))
 
+
+
+class SamplerMixin:
+    """The job's sampler, for a diffusers pipeline with `scheduler`: one instance per (sampler, spacing), each
+    built from the checkpoint's own scheduler config, kept as it was loaded, so that switching samplers between
+    jobs never drifts. The pipeline's __init__ calls `_init_samplers`."""
+
+    def _init_samplers(self) -> None:
+        self._base_scheduler_config = dict(self.scheduler.config)
+        self._schedulers: dict[tuple[str, str], object] = {}
+        self._job_seed = 0
+
+    def prepare_sampler(self, config, seed: int) -> None:
+        """Put the sampler `config` names in place, set it up for the hold (prepare_for_hold) and seed the noise
+        its steps draw (`step_generator`)."""
+        base, made = self._base_scheduler_config, self._schedulers
+        key = (config.scheduler, config.timestep_spacing)
+        if key not in made:
+            spacing_matches = config.timestep_spacing in ("model", base.get("timestep_spacing"))
+            if name_of(self.scheduler) == config.scheduler and spacing_matches and not made:
+                made[key] = self.scheduler  # the checkpoint's own scheduler is the one asked for
+            else:
+                made[key] = make_scheduler(config.scheduler, base, config.timestep_spacing)
+        self.scheduler = made[key]
+        prepare_for_hold(self.scheduler, config.crop_step)
+        self._job_seed = seed
+
+    def step_generator(self) -> torch.Generator:
+        """Fresh noise a sampler draws inside its steps (LCM's re-noising): the same stream, from the job's seed,
+        in every phase, so the held object and the rest of the latent are re-noised alike in phases 1 and 2."""
+        return torch.Generator("cpu").manual_seed(self._job_seed)

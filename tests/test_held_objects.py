@@ -29,7 +29,7 @@ def test_subsets_hold_the_chosen_objects_and_nothing_else(toy):
 
 
 def test_off_the_key_holds_the_layers_on_the_scene_colour_with_the_seedlings_own_noise(toy):
-    from held_objects import off_the_key
+    from lab.benchmarks.held_objects import off_the_key
 
     config = toy.default_config.replace(num_inference_steps=8)
     made = toy(objects=object_request(2), background_prompt="a black background", seed=1, config=config)
@@ -40,7 +40,7 @@ def test_off_the_key_holds_the_layers_on_the_scene_colour_with_the_seedlings_own
         assert torch.allclose(made.transplant.seedlings[k] - made.transplant.cleans[k],
                               kept.seedlings[k] - kept.cleans[k], atol=1e-5)
         assert not torch.allclose(kept.cleans[k], made.transplant.cleans[k], atol=0.1)
-        decoded = toy._decode_latent(kept.cleans[k]).numpy()
+        decoded = toy.decode_latent(kept.cleans[k]).numpy()
         outside = np.asarray(made.objects[k].layer.getchannel("A")) == 0
         assert decoded[outside].mean() < 0.15
     result = toy.new_background(kept, "a black background", seed=1, config=config)

@@ -13,9 +13,16 @@ from taue_engine.config import KEY_COLORS, MASK_SIGNALS
 from taue_engine.hold import HeldRegion, highpass, laplacian
 from taue_engine.keying import pixel_key_distance
 from taue_engine.masks import hold_mask, key_distance, normalize, object_mask
+from taue_engine.phases import GrownObject
 from taue_engine.schedulers import NoiseLevels
 
 from .conftest import SIZE
+
+
+def _grown(clean, seedling=None):
+    """A grown object with only what the mask reads: the clean estimate (no attention, no key distance yet)."""
+    return GrownObject(on_key=None, seedling=seedling, clean=clean, attention=None, key_mask=None, initial=None,
+                       maps_captured=0)
 
 
 def _iou(a, b):
@@ -26,8 +33,8 @@ def _iou(a, b):
 def _scene(pipe, config, seed=0):
     """(clean latent, seedling at the cut, truth at image resolution, sigma at the cut)."""
     h = w = SIZE // pipe.vae_scale_factor
-    key = pipe._solid_latent("green", KEY_COLORS["green"])
-    red = pipe._solid_latent("red", (1.0, 0.0, 0.0))
+    key = pipe.solid_latent("green", KEY_COLORS["green"])
+    red = pipe.solid_latent("red", (1.0, 0.0, 0.0))
     clean = key.view(1, -1, 1, 1).repeat(1, 1, h, w)
     top, left, side = h // 4, w // 3, h // 2  # the object patch, in cells
     clean[:, :, top:top + side, left:left + side] = red.view(1, -1, 1, 1)
@@ -43,7 +50,7 @@ def _scene(pipe, config, seed=0):
 
 def test_key_distance_is_in_units_of_the_key_to_grey(pipe):
     key, unit = pipe.key_reference("green")
-    grey = pipe._solid_latent("grey", (0.5, 0.5, 0.5))
+    grey = pipe.solid_latent("grey", (0.5, 0.5, 0.5))
     latent = torch.stack([key, grey]).T.reshape(1, -1, 1, 2)  # one key cell, one grey cell
     distance = key_distance(latent, key, unit, (1, 2))
     assert distance[0, 0] == pytest.approx(0.0, abs=1e-5) and distance[0, 1] == pytest.approx(1.0, abs=1e-5)
@@ -88,8 +95,7 @@ def test_pipeline_reads_the_mask_off_the_clean_estimate(request, config, signal)
     pipe = request.getfixturevalue("pipe" if signal == "latent" else "toy")
     config = dataclasses.replace(config, mask_signal=signal)
     clean, seedling, truth, _ = _scene(pipe, config)
-    grown = {"clean": clean, "seedling": seedling, "attention": None}
-    mask, _ = pipe._object_mask(grown, config, (SIZE, SIZE))
+    mask, _ = pipe.object_mask(_grown(clean, seedling), config, (SIZE, SIZE))
     assert _iou(mask, truth) >= 0.9
 
 
@@ -105,8 +111,8 @@ def test_decoded_signal_sees_a_backdrop_greener_than_e_green(toy, config):
     the decoded reading keeps it backdrop and finds the object, where the latent distance from E(green) calls the
     backdrop object as well."""
     clean, _, truth, _ = _scene(toy, config)
-    key = toy._solid_latent("green", KEY_COLORS["green"])
-    grey = toy._solid_latent("grey", (0.5, 0.5, 0.5))
+    key = toy.solid_latent("green", KEY_COLORS["green"])
+    grey = toy.solid_latent("grey", (0.5, 0.5, 0.5))
     step = toy.vae_scale_factor
     backdrop_cells = 1 - truth[::step, ::step].view(1, 1, *clean.shape[-2:])
     past = clean + (key - grey).view(1, -1, 1, 1) * backdrop_cells
@@ -116,8 +122,7 @@ def test_decoded_signal_sees_a_backdrop_greener_than_e_green(toy, config):
         flagged[signal] = float((toy.key_distance_map(past, signal_config, (SIZE, SIZE))[~truth.bool()]
                                  > config.tau_bg).float().mean())
     assert flagged["latent"] > 0.9 and flagged["decoded"] < 0.05, flagged
-    grown = {"clean": past, "attention": None}
-    mask, _ = toy._object_mask(grown, dataclasses.replace(config, mask_signal="decoded"), (SIZE, SIZE))
+    mask, _ = toy.object_mask(_grown(past), dataclasses.replace(config, mask_signal="decoded"), (SIZE, SIZE))
     assert _iou(mask, truth) >= 0.8
 
 

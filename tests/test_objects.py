@@ -188,7 +188,7 @@ def test_key_colours_move_the_injected_latent_by_the_vaes_own_step(pipe):
     assert pipe.key_latent(green) == green.green_latent
     blue = pipe.key_latent(green.replace(key_color="blue"))
     side = 8 * pipe.vae_scale_factor
-    encode = lambda rgb: pipe._encode_image(Image.new("RGB", (side, side), rgb)).mean(dim=(0, 2, 3))  # noqa: E731
+    encode = lambda rgb: pipe.encode_pixels(Image.new("RGB", (side, side), rgb)).mean(dim=(0, 2, 3))  # noqa: E731
     expected = torch.tensor(green.green_latent) + encode((0, 0, 255)) - encode((0, 255, 0))
     assert torch.allclose(torch.tensor(blue), expected, atol=1e-5)
     with pytest.raises(ValueError, match="key_color must be one of green, blue, magenta"):

@@ -106,7 +106,7 @@ def test_oracle_pipeline_puts_the_truth_in_place_of_the_mask(pipe, config):
     oracle = oracle_pipeline(pipe)
     result = oracle("a red star", "a blue background", seed=1, width=64, height=64, config=config)
     assert result.metadata["mask_source"] == "oracle"
-    assert type(pipe)._object_mask is not type(oracle)._object_mask and oracle.unet is pipe.unet
+    assert type(pipe).object_mask is not type(oracle).object_mask and oracle.unet is pipe.unet
 
 
 def test_testbed_command_writes_a_report(tmp_path, capsys):

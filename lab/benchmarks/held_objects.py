@@ -57,7 +57,7 @@ def off_the_key(pipe, transplant, rgb: tuple[int, int, int]):
             raise ValueError("off_the_key needs generated objects (a seedling and its clean estimate)")
         base = Image.new("RGB", layer.size, rgb)
         base.paste(layer.convert("RGB"), mask=layer.getchannel("A"))
-        encoded = pipe._encode_image(base).to(seedling.dtype)
+        encoded = pipe.encode_pixels(base).to(seedling.dtype)
         cleans.append(encoded)
         seedlings.append(encoded + (seedling - clean.to(seedling.dtype)))
     return dataclasses.replace(transplant, seedlings=seedlings, cleans=cleans)

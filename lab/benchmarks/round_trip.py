@@ -86,7 +86,7 @@ def run(model: str, pair_count: int, strengths: list[float], steps: int, guidanc
     ceiling, failed = [], {s: 0 for s in strengths}
     for n, pair in enumerate(choose_pairs(pair_count)):
         scene, on_key, inside = truth(pair, size)
-        decoded = (pipe._decode_latent(pipe._encode_image(Image.fromarray(on_key))).numpy() * 255 + 0.5).astype(np.uint8)
+        decoded = (pipe.decode_latent(pipe.encode_pixels(Image.fromarray(on_key))).numpy() * 255 + 0.5).astype(np.uint8)
         ceiling.append(region_psnr(decoded, on_key, inside))
         for s in strengths:
             try:

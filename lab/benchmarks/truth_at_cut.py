@@ -4,10 +4,11 @@
 
 Separates the model's second half from the method. For each testbed pair, the object as the toy world draws it
 (centred, radius RADIUS) on the key colour is encoded, noised to the cut with a seeded noise, and put in place of
-phase 1's latent at the cut: the seedling, its clean estimate (the model's, read from the truth) and the rest of
-phase 1 follow from the truth; m_obj is the oracle's (phase 1's own final alpha, `testbed.oracle_pipeline`).
-Everything after the cut is TAUE's own: the composite's first half grows the background around the transplanted
-truth, and after the release both runs denoise the same object latent, one on the key and one in its scene.
+phase 1's latent at the cut (the pipeline's `seedling_at_cut` extension point): the seedling, its clean estimate
+(the model's, read from the truth) and the rest of phase 1 follow from the truth; m_obj is the oracle's (phase 1's
+own final alpha, `testbed.oracle_pipeline`). Everything after the cut is TAUE's own: the composite's first half
+grows the background around the transplanted truth, and after the release both runs denoise the same object
+latent, one on the key and one in its scene.
 
 Printed, over the same pairs, for TAUE with the oracle mask and for TAUE with the truth at the cut:
 - psnr_fg: the object layer against the composite over its opaque pixels (the testbed's PSNR_fg);
@@ -64,23 +65,18 @@ def truth_pipeline(pipe):
             """The next call's truth: `pair`'s object (truth_image) encoded, its pixels and coverage kept, the noise
             seeded by the pair's seed."""
             image, coverage = truth_image(pair, size, key)
-            self.truth = self._encode_image(Image.fromarray(image))
+            self.truth = self.encode_pixels(Image.fromarray(image))
             self.noise_seed = pair.seed
             self.truth_pixels = (image.astype(np.float32) / 255.0, coverage > 0.5)
 
-        def _run_phase(self, phase, config, embeds, guidance, latents, size, on_latents, report):
-            if phase == "foreground" and self.truth is not None:
-                own = on_latents
-
-                def on_latents(step_index, z):  # noqa: F811 - the phase's own callback, with the truth at the cut
-                    if step_index == config.crop_step:
-                        noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(self.noise_seed))
-                        levels = NoiseLevels.of(self.scheduler)
-                        z = levels.noised(self.truth.to(z.device, torch.float32), noise.to(z.device),
-                                          step_index).to(z.dtype)
-                    return own(step_index, z)
-
-            return super()._run_phase(phase, config, embeds, guidance, latents, size, on_latents, report)
+        def seedling_at_cut(self, latents, config):
+            """The truth, noised to the cut's level, in place of phase 1's own latent there."""
+            if self.truth is None:
+                return latents
+            noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(self.noise_seed))
+            levels = NoiseLevels.of(self.scheduler)
+            return levels.noised(self.truth.to(latents.device, torch.float32), noise.to(latents.device),
+                                 config.crop_step).to(latents.dtype)
 
     return oracle, pipeline_like(TruthAtCutPipeline, oracle)
 

@@ -1,0 +1,117 @@
+"""The VAE's side of TAUE: pictures into the UNet's latent units and back, and the latents of solid colours that
+the key is measured and injected with.
+
+Every latent here is in the UNet's units (the VAE's latent scaled as SDXL scales it), so that what is encoded can
+be transplanted, and what the scheduler predicts can be decoded, exactly as SDXL's own __call__ would.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .config import KEY_COLORS, TAUEConfig
+from .keying import pixel_key_distance
+from .masks import key_distance, resize_mask
+
+
+class VaeIOMixin:
+    """For a diffusers pipeline with `vae`, `unet` and `vae_scale_factor`. The pipeline's __init__ calls
+    `_init_vae_io`."""
+
+    def _init_vae_io(self) -> None:
+        self._solid_latents: dict[str, torch.Tensor] = {}  # colour name -> E(colour), computed once per model
+
+    @contextmanager
+    def _vae_for_io(self):
+        """The VAE, in float32 for the call if it is a float16 VAE that asks for it (`force_upcast`, as SDXL's own
+        __call__ does), back in its own dtype afterwards."""
+        vae = self.vae
+        dtype = vae.dtype
+        upcast = dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
+        if upcast:
+            vae.to(torch.float32)
+        try:
+            yield vae
+        finally:
+            if upcast:
+                vae.to(dtype)
+
+    def latent_scale(self, device) -> tuple[torch.Tensor | float, torch.Tensor | float]:
+        """(offset, scale) with UNet latent = (VAE latent - offset) * scale: the VAE's latents_mean and
+        scaling_factor / latents_std when its config has both, else (0, scaling_factor)."""
+        config = self.vae.config
+        mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
+        if mean is not None and std is not None:
+            return (torch.tensor(mean, device=device).view(1, -1, 1, 1),
+                    config.scaling_factor / torch.tensor(std, device=device).view(1, -1, 1, 1))
+        return 0.0, config.scaling_factor
+
+    @torch.no_grad()
+    def encode_pixels(self, image: Image.Image) -> torch.Tensor:
+        """The VAE's mean latent of an RGB image, in the UNet's units; [1, C, h, w] float32 on the CPU. What a
+        brought layer's seedling starts from. (Not `encode_image`: that is SDXL's IP-Adapter image encoder.)"""
+        pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 127.5 - 1.0)
+        pixels = pixels.permute(2, 0, 1)[None]
+        with self._vae_for_io() as vae:
+            encoded = vae.encode(pixels.to(self._execution_device, vae.dtype))
+            # AutoencoderKL gives a distribution (its mean is the latent), AutoencoderTiny the latent itself
+            latent = (encoded.latent_dist.mean if hasattr(encoded, "latent_dist") else encoded.latents).float()
+        offset, scale = self.latent_scale(latent.device)
+        return ((latent - offset) * scale).cpu()
+
+    @torch.no_grad()
+    def decode_latent(self, latent: torch.Tensor) -> torch.Tensor:
+        """The VAE's picture of a latent in the UNet's units [1, C, h, w]: [H, W, 3] float32 in 0..1 on the CPU,
+        decoded as SDXL's own __call__ decodes (the inverse of `encode_pixels`' scaling)."""
+        latent = latent.float().to(self._execution_device)
+        offset, scale = self.latent_scale(latent.device)
+        with self._vae_for_io() as vae:
+            image = vae.decode((latent / scale + offset).to(vae.dtype)).sample
+        return ((image[0].float().permute(1, 2, 0) + 1.0) / 2.0).clamp(0.0, 1.0).cpu()
+
+    def solid_latent(self, name: str, rgb: tuple[float, float, float]) -> torch.Tensor:
+        """E(colour): the VAE's mean latent of a solid image of that colour (RGB in 0..1), [C]; computed once per
+        model and name."""
+        if name not in self._solid_latents:
+            side = 8 * self.vae_scale_factor
+            solid = Image.new("RGB", (side, side), tuple(round(255 * v) for v in rgb))
+            self._solid_latents[name] = self.encode_pixels(solid).mean(dim=(0, 2, 3))
+        return self._solid_latents[name]
+
+    def key_latent(self, config: TAUEConfig) -> tuple[float, ...]:
+        """C, the latent that phase 1 injects: the paper's `green_latent` for the green key; for another key,
+        green_latent + (E(key) - E(green)), the VAE's own step from a solid green to a solid key colour.
+
+        Raises:
+            ValueError: green_latent has not one value per channel of this model's latent.
+        """
+        if len(config.green_latent) != self.unet.config.in_channels:
+            raise ValueError(f"green_latent must have {self.unet.config.in_channels} values for this model "
+                             f"(got {len(config.green_latent)})")
+        if config.key_color == "green":
+            return config.green_latent
+        step = self.solid_latent(config.key_color, KEY_COLORS[config.key_color]) - self.solid_latent(
+            "green", KEY_COLORS["green"])
+        return tuple(float(c + d) for c, d in zip(config.green_latent, step))
+
+    def key_reference(self, key_color: str) -> tuple[torch.Tensor, float]:
+        """What the object mask measures against: E(key), the latent a clean key-coloured backdrop has, and the
+        unit ||E(key) - E(grey)|| (a mid grey is at distance 1 from the key)."""
+        key = self.solid_latent(key_color, KEY_COLORS[key_color])
+        grey = self.solid_latent("grey", (0.5, 0.5, 0.5))
+        return key, float((key - grey).norm())
+
+    def key_distance_map(self, clean: torch.Tensor, config: TAUEConfig, size: tuple[int, int]) -> torch.Tensor:
+        """How far each pixel of a clean estimate is from the key colour, [H, W] at `size` (0 on the key, 1 on a
+        grey): read off the latent or the decoded picture, as `config.mask_signal` says."""
+        if config.mask_signal == "latent":
+            key, unit = self.key_reference(config.key_color)
+            return key_distance(clean, key, unit, size)
+        distance = pixel_key_distance(self.decode_latent(clean), config.key_color)
+        if tuple(distance.shape) != tuple(size):
+            distance = resize_mask(distance, *size)
+        return distance
