@@ -319,9 +319,9 @@ def oracle_pipeline(pipe):
     from taue_engine.transplant import alpha_mask
 
     class OracleMaskPipeline(type(pipe)):
-        def object_mask(self, grown, config, size):
-            layer, _ = foreground_rgba(grown.on_key, None, config)
-            cells = alpha_mask(layer, tuple(grown.seedling.shape[-2:]))
+        def object_mask(self, run, config, size):
+            layer, _ = foreground_rgba(run.on_key, None, config)
+            cells = alpha_mask(layer, tuple(run.seedling.shape[-2:]))
             return (resize_mask(cells, *size) > 0.5).float(), "oracle"
 
     return pipeline_like(OracleMaskPipeline, pipe)

@@ -7,7 +7,7 @@ set_adapters, delete_adapters ...); loras.py names, reads and describes the file
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diffusers.utils import logging as diffusers_logging
 
@@ -17,6 +17,16 @@ from .runs import one_run_at_a_time
 
 class LoraManagerMixin:
     """`load_loras` and `active_loras`. The pipeline's __init__ calls `_init_loras`."""
+
+    if TYPE_CHECKING:  # diffusers' LoRA loader's, in the pipeline
+        load_lora_weights: Any
+        unload_lora_weights: Any
+        get_list_adapters: Any
+        set_adapters: Any
+        delete_adapters: Any
+        enable_lora: Any
+        disable_lora: Any
+        _run_lock: Any
 
     active_loras: list[dict[str, Any]]
     """The LoRAs of the jobs that run now: name, file, scale and sha256 (recorded in each result's taue.json)."""

@@ -1,5 +1,6 @@
 """What each phase of TAUE hands the next, typed: the job every phase shares (`Job`, with its random draws in
-`SceneDraws`), an object grown by phase 1 (`GrownObject`) and the scene phases 2 and 3 compose (`Composition`)."""
+`SceneDraws`), an object grown by phase 1 (`PhaseOneRun`, then with its masks `GrownObject`) and the scene phases 2
+and 3 compose (`Composition`)."""
 
 from __future__ import annotations
 
@@ -69,10 +70,9 @@ class Job:
 
 
 @dataclass
-class GrownObject:
-    """One object as phase 1 hands it on: what it painted, the seedling cut at t_crop with its clean estimate, the
-    object tokens' attention, and the masks made from them (filled in after the run: `key_distance`, the
-    image-resolution `fine_mask` with its `mask_source`, and the latent cells `held_mask` the transplant holds)."""
+class PhaseOneRun:
+    """What phase 1's run of one object gives, and its mask is made from: what it painted, the seedling cut at
+    t_crop with its clean estimate, the object tokens' attention (TAUEPipeline.object_mask reads it)."""
 
     on_key: Image.Image  # I_fg: the object on the key colour
     seedling: torch.Tensor  # [1, C, h, w]: the latent at t_crop, on the pipeline's device
@@ -82,9 +82,15 @@ class GrownObject:
     initial: torch.Tensor  # [1, C, h, w]: the injected initial latent
     maps_captured: int  # attention maps that made A_fg
     key_distance: torch.Tensor | None = None  # [H, W]: the clean estimate's distance from the key colour
-    fine_mask: torch.Tensor | None = None  # [H, W] 0/1: m_obj
-    mask_source: str = ""  # which signals made m_obj: 'key+attention', 'key', 'attention' (or an override's own)
-    held_mask: torch.Tensor | None = None  # [h, w] 0/1: the latent cells held in phase 2
+
+
+@dataclass(kw_only=True)
+class GrownObject(PhaseOneRun):
+    """One object as phase 1 hands it on: its run, and the masks made from it."""
+
+    fine_mask: torch.Tensor  # [H, W] 0/1: m_obj
+    mask_source: str  # which signals made m_obj: 'key+attention', 'key', 'attention' (or an override's own)
+    held_mask: torch.Tensor  # [h, w] 0/1: the latent cells the transplant holds in phase 2
 
 
 @dataclass

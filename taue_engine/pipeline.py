@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -36,7 +36,7 @@ from .models.loading import (DEFAULT_HUB_MODEL, choose_device_and_dtype, load_co
                              model_folder)
 from .models.vocabulary import model_words
 from .objects import SceneObject, check_request, scene_objects
-from .phases import Composition, GrownObject, Job, SceneDraws
+from .phases import Composition, GrownObject, Job, PhaseOneRun, SceneDraws
 from .previews import PreviewMixin
 from .prompts import PromptMixin
 from .results import (ProgressCallback, ResultObject, TAUECancelled, TAUEProgress, TAUEResult, object_results,
@@ -68,7 +68,7 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
                          force_zeros_for_empty_prompt=force_zeros_for_empty_prompt, add_watermarker=add_watermarker)
         self.model_name = "unknown"
         self.default_config = TAUEConfig()  # a call without config: the paper's, or the model folder's own
-        self.known_words: set[str] | None = None  # the model's vocabulary (None: it publishes none)
+        self.known_words: frozenset[str] | None = None  # the model's vocabulary (None: it publishes none)
         self.current_phase: str | None = None  # 'foreground', 'composite' or 'background' while one runs
         self._run_lock = threading.RLock()  # one job at a time (runs.one_run_at_a_time)
         self._init_loras()
@@ -215,7 +215,7 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
                           cleans=[g.clean for g in grown], fine_masks=[g.fine_mask.cpu() for g in grown],
                           scheduler=config.scheduler, timestep_spacing=config.timestep_spacing)
         first = grown[0]
-        latents = {"green_mask": first.key_mask, "initial_foreground": first.initial,
+        latents: dict[str, Any] = {"green_mask": first.key_mask, "initial_foreground": first.initial,
                    "seedling": first.seedling.cpu(), "clean_estimate": first.clean}
         if first.attention is not None:
             latents["attention"] = first.attention
@@ -372,30 +372,31 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
             on_key = self._run_phase(job, "foreground", embeds, config.guidance_foreground,
                                      initial.to(device=device, dtype=dtype), cut_seedling, report)
         attention = capture.attention_map()
-        grown = GrownObject(on_key=on_key, seedling=kept["seedling"], clean=clean[crop].float().cpu(),
-                            attention=None if attention is None else attention.float().cpu(), key_mask=key_mask,
-                            initial=initial, maps_captured=capture.captured_maps)
-        grown.key_distance = self.key_distance_map(grown.clean, config, size)
-        grown.fine_mask, grown.mask_source = self.object_mask(grown, config, size)
-        off_key = grown.key_distance > config.tau_bg * config.hold_growth_key_distance
-        grown.held_mask = masks.hold_mask(grown.fine_mask, (latent_h, latent_w), config.hold_fraction,
-                                          config.hold_dilation, within=off_key)
-        return grown
+        estimate = clean[crop].float().cpu()
+        distance = self.key_distance_map(estimate, config, size)
+        run = PhaseOneRun(on_key=on_key, seedling=kept["seedling"], clean=estimate,
+                          attention=None if attention is None else attention.float().cpu(), key_mask=key_mask,
+                          initial=initial, maps_captured=capture.captured_maps, key_distance=distance)
+        fine_mask, source = self.object_mask(run, config, size)
+        off_key = distance > config.tau_bg * config.hold_growth_key_distance
+        held = masks.hold_mask(fine_mask, (latent_h, latent_w), config.hold_fraction, config.hold_dilation,
+                               within=off_key)
+        return GrownObject(**vars(run), fine_mask=fine_mask, mask_source=source, held_mask=held)
 
     def seedling_at_cut(self, latents: torch.Tensor, config: TAUEConfig) -> torch.Tensor:
         """Extension point: phase 1's latent after t_crop steps, which becomes the object's seedling and the latent
         phase 1 goes on from. The latent itself; lab/benchmarks/truth_at_cut.py puts the object's truth there."""
         return latents
 
-    def object_mask(self, grown: GrownObject, config: TAUEConfig, size: tuple[int, int]) -> tuple[torch.Tensor, str]:
-        """Extension point: m_obj of one grown object at image resolution `size`, and which signals made it: the
-        seedling's clean estimate far from the key AND the object tokens' attention (masks.object_mask). The one
-        place the mask is made, so that an experiment can put another in its place (lab/testbed.py's
-        oracle_pipeline puts the truth). Reads `grown.clean` when `grown.key_distance` is not set."""
-        distance = grown.key_distance
+    def object_mask(self, run: PhaseOneRun, config: TAUEConfig, size: tuple[int, int]) -> tuple[torch.Tensor, str]:
+        """Extension point: m_obj of one object's phase-1 run at image resolution `size`, and which signals made it:
+        the seedling's clean estimate far from the key AND the object tokens' attention (masks.object_mask). The
+        one place the mask is made, so that an experiment can put another in its place (lab/testbed.py's
+        oracle_pipeline puts the truth). Reads `run.clean` when `run.key_distance` is not set."""
+        distance = run.key_distance
         if distance is None:
-            distance = self.key_distance_map(grown.clean, config, size)
-        return masks.object_mask(distance, grown.attention, size, config.tau_bg, config.tau_attention,
+            distance = self.key_distance_map(run.clean, config, size)
+        return masks.object_mask(distance, run.attention, size, config.tau_bg, config.tau_attention,
                                  config.mask_blur, config.mask_dilation)
 
     def _compose(self, job: Job, seedlings: list[torch.Tensor], cleans: list[torch.Tensor | None],
@@ -462,8 +463,8 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
 
     # ------------------------------------------------------------------ the shared result
     def _assemble(self, job: Job, kept: Transplant, on_key: list[Image.Image], composed: Composition,
-                  latents: dict[str, Any], grown: list[GrownObject] | None = None,
-                  key_colors: list[list[int]] | None = None) -> TAUEResult:
+                  latents: dict[str, Any], grown: Sequence[GrownObject] = (),
+                  key_colors: Sequence[list[int]] = ()) -> TAUEResult:
         """The result as both __call__ and new_background give it: each object's layer and visible mask, the
         objects flattened, metadata (with the masks and key colours phase 1 found, where it ran) and the method's
         tensors (`latents`: the caller's, with the scene's own)."""
@@ -473,7 +474,7 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
                    "composite": job.composite_prompt, "negative": job.negative_prompt}
         metadata = result_metadata(kept, prompts, job.seed, job.config, self.model_name, self.active_loras,
                                    str(self._execution_device), job.dtype, job.timings)
-        if grown is not None:
+        if grown:  # phase 1 ran
             metadata.update({"mask_source": grown[0].mask_source, "key_color": key_colors[0],
                              "attention_maps_captured": sum(g.maps_captured for g in grown)})
             for entry, g, key_color in zip(metadata["objects"], grown, key_colors):

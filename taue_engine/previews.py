@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations_with_replacement
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -92,6 +93,11 @@ def fit_latent_to_rgb(encode: Callable[[Image.Image], torch.Tensor], factor: int
 class PreviewMixin:
     """Previews for a pipeline with a VAE (`vae`, `vae_scale_factor`, `encode_pixels`). The pipeline's __init__ calls
     `_init_previews`."""
+
+    if TYPE_CHECKING:  # the pipeline's own
+        vae: Any
+        vae_scale_factor: int
+        encode_pixels: Callable[[Image.Image], torch.Tensor]
 
     def _init_previews(self) -> None:
         self._latent_to_rgb: dict[int, LatentToRGB] = {}  # id(vae) -> its fitted map: a swapped VAE is fitted anew

@@ -3,6 +3,8 @@ words the model (and its LoRAs) does not know named before the job runs."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
 
 from .models.vocabulary import unknown_words, unknown_words_warning
@@ -13,6 +15,16 @@ STOP_WORDS = {"a", "an", "the", "of", "on", "in", "with", "and", "at", "by", ","
 class PromptMixin:
     """For an SDXL pipeline (`tokenizer`, `encode_prompt`, `unet`), with `known_words` and `model_name` set by
     the pipeline and `lora_words` from the LoRA manager."""
+
+    if TYPE_CHECKING:  # the pipeline's own
+        known_words: frozenset[str] | None
+        model_name: str
+        tokenizer: Any
+        unet: Any
+        config: Any
+        encode_prompt: Any
+        lora_words: Any
+        _execution_device: torch.device
 
     def prompt_warning(self, prompts: list[str | None], lora_words: list[set[str] | None] | None = None) -> str | None:
         """One line naming the words of `prompts` this model does not know (None: all known, or the model publishes

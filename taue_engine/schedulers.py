@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -165,9 +166,11 @@ class SamplerMixin:
     built from the checkpoint's own scheduler config, kept as it was loaded, so that switching samplers between
     jobs never drifts. The pipeline's __init__ calls `_init_samplers`."""
 
+    scheduler: Any  # the pipeline's registered scheduler
+
     def _init_samplers(self) -> None:
         self._base_scheduler_config = dict(self.scheduler.config)
-        self._schedulers: dict[tuple[str, str], object] = {}
+        self._schedulers: dict[tuple[str, str], Any] = {}
         self._job_seed = 0
 
     def prepare_sampler(self, config, seed: int) -> None:

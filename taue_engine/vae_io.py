@@ -8,6 +8,7 @@ be transplanted, and what the scheduler predicts can be decoded, exactly as SDXL
 from __future__ import annotations
 
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +22,12 @@ from .masks import key_distance, resize_mask
 class VaeIOMixin:
     """For a diffusers pipeline with `vae`, `unet` and `vae_scale_factor`. The pipeline's __init__ calls
     `_init_vae_io`."""
+
+    if TYPE_CHECKING:  # the pipeline's own
+        vae: Any
+        unet: Any
+        vae_scale_factor: int
+        _execution_device: torch.device
 
     def _init_vae_io(self) -> None:
         self._solid_latents: dict[str, torch.Tensor] = {}  # colour name -> E(colour), computed once per model

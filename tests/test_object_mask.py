@@ -13,15 +13,15 @@ from taue_engine.config import KEY_COLORS, MASK_SIGNALS
 from taue_engine.hold import HeldRegion, highpass, laplacian
 from taue_engine.keying import pixel_key_distance
 from taue_engine.masks import hold_mask, key_distance, normalize, object_mask
-from taue_engine.phases import GrownObject
+from taue_engine.phases import PhaseOneRun
 from taue_engine.schedulers import NoiseLevels
 
 from .conftest import SIZE
 
 
-def _grown(clean, seedling=None):
-    """A grown object with only what the mask reads: the clean estimate (no attention, no key distance yet)."""
-    return GrownObject(on_key=None, seedling=seedling, clean=clean, attention=None, key_mask=None, initial=None,
+def _run(clean, seedling=None):
+    """A phase-1 run with only what the mask reads: the clean estimate (no attention, no key distance yet)."""
+    return PhaseOneRun(on_key=None, seedling=seedling, clean=clean, attention=None, key_mask=None, initial=None,
                        maps_captured=0)
 
 
@@ -95,7 +95,7 @@ def test_pipeline_reads_the_mask_off_the_clean_estimate(request, config, signal)
     pipe = request.getfixturevalue("pipe" if signal == "latent" else "toy")
     config = dataclasses.replace(config, mask_signal=signal)
     clean, seedling, truth, _ = _scene(pipe, config)
-    mask, _ = pipe.object_mask(_grown(clean, seedling), config, (SIZE, SIZE))
+    mask, _ = pipe.object_mask(_run(clean, seedling), config, (SIZE, SIZE))
     assert _iou(mask, truth) >= 0.9
 
 
@@ -122,7 +122,7 @@ def test_decoded_signal_sees_a_backdrop_greener_than_e_green(toy, config):
         flagged[signal] = float((toy.key_distance_map(past, signal_config, (SIZE, SIZE))[~truth.bool()]
                                  > config.tau_bg).float().mean())
     assert flagged["latent"] > 0.9 and flagged["decoded"] < 0.05, flagged
-    mask, _ = toy.object_mask(_grown(past), dataclasses.replace(config, mask_signal="decoded"), (SIZE, SIZE))
+    mask, _ = toy.object_mask(_run(past), dataclasses.replace(config, mask_signal="decoded"), (SIZE, SIZE))
     assert _iou(mask, truth) >= 0.8
 
 
