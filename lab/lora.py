@@ -24,8 +24,16 @@ from PIL import Image
 
 from .train import OFFSET_NOISE
 from .train import sample as world_sample
-from .world import (KEYS, PALETTE, background_prompt, classify_colours, colour_names, make_world_scene, object_prompt,
-                    scene_prompt)
+from .world import (
+    KEYS,
+    PALETTE,
+    background_prompt,
+    classify_colours,
+    colour_names,
+    make_world_scene,
+    object_prompt,
+    scene_prompt,
+)
 
 WORD = "pink"
 PINK = (250, 120, 185)

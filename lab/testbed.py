@@ -11,16 +11,26 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from taue_engine.config import LayoutBox, TAUEConfig
+
 from .metrics import box_fraction, layer_fidelity, mask_fit, toy_metrics
-from .world import (BACKGROUNDS, COLOURS, KEY_CLASHES, SHAPES, background_prompt, classify_colours, label_fraction,
-                    object_prompt, scene_prompt)
+from .world import (
+    BACKGROUNDS,
+    COLOURS,
+    KEY_CLASHES,
+    SHAPES,
+    background_prompt,
+    classify_colours,
+    label_fraction,
+    object_prompt,
+    scene_prompt,
+)
 
 FIXED_SET = 56  # pairs in the standard set: 8 of each shape-colour round, every background kind 14 times
 PAIR_COLOURS = tuple(c for c in COLOURS if c not in KEY_CLASHES["green"])
@@ -391,8 +401,14 @@ def run_command(args) -> int:
     quiet_libraries()
     from taue_engine.pipeline import TAUEPipeline
 
-    from .testbed_scenes import (format_scenes, run_key_colours, run_new_backgrounds, run_plain_two_objects,
-                                 run_several, summarize_scenes)
+    from .testbed_scenes import (
+        format_scenes,
+        run_key_colours,
+        run_new_backgrounds,
+        run_plain_two_objects,
+        run_several,
+        summarize_scenes,
+    )
 
     pipe = TAUEPipeline.from_pretrained(args.model)
     pipe.set_progress_bar_config(disable=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +18,8 @@ from .masks import front_to_back, normalize, resize_mask
 
 
 def block_of(layer_name: str) -> str:
-    """'down', 'mid' or 'up' for a processor name such as 'up_blocks.0.attentions.1.transformer_blocks.0.attn2.processor'."""
+    """'down', 'mid' or 'up' for a processor name such as
+    'up_blocks.0.attentions.1.transformer_blocks.0.attn2.processor'."""
     return layer_name.split("_", 1)[0]
 
 
@@ -86,7 +88,7 @@ class AttentionState:
         if not self._sums:
             return None
         total = sum(resize_mask(s.view(*size), *self.latent_size) for size, (s, _) in self._sums.items())
-        return normalize(total / self.captured_maps)
+        return normalize(cast(torch.Tensor, total) / self.captured_maps)
 
     @property
     def captured_maps(self) -> int:
@@ -101,6 +103,7 @@ class AttentionState:
         """Each object's prompt weight [K, 1, 1, N, 1] and the background's [1, 1, N, 1] at a layer's size."""
         key = (size, like.device, like.dtype)
         if key not in self._mask_cache:
+            assert self.shear_mask is not None, "weights_at is for shearing, which has a mask"
             masks = self.shear_mask if self.shear_mask.ndim == 3 else self.shear_mask[None]
             resized = torch.stack([resize_mask(m, *size) for m in masks]).clamp(0, 1)
             weights, remainder = front_to_back(resized.float())

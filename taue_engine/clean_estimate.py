@@ -11,8 +11,6 @@ from __future__ import annotations
 import functools
 from contextlib import contextmanager
 
-import torch
-
 from .schedulers import SCHEDULERS, clean_estimate_of
 
 

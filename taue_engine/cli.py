@@ -16,8 +16,8 @@ from typing import Any, NoReturn
 
 from taue_client.layers import parse_object
 
-from .config import KEY_COLORS, MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, LayoutBox, TAUEConfig, field_names
 from . import __version__
+from .config import KEY_COLORS, MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, LayoutBox, TAUEConfig, field_names
 from .quiet import quiet_libraries
 
 DEFAULT_MODEL = "toy"
@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--object", action="append", default=[], metavar="TEXT[@CX,CY,W,H]",
                      help="one object of several (repeat; instead of --foreground), with its box or, without, placed "
                           "side by side; later objects are in front")
-    gen.add_argument("--background", required=True, metavar="TEXT", help="the scene, e.g. 'a cobblestone street at dusk'")
+    gen.add_argument("--background", required=True, metavar="TEXT",
+                     help="the scene, e.g. 'a cobblestone street at dusk'")
     gen.add_argument("--composite", metavar="TEXT", help="composite prompt (default: FOREGROUND, BACKGROUND)")
     gen.add_argument("--negative", metavar="TEXT", help="negative prompt for all phases")
     gen.add_argument("--model", default=DEFAULT_MODEL, metavar="M",
@@ -207,7 +208,6 @@ def check_device_flags(args) -> None:
 def check_arguments(args) -> dict:
     """Everything that can be checked without loading the model; returns the pipeline's keyword arguments."""
     from .models.loading import ModelLoadError, check_model_exists
-
     from .objects import scene_objects
 
     if args.key_color:

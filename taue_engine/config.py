@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from .schedulers import SCHEDULERS, TIMESTEP_SPACINGS, check_steps, scheduler_name
 
@@ -42,7 +42,7 @@ class LayoutBox:
                 raise ValueError(f"layout.{name} must be a number in (0, 1] (got {value!r})")
 
     @classmethod
-    def parse(cls, text: str) -> "LayoutBox":
+    def parse(cls, text: str) -> LayoutBox:
         """Parse 'CX,CY,W,H' (the CLI's form)."""
         parts = [p.strip() for p in text.split(",")]
         if len(parts) != 4:
@@ -167,8 +167,9 @@ class TAUEConfig:
     but bare backdrop held into the composite stays key-coloured there (two objects side by side came out on a
     green composite when the growth went everywhere). Measured on the toy (16 pairs, cells at least half object,
     grown everywhere), PSNR_fg over the opaque pixels 11.9 dB holding m_obj's cells, 18.6 dB grown by one cell;
-    on 8 hard pairs, growing only into cells off the key: PSNR_fg 18.0 against 19.8, PSNR_bg 19.5 against 13.9. In cells, not in fractions of
-    the image, because that reach is the decoder's, in cells, at any image size. Allowed: 0..8."""
+    on 8 hard pairs, growing only into cells off the key: PSNR_fg 18.0 against 19.8, PSNR_bg 19.5 against 13.9. In
+    cells, not in fractions of the image, because that reach is the decoder's, in cells, at any image size. Allowed:
+    0..8."""
     hold_growth_key_distance: float = 1.0
     """OURS: the grown cells (hold_dilation) must be off the key colour: at least hold_fraction of the cell with a
     key distance above this many times tau_bg. 0 grows everywhere. The trade-off, measured on the toy's 56 pairs:
@@ -329,7 +330,7 @@ class TAUEConfig:
         seedlings): the middle of the interval of ratios that cut there."""
         return (crop_step - 0.5) / num_inference_steps
 
-    def replace(self, **changes: Any) -> "TAUEConfig":
+    def replace(self, **changes: Any) -> TAUEConfig:
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
         if unknown:
             raise ValueError(f"unknown TAUEConfig field(s): {', '.join(unknown)}; known: {', '.join(field_names())}")
@@ -343,7 +344,7 @@ class TAUEConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TAUEConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TAUEConfig:
         return cls().replace(**data)
 
 
@@ -378,7 +379,7 @@ def field_docs() -> dict[str, str]:
     import textwrap
 
     tree = ast.parse(textwrap.dedent(inspect.getsource(TAUEConfig)))
-    body = tree.body[0].body
+    body = cast(ast.ClassDef, tree.body[0]).body
     docs = {}
     for node, following in zip(body, body[1:]):
         if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(following, ast.Expr)

@@ -38,7 +38,8 @@ def green_channels(green_latent: tuple[float, ...]) -> list[int]:
     return [c for c, value in enumerate(green_latent) if value != 0]
 
 
-def inject_green(noise: torch.Tensor, mask: torch.Tensor, green_latent: tuple[float, ...], alpha: float) -> torch.Tensor:
+def inject_green(noise: torch.Tensor, mask: torch.Tensor, green_latent: tuple[float, ...],
+                 alpha: float) -> torch.Tensor:
     """z = (1 - M) z_T + M ((1 - alpha) z_T + alpha C) on the key channels, in unit-variance noise space.
 
     Channels whose C is 0 are left as they are, so the injection changes nothing but the key channels where M = 1.

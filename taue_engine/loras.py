@@ -36,7 +36,7 @@ class LoraSpec:
         if not self.name:
             object.__setattr__(self, "name", lora_name(self.path))
 
-    def check(self) -> "LoraSpec":
+    def check(self) -> LoraSpec:
         """The spec, if its file can be a LoRA; ValueError saying what to change otherwise."""
         if not self.path.is_file():
             raise ValueError(f"no LoRA file {str(self.path)!r}")
@@ -103,7 +103,7 @@ def read_lora(path: Path) -> tuple[dict, dict]:
     return load_file(str(path)), lora_metadata(path)
 
 
-def file_words(path: Path) -> set[str] | None:
+def file_words(path: Path) -> frozenset[str] | None:
     """The words a LoRA file says it teaches, from its header, read once per version of the file (a polled job's
     warnings ask again and again)."""
     stat = Path(path).stat()

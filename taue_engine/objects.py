@@ -64,7 +64,7 @@ def scene_objects(objects, foreground_prompt: str | None = None, layout=None) ->
             unknown = sorted(set(item) - {"prompt", "layout"})
             if unknown:
                 raise ValueError(f"object {n}: unknown field(s) {', '.join(unknown)}; an object has prompt and layout")
-            prompt, box = item.get("prompt"), item.get("layout")
+            prompt, box = item.get("prompt"), item.get("layout")  # type: ignore[assignment]  # checked below
         else:
             raise ValueError(f"object {n} must be {{'prompt': ..., 'layout': ...}} (got {item!r})")
         if not isinstance(prompt, str) or not prompt.strip():

@@ -20,27 +20,37 @@ import torch
 from diffusers import AutoencoderKL, StableDiffusionXLPipeline, UNet2DConditionModel
 from diffusers.schedulers import KarrasDiffusionSchedulers
 from PIL import Image
-from transformers import (CLIPImageProcessor, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer,
-                          CLIPVisionModelWithProjection)
+from transformers import (
+    CLIPImageProcessor,
+    CLIPTextModel,
+    CLIPTextModelWithProjection,
+    CLIPTokenizer,
+    CLIPVisionModelWithProjection,
+)
 
+from . import attention as attn
 from . import masks
-from .attention import (AttentionCaptureProcessor, AttentionShearingProcessor, AttentionState, block_of,
-                        check_installed, cross_attention_layers, install_processors)
 from .clean_estimate import clean_estimates
 from .config import KEY_COLORS, LayoutBox, TAUEConfig
 from .green import dithered_mask, inject_green, layout_probability
 from .hold import HeldRegion, highpass
 from .keying import foreground_rgba
 from .lora_manager import LoraManagerMixin
-from .models.loading import (DEFAULT_HUB_MODEL, choose_device_and_dtype, load_components, model_default_config,
-                             model_folder)
+from .models import loading
 from .models.vocabulary import model_words
 from .objects import SceneObject, check_request, scene_objects
 from .phases import Composition, GrownObject, Job, PhaseOneRun, SceneDraws
 from .previews import PreviewMixin
 from .prompts import PromptMixin
-from .results import (ProgressCallback, ResultObject, TAUECancelled, TAUEProgress, TAUEResult, object_results,
-                      result_metadata)
+from .results import (
+    ProgressCallback,
+    ResultObject,
+    TAUECancelled,
+    TAUEProgress,
+    TAUEResult,
+    object_results,
+    result_metadata,
+)
 from .runs import StepReport, denoising_runs, one_run_at_a_time
 from .schedulers import NoiseLevels, SamplerMixin
 from .transplant import Transplant, over_key
@@ -79,7 +89,7 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
     @classmethod
     def from_pretrained(
         cls,
-        model: str = DEFAULT_HUB_MODEL,
+        model: str = loading.DEFAULT_HUB_MODEL,
         *,
         device: str | None = None,
         dtype: str | torch.dtype | None = None,
@@ -101,8 +111,8 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
         Raises:
             ModelLoadError: the model cannot be found; the message says what to do.
         """
-        device, torch_dtype = choose_device_and_dtype(device, dtype)
-        pipe = load_components(
+        device, torch_dtype = loading.choose_device_and_dtype(device, dtype)
+        pipe = loading.load_components(
             model,
             torch_dtype,
             build=lambda components: cls(**components),
@@ -114,8 +124,8 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
         if type(pipe) is not cls:
             pipe = cls(**pipe.components)
         pipe.model_name = model
-        pipe.default_config = model_default_config(model)
-        pipe.known_words = model_words(model_folder(model))
+        pipe.default_config = loading.model_default_config(model)
+        pipe.known_words = model_words(loading.model_folder(model))
         if cpu_offload:
             pipe.enable_model_cpu_offload(device=device)
         else:
@@ -177,6 +187,7 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
         height = default_size if height is None else height
         scene = scene_objects(objects, foreground_prompt, layout)
         check_request(background_prompt, composite_prompt, negative_prompt, seed, width, height)
+        assert background_prompt is not None  # check_request refused anything but a non-empty string
         self.key_latent(config)  # checks green_latent against the model
 
         # 2. Set the job up: its sampler, every prompt encoded once, the scene's random draws
@@ -353,10 +364,10 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
                                          power=config.layout_mask_power if obj.layout else 1.0)
         key_mask = dithered_mask(probability, uniform)
         initial = inject_green(noise, key_mask, self.key_latent(config), config.green_alpha)
-        capture = AttentionState(latent_size=(latent_h, latent_w), cfg=self._uses_cfg(config.guidance_foreground),
-                                 capture_until=crop, capture_factors=config.attention_resolutions,
-                                 token_indices=self._object_token_indices(obj.prompt))
-        install_processors(self.unet, lambda name: AttentionCaptureProcessor(capture, name))
+        capture = attn.AttentionState(latent_size=(latent_h, latent_w), cfg=self._uses_cfg(config.guidance_foreground),
+                                      capture_until=crop, capture_factors=config.attention_resolutions,
+                                      token_indices=self._object_token_indices(obj.prompt))
+        attn.install_processors(self.unet, lambda name: attn.AttentionCaptureProcessor(capture, name))
         kept: dict[str, torch.Tensor] = {}
 
         def cut_seedling(step_index: int, latents: torch.Tensor) -> torch.Tensor:
@@ -367,7 +378,7 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
                 self.unet.set_attn_processor(dict(original_processors))  # capture is over: no more cost
             return latents
 
-        check_installed(self.unet, AttentionCaptureProcessor)
+        attn.check_installed(self.unet, attn.AttentionCaptureProcessor)
         with clean_estimates(self.scheduler, {crop}) as clean:
             on_key = self._run_phase(job, "foreground", embeds, config.guidance_foreground,
                                      initial.to(device=device, dtype=dtype), cut_seedling, report)
@@ -431,12 +442,13 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
         initial_composite = hold_composite.apply(to_device(draws.noise) * init_sigma, 0)
         cfg = self._uses_cfg(config.guidance_composite)
         pair = (lambda e: torch.cat([e[1], e[0]])) if cfg else (lambda e: e[0])  # CFG's [uncond, cond]
-        shear = AttentionState(latent_size=tuple(union.shape[-2:]), shear_mask=shear_mask.to(device, dtype),
-                               shear_context=torch.cat([pair(e) for e in job.object_embeds]
-                                                       + [pair(job.background_embeds)]))
-        sheared_layers = [n for n in cross_attention_layers(self.unet) if block_of(n) in config.shear_blocks]
-        install_processors(self.unet, lambda name: AttentionShearingProcessor(shear, name)
-                           if name in sheared_layers else None)
+        shear = attn.AttentionState(latent_size=(int(union.shape[-2]), int(union.shape[-1])),
+                                    shear_mask=shear_mask.to(device, dtype),
+                                    shear_context=torch.cat([pair(e) for e in job.object_embeds]
+                                                            + [pair(job.background_embeds)]))
+        sheared_layers = [n for n in attn.cross_attention_layers(self.unet) if attn.block_of(n) in config.shear_blocks]
+        attn.install_processors(self.unet, lambda name: attn.AttentionShearingProcessor(shear, name)
+                                if name in sheared_layers else None)
 
         def hold_objects(step_index: int, latents: torch.Tensor) -> torch.Tensor:
             latents = hold_composite.apply(latents, step_index)
@@ -444,7 +456,7 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
                 kept["background_seedling"] = latents.detach().clone()
             return latents
 
-        check_installed(self.unet, AttentionShearingProcessor, sheared_layers)
+        attn.check_installed(self.unet, attn.AttentionShearingProcessor, sheared_layers)
         composite = self._run_phase(job, "composite", job.composite_embeds, config.guidance_composite,
                                     initial_composite / init_sigma, hold_objects, report_composite)
         job.timings["composite"] = time.perf_counter() - t0

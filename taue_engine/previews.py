@@ -57,7 +57,7 @@ class LatentToRGB:
         features = cell_features(cells.reshape(channels, -1).T, self.degree)
         rgb = (features @ self.weights.T).reshape(height, width, 3)
         pixels = (rgb.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-        return Image.fromarray(pixels, "RGB").resize(size, Image.BILINEAR)
+        return Image.fromarray(pixels, "RGB").resize(size, Image.Resampling.BILINEAR)
 
 
 def fit_latent_to_rgb(encode: Callable[[Image.Image], torch.Tensor], factor: int, seed: int = 0,

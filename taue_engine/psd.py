@@ -1,8 +1,8 @@
 """PSD export: one 8-bit RGB document per result, the foreground's alpha as a real layer mask.
 
-Each object layer is RGBA; an RGB document (not RGBA) makes psd-tools store a layer's alpha as a user layer mask, which Photoshop, Krita,
-GIMP and Affinity show as an editable mask: the designer can repaint the object's edge. Masks sit on pixel layers
-only (a mask on a group wrote files other readers rejected).
+Each object layer is RGBA; an RGB document (not RGBA) makes psd-tools store a layer's alpha as a user layer mask,
+which Photoshop, Krita, GIMP and Affinity show as an editable mask: the designer can repaint the object's edge. Masks
+sit on pixel layers only (a mask on a group wrote files other readers rejected).
 """
 
 from __future__ import annotations

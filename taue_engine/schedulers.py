@@ -60,11 +60,16 @@ def check_steps(name: str, steps: int) -> None:
 def make_scheduler(name: str, base_config: dict, timestep_spacing: str = "model"):
     """A new scheduler of that name, from the checkpoint's scheduler config (its betas, prediction type and
     spacing); `timestep_spacing` other than 'model' overrides the spacing (few-step models want 'trailing')."""
-    from diffusers import (DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, LCMScheduler,
-                           UniPCMultistepScheduler)
+    from diffusers import (
+        DDIMScheduler,
+        DPMSolverMultistepScheduler,
+        EulerDiscreteScheduler,
+        LCMScheduler,
+        UniPCMultistepScheduler,
+    )
 
     name = scheduler_name(name)
-    kind, settings = {
+    choices: dict[str, tuple[Any, dict[str, Any]]] = {
         "euler": (EulerDiscreteScheduler, {}),
         "dpmpp_2m": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2,
                                                    "use_karras_sigmas": False, "final_sigmas_type": "zero"}),
@@ -73,7 +78,8 @@ def make_scheduler(name: str, base_config: dict, timestep_spacing: str = "model"
         "ddim": (DDIMScheduler, {"clip_sample": False, "set_alpha_to_one": False}),  # SDXL's: latents exceed +-1
         "unipc": (UniPCMultistepScheduler, {"predict_x0": True}),
         "lcm": (LCMScheduler, {}),
-    }[name]
+    }
+    kind, settings = choices[name]
     if timestep_spacing != "model":
         settings["timestep_spacing"] = timestep_spacing
     accepted = set(inspect.signature(kind.__init__).parameters)  # other samplers' keys would only draw warnings
@@ -101,7 +107,7 @@ class NoiseLevels:
     sigma: torch.Tensor  # [steps + 1]
 
     @classmethod
-    def of(cls, scheduler) -> "NoiseLevels":
+    def of(cls, scheduler) -> NoiseLevels:
         """The levels of a scheduler whose timesteps are set (`set_timesteps`)."""
         kind = type(scheduler).__name__
         if kind == "EulerDiscreteScheduler":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,7 +56,7 @@ def move_layer(layer: Image.Image, box: LayoutBox) -> Image.Image:
     width, height = layer.size
     scale = min(box.w * width / obj.width, box.h * height / obj.height)
     size = (max(1, round(obj.width * scale)), max(1, round(obj.height * scale)))
-    obj = obj.resize(size, Image.LANCZOS)
+    obj = obj.resize(size, Image.Resampling.LANCZOS)
     out = Image.new("RGBA", layer.size, (0, 0, 0, 0))
     out.alpha_composite(obj, (round(box.cx * width - size[0] / 2), round(box.cy * height - size[1] / 2)))
     return out
@@ -152,7 +153,8 @@ class Transplant:
         bad = [i for i in indices if not 0 <= i < len(self.prompts)]
         if not indices or bad:
             raise ValueError(f"choose objects among 0..{len(self.prompts) - 1} (got {list(indices)})")
-        return replace(self, **{name: [getattr(self, name)[i] for i in indices] for name in PER_OBJECT})
+        chosen: dict[str, Any] = {name: [getattr(self, name)[i] for i in indices] for name in PER_OBJECT}
+        return replace(self, **chosen)
 
     def moved(self, index: int, box: LayoutBox, latent_size: tuple[int, int]) -> Transplant:
         """The same objects with object `index` (0-based) moved and scaled into `box`: its layer is resampled in

@@ -70,7 +70,8 @@ def test_invalid_values_name_the_field_and_range(changes, field):
         TAUEConfig(**changes)
     message = str(info.value)
     assert message.startswith(field), message
-    assert any(ch.isdigit() for ch in message) or "one of" in message or "subset" in message or "true or false" in message
+    assert (any(ch.isdigit() for ch in message) or "one of" in message or "subset" in message
+            or "true or false" in message)
 
 
 def test_replace_rejects_unknown_fields():

@@ -6,9 +6,8 @@ import torch
 from PIL import Image
 
 from taue_engine import TAUEConfig
-from taue_engine.keying import foreground_rgba
+from taue_engine.keying import foreground_rgba, key_excess
 from taue_engine.keying import green_excess as _green_excess
-from taue_engine.keying import key_excess
 
 
 def green_excess(pixels):

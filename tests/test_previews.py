@@ -9,8 +9,8 @@ import time
 import numpy as np
 from PIL import Image
 
-from tests.helpers.live import live_server
 from taue_engine.previews import PREVIEW_SIDE, preview_size
+from tests.helpers.live import live_server
 
 SLOW_JOB = {"foreground_prompt": "a red star", "background_prompt": "a blue striped background", "seed": 3,
             "width": 64, "height": 64, "steps": 200}

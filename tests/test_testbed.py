@@ -4,8 +4,21 @@ import json
 
 import pytest
 
-from lab.testbed import (BARS, CORNER_BOXES, PAIR_COLOURS, check_bars, choose_pairs, failed_pairs, format_table,
-                         layout_pairs, main, oracle_pipeline, prompt_set, run_testbed, summarize)
+from lab.testbed import (
+    BARS,
+    CORNER_BOXES,
+    PAIR_COLOURS,
+    check_bars,
+    choose_pairs,
+    failed_pairs,
+    format_table,
+    layout_pairs,
+    main,
+    oracle_pipeline,
+    prompt_set,
+    run_testbed,
+    summarize,
+)
 from lab.world import BACKGROUNDS, SHAPES
 
 COLOURS = PAIR_COLOURS
@@ -83,8 +96,8 @@ def test_boxed_pairs_cover_every_corner():
 def test_box_fraction():
     from PIL import Image
 
-    from taue_engine import LayoutBox
     from lab.metrics import box_fraction
+    from taue_engine import LayoutBox
 
     layer = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
     layer.paste(Image.new("RGBA", (16, 16), (255, 0, 0, 255)), (0, 0))

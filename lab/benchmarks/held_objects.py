@@ -20,17 +20,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-
-from taue_engine import TAUEPipeline
 from lab.testbed import object_request
 from lab.testbed_scenes import colour_labels
 from lab.world import PALETTE, colour_names
+from taue_engine import TAUEPipeline
 
 BACKGROUNDS = (("a black background", "black"), ("a purple background", "purple"), ("a white background", "white"))
 SUBSETS = (("object 1", [0]), ("object 2", [1]), ("object 1 twice", [0, 0]), ("both", [0, 1]))
@@ -75,8 +72,10 @@ def main() -> None:
     for prompt, colour in BACKGROUNDS:
         for seed in args.seeds:
             made = pipe(objects=object_request(2), background_prompt=prompt, seed=seed, config=config)
-            runs = [(name, lambda indices=indices: made.transplant.objects_at(indices)) for name, indices in SUBSETS]
-            runs.append(("both, off the key", lambda: off_the_key(pipe, made.transplant, PALETTE[colour])))
+            runs = [(name, lambda indices=indices, made=made: made.transplant.objects_at(indices))
+                    for name, indices in SUBSETS]
+            runs.append(("both, off the key", lambda made=made, colour=colour: off_the_key(pipe, made.transplant,
+                                                                                            PALETTE[colour])))
             for name, kept in runs:
                 try:
                     result = pipe.new_background(kept(), prompt, seed=seed, config=config)

@@ -34,19 +34,17 @@ import argparse
 import math
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from diffusers import StableDiffusionXLImg2ImgPipeline
 from PIL import Image
 
-
-from taue_engine import TAUEPipeline
 from lab.metrics import psnr
 from lab.testbed import OBJECT_SCENES, OBJECT_SEEDS, PSNR_CAP, choose_pairs
 from lab.testbed_scenes import colour_labels, colour_share
 from lab.world import make_world_scene
+from taue_engine import TAUEPipeline
 
 COLUMNS = ("object", "key", "scene", "in scene", "key vs scene")
 RADIUS = 0.26  # of the image: the middle of the world's single-object radii (0.2-0.32)
@@ -99,7 +97,8 @@ def run(model: str, pair_count: int, strengths: list[float], steps: int, guidanc
                                        num_inference_steps=steps, guidance_scale=guidance, generator=seeded,
                                        height=size, width=size).images[0])
                 values = (region_psnr(out, on_key, inside), region_psnr(out, on_key, ~inside),
-                          region_psnr(whole, scene.image, np.ones_like(inside)), region_psnr(whole, scene.image, inside),
+                          region_psnr(whole, scene.image, np.ones_like(inside)),
+                          region_psnr(whole, scene.image, inside),
                           region_psnr(out, whole, inside))
             except Exception as error:  # noqa: BLE001 - a failed pair counts at the worst value
                 print(f"  pair {n} strength {s}: failed ({error})", file=sys.stderr)
@@ -172,7 +171,8 @@ def main() -> None:
         print(f"| {s} | " + " | ".join(f"{r[c]:.2f}" for c in COLUMNS) + f" | {r['failed']} of {result['pairs']} |")
     if args.scenes:
         scenes = run_scenes(args.model, args.strengths, args.steps, args.guidance)
-        print("\nseveral-object scenes (testbed.OBJECT_SCENES, seeds 1-3), each object's pixels in its own colour after "
+        print("\nseveral-object scenes (testbed.OBJECT_SCENES, seeds 1-3), each object's pixels in its own colour "
+              "after "
               "the round trip")
         print("| strength | own colour: mean | worst | objects | failed scenes |")
         print("|---|---|---|---|---|")

@@ -24,20 +24,17 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-
-from taue_engine import TAUEPipeline
 from lab.metrics import psnr
-from taue_engine.schedulers import NoiseLevels
 from lab.testbed import PSNR_CAP, choose_pairs, oracle_pipeline, pipeline_like, score
 from lab.world import make_world_scene
+from taue_engine import TAUEPipeline
+from taue_engine.schedulers import NoiseLevels
 
 RADIUS = 0.26  # of the image: the middle of the world's single-object radii (0.2-0.32)
 COLUMNS = ("psnr_fg", "psnr_fg_paper", "fg_vs_truth")

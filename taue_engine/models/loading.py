@@ -6,8 +6,9 @@ Every way a model can be missing ends in one `ModelLoadError` whose message says
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -114,7 +115,8 @@ def check_model_exists(model: str) -> None:
     if kind == "missing_path":
         raise ModelLoadError(
             f"model {model!r} does not exist: give a local diffusers folder (with model_index.json), "
-            f"a .safetensors checkpoint file, a hub id such as {DEFAULT_HUB_MODEL}, or one of: {', '.join(BUILTIN_MODELS)}"
+            f"a .safetensors checkpoint file, a hub id such as {DEFAULT_HUB_MODEL}, or one of: "
+            f"{', '.join(BUILTIN_MODELS)}"
         )
     if kind == "folder" and not (Path(os.path.expanduser(model)) / "model_index.json").is_file():
         raise ModelLoadError(
