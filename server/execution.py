@@ -69,7 +69,7 @@ def new_background(pipe, request: dict, config: TAUEConfig, kept: Path, progress
     says."""
     from PIL import Image
 
-    from taue_engine.objects import Transplant
+    from taue_engine.transplant import Transplant
 
     if (kept / "transplant.json").exists():
         objects = Transplant.load(kept)

@@ -46,7 +46,7 @@ class JobManager:
     def submit_backgrounds(self, parent: Job, requests: list[dict]) -> list[Job]:
         """One queued job per new background of a succeeded job; each gets its own copy of the parent's kept objects
         (so deleting the parent later loses nothing)."""
-        from taue_engine.objects import TRANSPLANT_FILES
+        from taue_engine.transplant import TRANSPLANT_FILES
 
         if parent.state != SUCCEEDED:
             raise APIError(409, f"job {parent.id} is {parent.state}: new backgrounds need a succeeded job",

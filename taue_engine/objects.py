@@ -93,13 +93,3 @@ def check_request(background_prompt, composite_prompt, negative_prompt, seed, wi
         if (isinstance(value, bool) or not isinstance(value, int) or value % SIZE_MULTIPLE
                 or not MIN_SIZE <= value <= MAX_SIZE):
             raise ValueError(f"{name} must be a multiple of {SIZE_MULTIPLE} in {MIN_SIZE}..{MAX_SIZE} (got {value!r})")
-
-
-def __getattr__(name: str):
-    """`Transplant` and `TRANSPLANT_FILES` lived here before they got their own module (transplant.py): still
-    importable from here, for code written against that layout."""
-    if name in ("Transplant", "TRANSPLANT_FILES"):
-        from . import transplant
-
-        return getattr(transplant, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

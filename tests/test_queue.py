@@ -98,7 +98,8 @@ def test_cancel_while_queued_and_while_running(redis_server, two_workers, tmp_pa
     with live_server(tmp_path, None, queue=redis_server.url) as front:
         wait_for(lambda: front.session.get(front.api + "/health", timeout=10).json()["state"] == "ready", 180)
         jobs = [front.submit(**{**JOB, "steps": 200, "seed": n}) for n in range(3)]  # two workers: one waits
-        states = wait_for(lambda: (lambda s: s if "running" in s and "queued" in s else None)(
+        # both workers busy, so that no worker can take the queued job between the look and the cancel
+        states = wait_for(lambda: (lambda s: s if s.count("running") == 2 and "queued" in s else None)(
             [front.job(j["id"])["state"] for j in jobs]), timeout=120, every=0.02)
         queued, running = jobs[states.index("queued")], jobs[states.index("running")]
         answer = front.session.post(front.api + f"/jobs/{queued['id']}/cancel", timeout=30)

@@ -2,6 +2,7 @@
 model's weights, and nothing that only trains, measures or tests; installed in a fresh venv, `taue generate` runs."""
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -16,8 +17,18 @@ LAB_NAMES = ("train", "testbed", "metrics", "sheet", "world", "benchmark", "live
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(REPO),
+    """Built from a copy of the checkout's own files (setuptools builds in the source folder, and a build/ folder
+    left by an earlier build would travel into the wheel)."""
+    source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("wheel")
+    ignore = shutil.ignore_patterns(".git", ".venv", "build", "dist", "runs", "*.egg-info", "__pycache__", "taue-*")
+    for entry in REPO.iterdir():
+        if ignore(str(REPO), [entry.name]):
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, source / entry.name, ignore=ignore)
+        else:
+            shutil.copy2(entry, source / entry.name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(source),
                     "-w", str(out)], check=True, capture_output=True, text=True, timeout=600)
     (built,) = out.glob("taue_layers-*.whl")
     return built
