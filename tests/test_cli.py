@@ -79,6 +79,7 @@ def test_object_and_background_flags_are_checked_before_loading(argv, flag, caps
     assert len(err) == 1 and flag in err[0], err
 
 
+@pytest.mark.slow
 def test_cli_objects_then_new_backgrounds_moved_and_from_a_layer(tmp_path):
     """Two objects, then two new backgrounds for them with object 1 moved, then a background for a brought layer."""
     import numpy as np

@@ -72,6 +72,7 @@ def test_every_command_shown_prints_what_it_shows(document, command, shown, caps
     assert status == (2 if "error:" in shown else 0), f"{document}: {command}"
 
 
+@pytest.mark.e2e
 def test_the_server_pages_curl_commands_work_as_shown(pipe, tmp_path):
     """docs/server.md's curl block, against a live server: submit, poll, fetch a layer and the PSD."""
     from tests.helpers.live import live_server

@@ -23,6 +23,8 @@ from PIL import Image
 from tests.helpers.live import live_server
 from tests.required import unavailable
 
+pytestmark = pytest.mark.e2e  # real GIMP 3
+
 REPO = Path(__file__).resolve().parents[1]
 W, H = 100, 75
 GIMP = "gimp-console-3.0"

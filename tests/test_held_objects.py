@@ -8,6 +8,8 @@ import torch
 from lab.benchmarks.held_objects import shares
 from lab.testbed import object_request
 
+pytestmark = pytest.mark.slow  # a benchmark
+
 
 def test_subsets_hold_the_chosen_objects_and_nothing_else(toy):
     config = toy.default_config.replace(num_inference_steps=8)

@@ -62,6 +62,7 @@ def object_pink(result) -> float:
     return pink_share(layer, opaque) if opaque.any() else 0.0
 
 
+@pytest.mark.slow
 def test_the_pink_lora_teaches_the_word_and_leaves_no_trace(toy):
     toy.load_loras([])
     before = weights(toy)
@@ -171,6 +172,7 @@ def test_server_takes_loras_of_its_folder_only(toy, tmp_path):
         assert response.status_code == 400 and "--lora-dir" in response.json()["error"]["message"]
 
 
+@pytest.mark.slow
 def test_the_lora_trainer_writes_both_formats(tmp_path):
     record = train("toy", tmp_path, steps=3, count=16, batch=4)
     assert record["files"] == [DIFFUSERS_FILE, KOHYA_FILE]

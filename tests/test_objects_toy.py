@@ -11,6 +11,8 @@ import pytest
 from lab.testbed import OBJECT_SCENES, OBJECT_SEEDS, object_request
 from lab.world import classify_colours, colour_names
 
+pytestmark = pytest.mark.slow  # the toy model on several-object scenes
+
 SCENES, SEEDS = OBJECT_SCENES, OBJECT_SEEDS
 NAMES = colour_names()
 

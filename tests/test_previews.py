@@ -7,6 +7,7 @@ import io
 import time
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from taue_engine.previews import PREVIEW_SIDE, preview_size
@@ -94,6 +95,7 @@ def wait_for(predicate, timeout=60.0):
     raise AssertionError("timed out")
 
 
+@pytest.mark.slow
 def test_preview_endpoint_states(pipe, tmp_path):
     with live_server(tmp_path, pipe, preview_seconds=0) as live:
         running = live.submit(**SLOW_JOB)

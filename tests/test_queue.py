@@ -20,6 +20,8 @@ import pytest
 from tests.helpers.live import REPO, LocalRedis, free_port, live_server, worker_process
 from tests.required import unavailable
 
+pytestmark = pytest.mark.e2e  # Redis, taue-worker and taue-server processes
+
 JOB = {"foreground_prompt": "a red star", "background_prompt": "a blue striped background", "width": 64,
        "height": 64, "steps": 4}
 

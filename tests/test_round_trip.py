@@ -1,7 +1,11 @@
 """lab/benchmarks/round_trip.py measures the model alone: a small strength returns the truth, a large one repaints it,
 and a pair whose run raises counts at 0 dB."""
 
+import pytest
+
 from lab.benchmarks import round_trip
+
+pytestmark = pytest.mark.slow  # a benchmark
 
 
 def test_a_light_round_trip_keeps_the_object_and_a_heavy_one_does_not():

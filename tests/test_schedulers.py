@@ -143,6 +143,7 @@ def test_new_backgrounds_keep_the_sampler_the_seedlings_were_cut_with(tiny, tmp_
     assert json.loads((tmp_path / "new" / "taue.json").read_text())["scheduler"] == "dpmpp_2m"
 
 
+@pytest.mark.slow
 def test_every_sampler_keeps_eulers_fidelity_on_the_toy():
     """The testbed on the toy, the same pairs and seeds, 50 steps: each sampler's PSNR_fg within 1 dB of Euler's
     (lab/benchmarks/schedulers.py runs more pairs; its numbers are in the README)."""

@@ -106,6 +106,7 @@ def test_cancel_stops_a_running_job_within_a_step_and_removes_a_queued_one(serve
     assert server.get(f"/api/v1/jobs/{running['id']}/result.psd").status_code == 404
 
 
+@pytest.mark.slow
 def test_twenty_concurrent_clients_all_get_their_results(server):
     results, errors = {}, []
 

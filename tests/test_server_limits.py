@@ -18,6 +18,8 @@ import pytest
 import requests
 from PIL import Image
 
+pytestmark = pytest.mark.e2e  # taue-server processes
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -122,6 +122,7 @@ def test_oracle_pipeline_puts_the_truth_in_place_of_the_mask(pipe, config):
     assert type(pipe).object_mask is not type(oracle).object_mask and oracle.unet is pipe.unet
 
 
+@pytest.mark.slow
 def test_testbed_command_writes_a_report(tmp_path, capsys):
     out = tmp_path / "bed"
     assert main(["--model", "tiny-random", "--pairs", "1", "--steps", "4", "--out", str(out)]) == 0
@@ -134,6 +135,7 @@ def test_testbed_command_writes_a_report(tmp_path, capsys):
     assert report["scene_summary"]["own_colour"]["n"] == 5 * 3  # the 2- and 3-object scenes, 3 seeds each
 
 
+@pytest.mark.slow
 def test_testbed_check_fails_on_missed_bars(tmp_path):
     # random weights draw noise: the bars must be missed, and --check must say so with its exit status
     assert main(["--model", "tiny-random", "--pairs", "1", "--steps", "4", "--out", str(tmp_path),

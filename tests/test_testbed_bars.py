@@ -10,7 +10,11 @@ here; they are to be tightened to the bars themselves when they are met.
 
 import json
 
+import pytest
+
 from lab.testbed import BARS, main
+
+pytestmark = pytest.mark.slow  # the toy testbed
 
 # metric -> today's level, just under the 56-pair mean measured with this command on toy 2 (its settings: crop ratio
 # 0.65, high-pass 0.05, composite guidance 3): PSNR_fg 13.61 dB (the 20 dB bar is missed: README, "The testbed");

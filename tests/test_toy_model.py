@@ -45,6 +45,7 @@ def test_toy_foreground_comes_out_on_green(toy):
     assert 0.03 < (alpha > 127).mean() < 0.6  # an object, not the whole frame
 
 
+@pytest.mark.slow
 def test_training_script_trains_resumes_and_exports_a_loadable_model(tmp_path):
     """Seconds of lab/train.py (the committed model's script): the point is the machinery (data, VAE, latents, UNet with
     its scored checkpoints, decoder stage, going on from the work folder, export, loading, the several-objects

@@ -147,6 +147,7 @@ def test_a_carried_run_resumes_where_it_stopped(tmp_path):
     second.bar.close()
 
 
+@pytest.mark.slow
 def test_the_training_script_trains_every_stage_and_exports_a_loadable_model(tmp_path):
     """Seconds of training: the machinery (data, the three stages by step counts, the scored best checkpoint, the
     carry, the export with its vocabulary and settings, the training log) and the exported folder runs TAUE at the

@@ -1,11 +1,14 @@
 """lab/benchmarks/truth_at_cut.py puts the truth in place of phase 1's latent at the cut, and only there."""
 
 import numpy as np
+import pytest
 
 from lab.benchmarks.truth_at_cut import summary, truth_pipeline
 from lab.metrics import psnr
 from lab.testbed import choose_pairs
 from taue_engine import TAUEPipeline
+
+pytestmark = pytest.mark.slow  # a benchmark
 
 
 def test_phase_one_follows_the_truth_from_the_cut():

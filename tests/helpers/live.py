@@ -83,7 +83,11 @@ def live_server(data_dir: Path, engine, cancel_at_exit: bool = True, **settings)
     finally:
         live.jobs.stop(cancel=cancel_at_exit)  # no job of this server may go on using a shared pipeline
         closing.set()
+        live.session.close()
         server.close()
+        channels = getattr(server, "_map", None) or getattr(server, "map", {})
+        for channel in list(channels.values()):  # kept-alive connections keep waitress's loop running
+            channel.close()
         thread.join(timeout=10)
 
 
