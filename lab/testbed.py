@@ -286,7 +286,7 @@ def format_table(summary: dict, rows: list[dict] | None = None, other: dict | No
     """The summary as a table (mean, worst, failures, bar); with `other`, a second summary side by side."""
     head = f"{'metric':<32}{'mean':>9}{'worst':>9}{'failed':>8}"
     if other is not None:
-        head = f"{'metric':<32}{titles[0] + ' mean':>12}{'worst':>9}{titles[1] + ' mean':>14}{'worst':>9}{'failed':>8}"
+        head = f"{'metric':<32}{titles[0] + ' mean':>12}{'worst':>9}{titles[1] + ' mean':>14}{'worst':>9}{'failed':>14}"
     lines = [head + "  bar", "-" * (len(head) + 12)]
     for metric in METRICS:
         if metric.name not in summary:
@@ -297,9 +297,9 @@ def format_table(summary: dict, rows: list[dict] | None = None, other: dict | No
         if other is not None and metric.name in other:
             o = other[metric.name]
             lines.append(f"{metric.name:<32}{v['mean']:>12.3f}{v['worst']:>9.3f}{o['mean']:>14.3f}{o['worst']:>9.3f}"
-                         f"{failed + '/' + str(o['failed']):>8}  {bar}")
+                         f"{' ' + failed + '/' + str(o['failed']):>14}  {bar}")
         else:
-            lines.append(f"{metric.name:<32}{v['mean']:>9.3f}{v['worst']:>9.3f}{failed:>8}  {bar}")
+            lines.append(f"{metric.name:<32}{v['mean']:>9.3f}{v['worst']:>9.3f}{' ' + failed:>8}  {bar}")
     if rows is not None:
         lines.append(f"failed pairs: {failed_pairs(rows)} of {len(rows)}")
     notes = [f"  {m.name}: {m.note}" for m in METRICS if m.note and m.name in summary]
