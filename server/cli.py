@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"taue-server {__version__}")
     parser.add_argument("--model", default="toy", metavar="M",
                         help="hub id, diffusers folder, .safetensors file, toy or tiny-random (default: toy)")
+    parser.add_argument("--vae", default=None, metavar="PATH_OR_ID",
+                        help="a VAE in place of the model's own: diffusers VAE folder, .safetensors file or hub id "
+                             "(madebyollin/sdxl-vae-fp16-fix: SDXL's VAE fixed for float16)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
     parser.add_argument("--data-dir", default="taue-server-data", metavar="DIR",
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_libraries()  # the log holds the server's lines, not the libraries' warnings and loading bars
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from taue_engine.models.loading import ModelLoadError, check_model_exists
+    from taue_engine.models.loading import ModelLoadError, check_model_exists, check_vae_exists
 
     if args.queue:
         from .queue_engine import missing_libraries
@@ -64,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
     try:
         check_model_exists(args.model)
+        if args.vae is not None:
+            check_vae_exists(args.vae)
         if args.device is not None:
             from taue_engine.models.loading import check_device
 
@@ -73,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--device: {error}") from None
         config = ServerConfig(data_dir=Path(args.data_dir), model=args.model, host=args.host, port=args.port,
                               token=args.token, device=args.device, dtype=args.dtype, max_size=args.max_size,
+                              vae=args.vae,
                               lora_dir=args.lora_dir,
                               preview_seconds=None if args.no_previews else args.preview_seconds,
                               queue=args.queue)

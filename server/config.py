@@ -23,6 +23,8 @@ class ServerConfig:
     """When set, every request except /health must carry `Authorization: Bearer <token>`."""
     device: str | None = None
     dtype: str | None = None
+    vae: str | None = None
+    """A VAE in place of the model's own (a folder, .safetensors file or hub id), or None."""
     lora_dir: Path | None = None
     """A folder of LoRA .safetensors files that jobs may name (`loras: [{"name", "scale"}]`); None: no LoRAs. A
     request names a file of this folder, never a path."""

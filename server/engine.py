@@ -31,7 +31,8 @@ class Engine:
         if pipe is not None:
             device = str(pipe._execution_device)
             dtype = str(pipe.unet.dtype).replace("torch.", "")
-        return {"model": self.model, "device": device, "dtype": dtype, "state": self.state, "error": self.error}
+        return {"model": self.model, "vae": getattr(pipe, "vae_name", None) or self._options.get("vae"),
+                "device": device, "dtype": dtype, "state": self.state, "error": self.error}
 
     def unavailable(self, state: str) -> str:
         """Why jobs are refused now (503), and what to do."""

@@ -67,7 +67,8 @@ class QueueEngine:
         for worker in Worker.all(connection=self.redis):
             raw = self.redis.get(worker_key(worker.name))
             info = json.loads(raw) if raw else {"name": worker.name}
-            found.append({"name": worker.name, "model": info.get("model"), "device": info.get("device"),
+            found.append({"name": worker.name, "model": info.get("model"), "vae": info.get("vae"),
+                          "device": info.get("device"),
                           "dtype": info.get("dtype"), "state": "busy" if worker.get_current_job_id() else "idle",
                           "job": worker.get_current_job_id(), "_info": info})
         return sorted(found, key=lambda w: w["name"])
@@ -102,8 +103,9 @@ class QueueEngine:
         devices = sorted({w["device"] for w in workers if w["device"]})
         waiting = None if workers or state == "error" else (
             f"no taue-worker has joined the queue yet: start one with `taue-worker --queue {self.url} --model ...`")
-        return {"model": self.model, "device": ", ".join(devices) or None,
-                "dtype": workers[0]["dtype"] if workers else None, "state": state, "error": self.error or waiting,
+        first = workers[0] if workers else {}
+        return {"model": self.model, "vae": first.get("vae"), "device": ", ".join(devices) or None,
+                "dtype": first.get("dtype"), "state": state, "error": self.error or waiting,
                 "workers": [{k: v for k, v in w.items() if k != "_info"} for w in workers]}
 
     def unavailable(self, state: str) -> str:

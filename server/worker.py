@@ -40,7 +40,7 @@ from .queue_names import (
 )
 
 log = logging.getLogger("taue.worker")
-EXIT_USAGE = 2
+EXIT_FAILURE, EXIT_USAGE = 1, 2
 RESULT_WAIT_S = 600  # a finished job's result waits this long for a Redis that is away
 
 
@@ -160,7 +160,8 @@ def describe_worker(pipe, name: str, device: str | None) -> dict:
     """What /health shows of a worker, and what the front needs of its model (default settings, vocabulary)."""
     config = getattr(pipe, "default_config", None)
     words = getattr(pipe, "known_words", None)
-    return {"name": name, "model": getattr(pipe, "model_name", None), "device": str(pipe._execution_device),
+    return {"name": name, "model": getattr(pipe, "model_name", None), "vae": getattr(pipe, "vae_name", None),
+            "device": str(pipe._execution_device),
             "dtype": str(pipe.unet.dtype).replace("torch.", ""), "default_config": config.to_dict() if config else None,
             "words": sorted(words) if words else None, "asked_device": device}
 
@@ -171,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the Redis the front queues on, e.g. redis://:PASSWORD@HOST:6379/0")
     parser.add_argument("--model", default="toy", metavar="M",
                         help="hub id, diffusers folder, .safetensors file, toy or tiny-random (default: toy)")
+    parser.add_argument("--vae", default=None, metavar="PATH_OR_ID",
+                        help="a VAE in place of the model's own: diffusers VAE folder, .safetensors file or hub id "
+                             "(madebyollin/sdxl-vae-fp16-fix: SDXL's VAE fixed for float16)")
     parser.add_argument("--device", default=None, help="cuda, cuda:1, mps or cpu (default: the best available)")
     parser.add_argument("--dtype", default=None, help="float16, bfloat16 or float32")
     parser.add_argument("--lora-dir", default=None, metavar="DIR",
@@ -197,11 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     import redis
     from rq import Queue
 
-    from taue_engine.models.loading import ModelLoadError, check_model_exists
+    from taue_engine.models.loading import ModelLoadError, check_model_exists, check_vae_exists
     from taue_engine.pipeline import TAUEPipeline
 
     try:
         check_model_exists(args.model)
+        if args.vae is not None:
+            check_vae_exists(args.vae)
         connection = redis.Redis.from_url(args.queue)
         connection.ping()
     except (ModelLoadError, ValueError) as error:
@@ -211,7 +217,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"taue-worker: error: no Redis answers at --queue {args.queue}: {error}", file=sys.stderr)
         return EXIT_USAGE
     log.info("loading model %s ...", args.model)
-    pipe = TAUEPipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype)
+    try:
+        pipe = TAUEPipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype, vae=args.vae)
+    except ModelLoadError as error:
+        print(f"taue-worker: error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     pipe.set_progress_bar_config(disable=True)
     pipe.latent_to_rgb()
     Served.pipe, Served.lora_dir = pipe, Path(args.lora_dir) if args.lora_dir else None

@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"hub id, diffusers folder, .safetensors file, or tiny-random (default: {DEFAULT_MODEL})")
     gen.add_argument("--single-file-config", metavar="DIR",
                      help="local diffusers SDXL folder whose configs describe a .safetensors --model")
+    gen.add_argument("--vae", default=None, metavar="PATH_OR_ID", help=VAE_HELP)
     gen.add_argument("--seed", default="0", metavar="N", help="seed (default 0): same seed, same files")
     gen.add_argument("--steps", default=None, metavar="N", help="denoising steps per phase (default 50)")
     gen.add_argument("--width", default=None, metavar="W", help="multiple of 8 (default: the model's size)")
@@ -105,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--move", action="append", default=[], metavar="N@CX,CY,W,H",
                      help="re-layout: object N (from 1) moved and scaled into the box")
     new.add_argument("--model", default=None, metavar="M", help="default: the model that made --from, else toy")
+    new.add_argument("--vae", default=None, metavar="PATH_OR_ID",
+                     help="as in generate (default: the VAE that made --from)")
     new.add_argument("--steps", default=None, metavar="N", help="with --layer: steps per phase (default 50)")
     new.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any TAUEConfig field")
     add_sampling_flags(new)
@@ -115,6 +118,29 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--quiet", action="store_true", help="no progress bar")
 
     return parser
+
+
+VAE_HELP = ("a VAE in place of the model's own: diffusers VAE folder, .safetensors file or hub id, e.g. "
+            "madebyollin/sdxl-vae-fp16-fix (SDXL's VAE fixed for float16: for black or NaN pictures)")
+
+
+def check_vae_flag(vae: str | None) -> None:
+    """--vae names a VAE that exists (a path) or may (a hub id)."""
+    from .models.loading import ModelLoadError, check_vae_exists
+
+    if vae is not None:
+        try:
+            check_vae_exists(vae)
+        except ModelLoadError as error:
+            raise UsageError(f"--vae: {error}") from None
+
+
+def made_with_vae(result: Path) -> str | None:
+    """The replacement VAE a result folder was made with (its taue.json), or None: the model's own."""
+    try:
+        return json.loads((result / "taue.json").read_text(encoding="utf-8")).get("vae")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def int_flag(flag: str, text: str | None, low: int, high: int, multiple: int = 1) -> int | None:
@@ -242,6 +268,7 @@ def check_arguments(args) -> dict:
     except ModelLoadError as error:
         raise UsageError(f"--model: {error}") from None
     check_device_flags(args)
+    check_vae_flag(args.vae)
     if args.single_file_config is not None and not Path(args.single_file_config).is_dir():
         raise UsageError(f"--single-file-config must be a diffusers folder (got {args.single_file_config!r})")
     return {
@@ -305,7 +332,7 @@ def generate(args) -> int:
     check_writable(out)
 
     quiet_libraries()
-    from .models.loading import ModelLoadError
+    from .models.loading import ModelLoadError, VaeLoadError
     from .pipeline import TAUECancelled, TAUEPipeline
 
     if not args.quiet:
@@ -313,9 +340,10 @@ def generate(args) -> int:
     try:
         pipe = TAUEPipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype,
                                             cpu_offload=args.cpu_offload, vae_tiling=args.vae_tiling,
-                                            single_file_config=args.single_file_config)
+                                            single_file_config=args.single_file_config, vae=args.vae)
     except ModelLoadError as error:
-        print(f"taue: error: --model: {error}", file=sys.stderr)
+        flag = "--vae" if isinstance(error, VaeLoadError) else "--model"
+        print(f"taue: error: {flag}: {error}", file=sys.stderr)
         return EXIT_FAILURE
     except ValueError as error:
         raise UsageError(str(error)) from None
@@ -345,7 +373,7 @@ def new_backgrounds(args) -> int:
     """New scenes (one per background prompt and seed) around the objects of a result folder or RGBA layers."""
     from PIL import Image
 
-    from .models.loading import ModelLoadError, check_model_exists
+    from .models.loading import ModelLoadError, VaeLoadError, check_model_exists
     from .transplant import Transplant
 
     prompts = [p for p in args.background]
@@ -381,6 +409,8 @@ def new_backgrounds(args) -> int:
     except ModelLoadError as error:
         raise UsageError(f"--model: {error}") from None
     check_device_flags(args)
+    vae = args.vae if args.vae is not None or args.source is None else made_with_vae(Path(args.source))
+    check_vae_flag(vae)
     config = config_from_flags(args)
     loras = _loras(args)
     if kept is not None and args.steps is not None:
@@ -391,7 +421,11 @@ def new_backgrounds(args) -> int:
 
     out = Path(args.out)
     check_writable(out)
-    pipe = TAUEPipeline.from_pretrained(model, device=args.device, dtype=args.dtype)
+    try:
+        pipe = TAUEPipeline.from_pretrained(model, device=args.device, dtype=args.dtype, vae=vae)
+    except ModelLoadError as error:
+        print(f"taue: error: {'--vae' if isinstance(error, VaeLoadError) else '--model'}: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     config = config_from_flags(args, pipe.default_config)
     load_loras(pipe, loras)
     objects = list(kept.prompts) if kept is not None else list(args.object or [])

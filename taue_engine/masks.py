@@ -107,6 +107,12 @@ def resize_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Grow a [H, W] mask by `radius` pixels (a (2r+1)-square max filter). Done as a row pass then a column pass: a
+    square's maximum is the maximum of its rows' maxima, so the result is exactly the square filter's, at 2(2r+1)
+    reads a pixel instead of (2r+1)^2 (the keying gate's 165x165 at 1024 px)."""
     if radius <= 0:
         return mask
-    return F.max_pool2d(mask[None, None].float(), 2 * radius + 1, stride=1, padding=radius)[0, 0]
+    size = 2 * radius + 1
+    x = mask[None, None].float()
+    x = F.max_pool2d(x, (1, size), stride=1, padding=(0, radius))
+    return F.max_pool2d(x, (size, 1), stride=1, padding=(radius, 0))[0, 0]

@@ -97,6 +97,7 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
         vae_tiling: bool = False,
         vae_slicing: bool = False,
         single_file_config: str | None = None,
+        vae: str | Any | None = None,
         **kwargs: Any,
     ) -> TAUEPipeline:
         """Load `model`: a hub id, a local diffusers folder, a single .safetensors checkpoint, or 'tiny-random'.
@@ -108,22 +109,21 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
             vae_tiling, vae_slicing: decode in tiles / slices (small GPUs, large images).
             single_file_config: a local diffusers SDXL folder whose configs describe a single-file checkpoint
                 (otherwise diffusers looks them up on the hub).
+            vae: in place of the model's own VAE (replace_vae): a diffusers VAE folder, a .safetensors VAE file, a
+                hub id (madebyollin/sdxl-vae-fp16-fix: SDXL's VAE fixed for float16) or a module.
         Raises:
             ModelLoadError: the model cannot be found; the message says what to do.
         """
         device, torch_dtype = loading.choose_device_and_dtype(device, dtype)
         pipe = loading.load_components(
-            model,
-            torch_dtype,
-            build=lambda components: cls(**components),
+            model, torch_dtype, build=lambda components: cls(**components),
             from_pretrained=lambda path, **options: super(TAUEPipeline, cls).from_pretrained(path, **options),
-            from_single_file=cls.from_single_file,
-            single_file_config=single_file_config,
-            **kwargs,
-        )
+            from_single_file=cls.from_single_file, single_file_config=single_file_config, **kwargs)
         if type(pipe) is not cls:
             pipe = cls(**pipe.components)
         pipe.model_name = model
+        if vae is not None:
+            pipe.replace_vae(vae, torch_dtype)
         pipe.default_config = loading.model_default_config(model)
         pipe.known_words = model_words(loading.model_folder(model))
         if cpu_offload:
@@ -485,7 +485,7 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
         prompts = {"foreground": " + ".join(kept.prompts), "background": job.background_prompt,
                    "composite": job.composite_prompt, "negative": job.negative_prompt}
         metadata = result_metadata(kept, prompts, job.seed, job.config, self.model_name, self.active_loras,
-                                   str(self._execution_device), job.dtype, job.timings)
+                                   str(self._execution_device), job.dtype, job.timings, self.vae_name)
         if grown:  # phase 1 ran
             metadata.update({"mask_source": grown[0].mask_source, "key_color": key_colors[0],
                              "attention_maps_captured": sum(g.maps_captured for g in grown)})

@@ -29,8 +29,29 @@ class VaeIOMixin:
         vae_scale_factor: int
         _execution_device: torch.device
 
+        def register_modules(self, **modules: Any) -> None: ...
+
     def _init_vae_io(self) -> None:
-        self._solid_latents: dict[str, torch.Tensor] = {}  # colour name -> E(colour), computed once per model
+        self._solid_latents: dict[str, torch.Tensor] = {}  # colour name -> E(colour), computed once per VAE
+        self.vae_name: str | None = None  # a replacement VAE's name (replace_vae), or None: the model's own
+
+    def replace_vae(self, vae: str | Any, dtype: torch.dtype | None = None) -> None:
+        """Decode and encode with `vae` (a folder, .safetensors file, hub id or module; TAUEPipeline.from_pretrained
+        says which) instead of the model's own. What was measured with the old VAE is measured again: the solid
+        colours' latents here, the previews' map (cached per VAE) on first use.
+
+        Raises:
+            ModelLoadError: the VAE cannot be found or read, or makes latents the UNet does not take.
+        """
+        from .models import loading
+
+        name = vae if isinstance(vae, str) else type(vae).__name__
+        if isinstance(vae, str):
+            vae = loading.load_vae(vae, dtype or self.vae.dtype, like=self.vae)
+        loading.check_vae_fits(vae, self.unet, self.vae, name)
+        self.register_modules(vae=vae.to(self.vae.device))
+        self._init_vae_io()
+        self.vae_name = name
 
     @contextmanager
     def _vae_for_io(self):

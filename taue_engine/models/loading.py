@@ -22,6 +22,10 @@ class ModelLoadError(RuntimeError):
     """The model could not be found or read; the message says what to change."""
 
 
+class VaeLoadError(ModelLoadError):
+    """The replacement VAE (--vae) could not be found or read, or does not fit the model."""
+
+
 def check_device(device: str) -> str:
     """`device` if this torch can run on it; otherwise a ValueError that says what to install or choose."""
     import re
@@ -169,6 +173,85 @@ def load_components(
         if _is_network_error(error):
             raise ModelLoadError(_explain(model, kind, error)) from error
         raise
+
+
+FP16_FIXED_SDXL_VAE = "madebyollin/sdxl-vae-fp16-fix"
+"""A hub id of the SDXL VAE retrained to decode in float16 without overflow (black or NaN pictures): what --vae is
+for."""
+
+
+def describe_vae_kind(vae: str) -> str:
+    """'folder' (a diffusers VAE folder, or a pipeline folder with vae/), 'single_file', 'hub' or 'missing_path'."""
+    path = Path(os.path.expanduser(vae))
+    if path.is_dir():
+        return "folder"
+    if path.is_file():
+        return "single_file"
+    return "missing_path" if looks_like_path(vae) else "hub"
+
+
+def check_vae_exists(vae: str) -> None:
+    """Fail fast (before any heavy import) when a VAE given as a path is missing or not a VAE."""
+    kind = describe_vae_kind(vae)
+    path = Path(os.path.expanduser(vae))
+    if kind == "missing_path":
+        raise VaeLoadError(f"vae {vae!r} does not exist: give a diffusers VAE folder (with config.json), a "
+                             f".safetensors VAE file, or a hub id such as {FP16_FIXED_SDXL_VAE}")
+    if kind == "folder" and not ((path / "config.json").is_file() or (path / "vae" / "config.json").is_file()):
+        raise VaeLoadError(f"folder {vae!r} is not a diffusers VAE (no config.json in it or in its vae/ folder): "
+                             "save one with vae.save_pretrained(folder), or give a .safetensors VAE file")
+    if kind == "single_file" and not vae.lower().endswith(SINGLE_FILE_SUFFIXES):
+        raise VaeLoadError(f"vae file {vae!r} must be a .safetensors (or .ckpt) file")
+
+
+def load_vae(vae: str, torch_dtype: torch.dtype, like: Any, local_files_only: bool | None = None) -> Any:
+    """A replacement VAE for a loaded model whose own VAE is `like`: a diffusers VAE folder (or a pipeline folder,
+    whose vae/ is taken), a single .safetensors file of a VAE built as `like` is (its config describes the file, so
+    no hub is asked), or a hub id. The caller checks that it fits the model's UNet."""
+    import tempfile
+
+    import diffusers
+
+    check_vae_exists(vae)
+    kind = describe_vae_kind(vae)
+    if local_files_only is None:
+        local_files_only = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    path = os.path.expanduser(vae)
+    try:
+        if kind == "single_file":
+            with tempfile.TemporaryDirectory() as config_dir:
+                like.save_config(config_dir)
+                return type(like).from_single_file(path, config=config_dir, dtype=torch_dtype, local_files_only=True)
+        subfolder = "vae" if kind == "folder" and not (Path(path) / "config.json").is_file() else None
+        source = path if kind == "folder" else vae
+        config = diffusers.AutoencoderKL.load_config(source, subfolder=subfolder, local_files_only=local_files_only)
+        cls = getattr(diffusers, config.get("_class_name", "AutoencoderKL"), None)
+        if cls is None or not hasattr(cls, "from_pretrained"):
+            raise VaeLoadError(f"vae {vae!r} is a {config.get('_class_name')}, not a diffusers VAE")
+        return cls.from_pretrained(source, subfolder=subfolder, torch_dtype=torch_dtype,
+                                   local_files_only=local_files_only)
+    except VaeLoadError:
+        raise
+    except Exception as error:  # a file of another architecture, a missing repository, no network: one message
+        if kind == "hub":
+            raise VaeLoadError(
+                f"could not load the VAE {vae!r} from the Hugging Face hub: no network and not in the local cache (or "
+                f"no such repository). Run `hf download {vae}` where there is network and copy the cache here, or "
+                f"give a local VAE folder or .safetensors file [{type(error).__name__}]") from error
+        raise VaeLoadError(f"could not load the VAE {vae!r} for this model: it must be a VAE of the model's own "
+                             f"architecture (an SDXL VAE for an SDXL model){_library_reason(error)}") from error
+
+
+def check_vae_fits(vae: Any, unet: Any, own_vae: Any, name: str) -> None:
+    """A replacement VAE must make the latents the UNet was trained on: as many channels, the same downscaling."""
+    channels = getattr(vae.config, "latent_channels", None)
+    if channels != unet.config.in_channels:
+        raise VaeLoadError(f"vae {name!r} makes {channels}-channel latents, this model's UNet takes "
+                             f"{unet.config.in_channels}: give a VAE made for this model")
+    scale = lambda v: 2 ** (len(v.config.block_out_channels) - 1)  # noqa: E731 - diffusers' vae_scale_factor
+    if scale(vae) != scale(own_vae):
+        raise VaeLoadError(f"vae {name!r} downscales by {scale(vae)}, this model's by {scale(own_vae)}: give a VAE "
+                             "made for this model")
 
 
 MODEL_CONFIG_FILE = "taue_config.json"
