@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from .config import KEY_COLORS, TAUEConfig
@@ -53,11 +54,46 @@ def estimate_key_color(rgb: torch.Tensor, backdrop: torch.Tensor, key_name: str 
     return rgb[pick].median(dim=0).values
 
 
+BACKDROP_CELLS = 32
+"""The backdrop model's grid: cells across the shorter side (32 cells of 32 px at 1024). Light falls off over
+hundreds of pixels; a shadow or a strand is a few cells or less, so the model follows the first and not the other."""
+
+
+def backdrop_colour(rgb: torch.Tensor, backdrop: torch.Tensor, key: torch.Tensor,
+                    key_name: str = "green") -> torch.Tensor:
+    """The key colour behind every pixel, [H, W, 3]: a smooth model of the backdrop a model actually painted (lit
+    here, in shade there), not one colour. The mean of the key-coloured backdrop pixels in each cell of a coarse
+    grid, smoothed over neighbouring cells, carried into cells that have none (the object, its surroundings) from
+    the nearest that have, and interpolated to every pixel. `key`, the backdrop's median colour, where none formed.
+    """
+    height, width = rgb.shape[:2]
+    pick = ((backdrop > 0.5) & (key_excess(rgb, key_name) > MIN_KEY_EXCESS)).to(rgb.dtype)
+    if int(pick.sum()) < 16:
+        return key.to(rgb).expand(height, width, 3)
+    cell = max(1, min(height, width) // BACKDROP_CELLS)
+    grid = (max(1, round(height / cell)), max(1, round(width / cell)))
+    weight = F.adaptive_avg_pool2d(pick[None, None], grid)[0]  # [1, gh, gw]
+    total = F.adaptive_avg_pool2d((rgb * pick[..., None]).permute(2, 0, 1)[None], grid)[0]  # [3, gh, gw]
+    sigma, filled = 1.0, torch.zeros_like(total)
+    missing = torch.ones(grid, dtype=torch.bool, device=rgb.device)
+    while missing.any():  # normalised convolution, wider until every cell has backdrop near it
+        spread = gaussian_blur(weight, sigma)
+        reached = missing & (spread[0] > 1e-3)
+        filled = torch.where(reached, gaussian_blur(total, sigma) / spread.clamp_min(1e-6), filled)
+        missing &= ~reached
+        sigma *= 2.0
+        if sigma > 4 * max(grid):
+            filled = torch.where(missing, key.to(rgb).view(3, 1, 1), filled)
+            break
+    smooth = F.interpolate(filled[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+    return smooth.permute(1, 2, 0).clamp(0.0, 1.0)
+
+
 def key_alpha(rgb: torch.Tensor, key: torch.Tensor, low: float, high: float, key_name: str = "green") -> torch.Tensor:
-    """1 where the key excess is at most `low` x the key's, 0 where at least `high` x, linear between."""
-    excess_of_key = float(key_excess(key, key_name))
-    if excess_of_key < MIN_KEY_EXCESS:
-        excess_of_key = 1.0
+    """1 where the key excess is at most `low` x the key's, 0 where at least `high` x, linear between. `key` is
+    one colour [3] or the colour behind each pixel [H, W, 3] (backdrop_colour)."""
+    excess_of_key = key_excess(key, key_name)
+    excess_of_key = torch.where(excess_of_key < MIN_KEY_EXCESS, torch.ones_like(excess_of_key), excess_of_key)
     ratio = key_excess(rgb, key_name) / excess_of_key
     return 1.0 - ((ratio - low) / (high - low)).clamp(0.0, 1.0)
 
@@ -115,8 +151,9 @@ def foreground_rgba(image: Image.Image, m_obj: torch.Tensor | None, config: TAUE
     gate = (torch.ones((height, width), device=device) if m_obj is None
             else object_gate(m_obj.to(device), (height, width), config.gate_dilation))
     key = estimate_key_color(rgb, backdrop=1.0 - gate, key_name=config.key_color)
-    alpha = key_alpha(rgb, key, config.key_low, config.key_high, config.key_color) * gate
-    colour = decontaminate(rgb, alpha, key)
+    behind = backdrop_colour(rgb, 1.0 - gate, key, config.key_color)
+    alpha = key_alpha(rgb, behind, config.key_low, config.key_high, config.key_color) * gate
+    colour = decontaminate(rgb, alpha, behind)
     if config.despill:
         zone = spill_zone(alpha, config.despill_band)[..., None]
         colour = zone * despill(colour, config.despill_strength, config.key_color) + (1 - zone) * colour

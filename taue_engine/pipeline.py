@@ -134,6 +134,7 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
             pipe.vae.enable_tiling()
         if vae_slicing:
             pipe.vae.enable_slicing()
+        pipe.key_latents()  # the model's calibration, measured once at load
         return pipe
 
     # ------------------------------------------------------------------ the method
@@ -484,8 +485,8 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
         job.timings["total"] = time.perf_counter() - job.started
         prompts = {"foreground": " + ".join(kept.prompts), "background": job.background_prompt,
                    "composite": job.composite_prompt, "negative": job.negative_prompt}
-        metadata = result_metadata(kept, prompts, job.seed, job.config, self.model_name, self.active_loras,
-                                   str(self._execution_device), job.dtype, job.timings, self.vae_name)
+        metadata = result_metadata(kept, prompts, job.seed, job.config, self.model_name, self.active_loras, str(
+            self._execution_device), job.dtype, job.timings, self.vae_name, self.key_latents())
         if grown:  # phase 1 ran
             metadata.update({"mask_source": grown[0].mask_source, "key_color": key_colors[0],
                              "attention_maps_captured": sum(g.maps_captured for g in grown)})

@@ -142,9 +142,10 @@ def object_results(kept: Transplant, on_key: list[Image.Image]) -> tuple[list[Re
 
 def result_metadata(kept: Transplant, prompts: dict[str, str | None], seed: int, config: TAUEConfig, model: str,
                     loras: list[dict], device: str, dtype, timings: dict[str, float],
-                    vae: str | None = None) -> dict[str, Any]:
+                    vae: str | None = None, key_latents: dict[str, list[float]] | None = None) -> dict[str, Any]:
     """taue.json: what made the result (prompts as {foreground, background, composite, negative}, seed, settings,
-    model, its replacement VAE if any, LoRAs, device) and its objects, enough to make it again."""
+    model, its replacement VAE if any, the key latents it measured, LoRAs, device) and its objects, enough to make it
+    again."""
     first = kept.layouts[0]
     return {
         "taue_version": __version__,
@@ -159,6 +160,7 @@ def result_metadata(kept: Transplant, prompts: dict[str, str | None], seed: int,
         "crop_step": config.crop_step,
         "model": model,
         "vae": vae,
+        "key_latents": key_latents,
         "scheduler": config.scheduler,
         "loras": [dict(entry) for entry in loras],
         "device": device,

@@ -18,6 +18,15 @@ from .config import KEY_COLORS, TAUEConfig
 from .keying import pixel_key_distance
 from .masks import key_distance, resize_mask
 
+CALIBRATION_CELLS = 32
+"""Latent cells a side of the solid images that E(colour) is measured on (256 px for SDXL)."""
+CALIBRATION_BORDER = 8
+"""Cells left out at each edge of them: the encoder sees the image's edge this far in (measured: the latent of a
+solid colour differs from its inner cells' up to 2 cells in on the toy's VAE and 7 on tiny-random's), and a key
+backdrop is measured where it lies, away from the picture's edge."""
+GREY = (0.5, 0.5, 0.5)
+"""The neutral colour E(key) is measured against: the key distance's unit is ||E(key) - E(grey)||."""
+
 
 class VaeIOMixin:
     """For a diffusers pipeline with `vae`, `unet` and `vae_scale_factor`. The pipeline's __init__ calls
@@ -32,7 +41,7 @@ class VaeIOMixin:
         def register_modules(self, **modules: Any) -> None: ...
 
     def _init_vae_io(self) -> None:
-        self._solid_latents: dict[str, torch.Tensor] = {}  # colour name -> E(colour), computed once per VAE
+        self._solid_latents: dict[tuple[int, str], torch.Tensor] = {}  # (VAE, colour name) -> E(colour)
         self.vae_name: str | None = None  # a replacement VAE's name (replace_vae), or None: the model's own
 
     def replace_vae(self, vae: str | Any, dtype: torch.dtype | None = None) -> None:
@@ -102,13 +111,21 @@ class VaeIOMixin:
         return ((image[0].float().permute(1, 2, 0) + 1.0) / 2.0).clamp(0.0, 1.0).cpu()
 
     def solid_latent(self, name: str, rgb: tuple[float, float, float]) -> torch.Tensor:
-        """E(colour): the VAE's mean latent of a solid image of that colour (RGB in 0..1), [C]; computed once per
-        model and name."""
-        if name not in self._solid_latents:
-            side = 8 * self.vae_scale_factor
+        """E(colour): the VAE's mean latent of a solid image of that colour (RGB in 0..1) over its inner cells, [C];
+        measured once per VAE (a replaced VAE is measured again) and colour name."""
+        cached = (id(self.vae), name)
+        if cached not in self._solid_latents:
+            side = CALIBRATION_CELLS * self.vae_scale_factor
             solid = Image.new("RGB", (side, side), tuple(round(255 * v) for v in rgb))
-            self._solid_latents[name] = self.encode_pixels(solid).mean(dim=(0, 2, 3))
-        return self._solid_latents[name]
+            inner = slice(CALIBRATION_BORDER, CALIBRATION_CELLS - CALIBRATION_BORDER)
+            self._solid_latents[cached] = self.encode_pixels(solid)[0, :, inner, inner].mean(dim=(1, 2))
+        return self._solid_latents[cached]
+
+    def key_latents(self) -> dict[str, list[float]]:
+        """The model's calibration, as each result's taue.json records it: E(colour) of every key colour and of
+        grey (what the injection of a non-green key and the object mask's key distance are built from)."""
+        colours = {**KEY_COLORS, "grey": GREY}
+        return {name: [round(float(v), 4) for v in self.solid_latent(name, rgb)] for name, rgb in colours.items()}
 
     def key_latent(self, config: TAUEConfig) -> tuple[float, ...]:
         """C, the latent that phase 1 injects: the paper's `green_latent` for the green key; for another key,
@@ -130,7 +147,7 @@ class VaeIOMixin:
         """What the object mask measures against: E(key), the latent a clean key-coloured backdrop has, and the
         unit ||E(key) - E(grey)|| (a mid grey is at distance 1 from the key)."""
         key = self.solid_latent(key_color, KEY_COLORS[key_color])
-        grey = self.solid_latent("grey", (0.5, 0.5, 0.5))
+        grey = self.solid_latent("grey", GREY)
         return key, float((key - grey).norm())
 
     def key_distance_map(self, clean: torch.Tensor, config: TAUEConfig, size: tuple[int, int]) -> torch.Tensor:

@@ -2,8 +2,11 @@
 
 Each case runs what a user runs (the `taue` command, or the server's HTTP API) on the toy and on tiny-random: one
 object, two objects, a new background for the first result, a brought layer, and (CLI) a moved object. The SHA-256 of
-every PNG written was recorded before the code was reorganised (tests/data/same-bytes-sha256.json); run this module
-as a script to print today's, e.g. after a change that is meant to change pictures:
+every PNG written was recorded before the code was reorganised and held through it (tests/data/same-bytes-sha256.json);
+recorded again when the keying began to model the backdrop per pixel and the key latents came to be measured away
+from the image's edge (the object layers changed, and the composites of moved and brought layers, which start from
+them; nothing else). Run this module as a script to print today's,
+after a change that is meant to change pictures:
 
     python -m tests.same_bytes_jobs > tests/data/same-bytes-sha256.json
 """

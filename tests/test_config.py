@@ -92,3 +92,12 @@ def test_layout_box_rejects_bad_boxes(text):
 
 def test_layout_box_parses():
     assert LayoutBox.parse("0.25, 0.5, 0.3, 0.4") == LayoutBox(0.25, 0.5, 0.3, 0.4)
+
+
+def test_the_client_names_the_engines_key_colours():
+    """The plug-ins embed the client and cannot import the engine, so the client keeps the key colours' names: the
+    same names, in the same order (the first is the default)."""
+    from taue_client import KEY_COLORS as CLIENT_KEY_COLORS
+    from taue_engine.config import KEY_COLORS
+
+    assert CLIENT_KEY_COLORS == tuple(KEY_COLORS)

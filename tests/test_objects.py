@@ -187,8 +187,11 @@ def test_key_colours_move_the_injected_latent_by_the_vaes_own_step(pipe):
     green = TAUEConfig()
     assert pipe.key_latent(green) == green.green_latent
     blue = pipe.key_latent(green.replace(key_color="blue"))
-    side = 8 * pipe.vae_scale_factor
-    encode = lambda rgb: pipe.encode_pixels(Image.new("RGB", (side, side), rgb)).mean(dim=(0, 2, 3))  # noqa: E731
+    from taue_engine.vae_io import CALIBRATION_BORDER as B
+    from taue_engine.vae_io import CALIBRATION_CELLS
+
+    side = CALIBRATION_CELLS * pipe.vae_scale_factor  # E(colour): the inner cells of a solid image
+    encode = lambda rgb: pipe.encode_pixels(Image.new("RGB", (side, side), rgb))[0, :, B:-B, B:-B].mean(dim=(1, 2))  # noqa: E731
     expected = torch.tensor(green.green_latent) + encode((0, 0, 255)) - encode((0, 255, 0))
     assert torch.allclose(torch.tensor(blue), expected, atol=1e-5)
     with pytest.raises(ValueError, match="key_color must be one of green, blue, magenta"):

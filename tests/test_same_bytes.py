@@ -1,6 +1,6 @@
 """The same jobs write the same bytes: the PNGs of fixed CLI and server jobs (toy and tiny-random: one object, two
-objects, a new background, a moved object, a brought layer) against the SHA-256 recorded before the code was
-reorganised (tests/same_bytes_jobs.py says how to record them again when a change is meant to change pictures)."""
+objects, a new background, a moved object, a brought layer) against the recorded SHA-256 (tests/same_bytes_jobs.py
+says when they were recorded, and how to record them again when a change is meant to change pictures)."""
 
 import json
 from pathlib import Path

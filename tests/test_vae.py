@@ -109,3 +109,31 @@ def test_the_server_says_which_vae_it_runs(other_vae, tmp_path):
         document = live.get("/api/v1/openapi.json").json()
         assert "vae" in document["components"]["schemas"]["Health"]["properties"]
     assert server_main(["--vae", str(tmp_path / "nowhere"), "--data-dir", str(tmp_path / "d2")]) == 2
+
+
+def test_the_key_latents_are_measured_at_load_away_from_the_edge_and_again_for_a_new_vae(pipe, other_vae, tmp_path):
+    """E(colour) of each key colour and grey, measured once when the model loads, on the inner cells of a large
+    solid image (the encoder sees the picture's edge several cells in), recorded in taue.json; a VAE with another
+    encoder is measured again."""
+    from PIL import Image
+
+    from taue_engine.vae_io import CALIBRATION_BORDER, CALIBRATION_CELLS
+
+    loaded = TAUEPipeline.from_pretrained("tiny-random", device="cpu")
+    assert {name for _, name in loaded._solid_latents} == {"green", "blue", "magenta", "grey"}  # at load
+    side = CALIBRATION_CELLS * loaded.vae_scale_factor
+    latent = loaded.encode_pixels(Image.new("RGB", (side, side), (0, 255, 0)))[0]
+    inner = latent[:, CALIBRATION_BORDER:-CALIBRATION_BORDER, CALIBRATION_BORDER:-CALIBRATION_BORDER].mean(dim=(1, 2))
+    assert torch.allclose(loaded.solid_latent("green", (0.0, 1.0, 0.0)), inner)
+    assert float((latent.mean(dim=(1, 2)) - inner).norm()) > 1e-3  # the edge cells would have moved it
+    result = loaded("a red circle", "a blue background", seed=1, width=64, height=64,
+                    config=loaded.default_config.replace(num_inference_steps=2))
+    assert result.metadata["key_latents"] == loaded.key_latents() and len(result.metadata["key_latents"]) == 4
+
+    vae = type(loaded.vae).from_config(loaded.vae.config)
+    vae.load_state_dict(loaded.vae.state_dict())
+    with torch.no_grad():
+        vae.encoder.conv_in.bias += 0.5
+    before = loaded.key_latents()
+    loaded.replace_vae(vae)
+    assert loaded.key_latents() != before and loaded.vae_name == "AutoencoderKL"
