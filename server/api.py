@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 
 from taue_engine.config import SIZE_MULTIPLE
@@ -53,8 +55,20 @@ def job_view(job: Job) -> dict:
 
 
 def job_warnings(job: Job) -> list[str]:
-    """What the user should know before waiting for the result: the words of its prompts the served model does not
-    know (a model that publishes its vocabulary, as the toy does). The job runs all the same."""
+    """What the user should know: before the result, the words of its prompts the served model does not know (a
+    model that publishes its vocabulary, as the toy does; the job runs all the same); with it, what phase 1 found
+    (its taue.json's `warnings`: a backdrop that did not form, an implausible mask)."""
+    found = []
+    if job.state == SUCCEEDED:
+        try:
+            found = json.loads(manager().store.result_path(job, "taue.json").read_text(encoding="utf-8"))["warnings"]
+        except (OSError, ValueError, KeyError, TypeError):
+            found = []
+    return prompt_warnings(job) + list(found)
+
+
+def prompt_warnings(job: Job) -> list[str]:
+    """The words of a job's prompts that the served model does not know."""
     pipe = current_app.extensions["taue"]["engine"].pipe
     request = job.request
     prompts = [request.get("foreground_prompt"), request.get("background_prompt"), request.get("composite_prompt"),

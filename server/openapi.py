@@ -165,7 +165,9 @@ def openapi_document(limits: ServerConfig, base_config: TAUEConfig) -> dict:
             "error": {"type": "object", "nullable": True, "properties": {"message": {"type": "string"}}},
             "timings": {"type": "object"}, "request": {"type": "object"},
             "warnings": {"type": "array", "items": {"type": "string"},
-                         "description": "e.g. prompt words the served model does not know; the job runs anyway"},
+                         "description": "prompt words the served model does not know (the job runs anyway); "
+                                        "once it succeeded, what its foreground runs found: a key backdrop that "
+                                        "did not form, an object mask implausibly large or small"},
             "urls": {"type": "object"}}},
         "JobPage": {"type": "object", "properties": {
             "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}, "total": {"type": "integer"},

@@ -366,6 +366,8 @@ def generate(args) -> int:
     if not args.quiet:
         for name, path in written.items():
             print(f"{name:>20}: {path}")
+    for warning in result.metadata.get("warnings", []):  # what phase 1 found (mask_checks), even with --quiet
+        print(f"taue: warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -143,8 +143,9 @@ def spill_zone(alpha: torch.Tensor, band: float) -> torch.Tensor:
 
 def foreground_rgba(image: Image.Image, m_obj: torch.Tensor | None, config: TAUEConfig,
                     device: torch.device | str | None = None) -> tuple[Image.Image, dict]:
-    """I_fg (RGB, object on the key colour) -> RGBA object layer with a clean alpha; also returns the key colour used.
-    `m_obj` (image or latent resolution) gates the key."""
+    """I_fg (RGB, object on the key colour) -> RGBA object layer with a clean alpha; also returns the key colour used
+    and the share of the picture around the object that is key-coloured (whether the backdrop formed). `m_obj`
+    (image or latent resolution) gates the key."""
     device = device if device is not None else (m_obj.device if m_obj is not None else "cpu")
     rgb = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).to(device)
     height, width = rgb.shape[:2]
@@ -163,4 +164,7 @@ def foreground_rgba(image: Image.Image, m_obj: torch.Tensor | None, config: TAUE
         alpha = gaussian_blur(alpha, config.feather_px)
     rgba = torch.cat([colour, alpha.clamp(0.0, 1.0)[..., None]], dim=-1)
     pixels = (rgba * 255.0).round().to(torch.uint8).cpu().numpy()
-    return Image.fromarray(pixels, mode="RGBA"), {"key_color": [round(float(v) * 255) for v in key]}
+    around = gate < 0.5  # the picture around the object: where the backdrop should be
+    formed = float((key_excess(rgb[around], config.key_color) > MIN_KEY_EXCESS).float().mean()) if around.any() else 1.0
+    return Image.fromarray(pixels, mode="RGBA"), {"key_color": [round(float(v) * 255) for v in key],
+                                                  "backdrop_fraction": round(formed, 4)}

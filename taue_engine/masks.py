@@ -64,8 +64,9 @@ def object_mask(
     pixel_key_distance of the decoded estimate: 0 on the key, 1 on a grey); `blur` and `dilation` are fractions of
     the shorter side of `size`.
 
-    Returns the mask and which signals made it. If the two signals share no pixel, the key signal alone is used,
-    then the attention alone: an empty mask would silently drop the object from the composite.
+    Returns the mask and which signals made it: 'key+attention', 'key' (no attention was given), or, when the two
+    share no pixel, 'key (attention dropped)' and then 'attention (key dropped)': an empty mask would silently drop
+    the object from the composite (mask_checks tells the user instead).
     """
     side = min(size)
     not_key = gaussian_blur(distance.float(), blur * side) > tau_bg
@@ -74,8 +75,8 @@ def object_mask(
     else:
         attended = resize_mask(normalize(attention.float()), *size) > tau_attention
         both = not_key & attended
-        mask, source = ((both, "key+attention") if both.any() else (not_key, "key") if not_key.any()
-                        else (attended, "attention"))
+        mask, source = ((both, "key+attention") if both.any() else (not_key, "key (attention dropped)")
+                        if not_key.any() else (attended, "attention (key dropped)"))
     return dilate(mask.float(), round(dilation * side)), source
 
 

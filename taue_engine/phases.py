@@ -89,7 +89,7 @@ class GrownObject(PhaseOneRun):
     """One object as phase 1 hands it on: its run, and the masks made from it."""
 
     fine_mask: torch.Tensor  # [H, W] 0/1: m_obj
-    mask_source: str  # which signals made m_obj: 'key+attention', 'key', 'attention' (or an override's own)
+    mask_source: str  # which signals made m_obj (masks.object_mask says which names; or an override's own)
     held_mask: torch.Tensor  # [h, w] 0/1: the latent cells the transplant holds in phase 2
 
 

@@ -36,6 +36,7 @@ from .green import dithered_mask, inject_green, layout_probability
 from .hold import HeldRegion, highpass
 from .keying import foreground_rgba
 from .lora_manager import LoraManagerMixin
+from .mask_checks import phase_one_warnings
 from .models import loading
 from .models.vocabulary import model_words
 from .objects import SceneObject, check_request, scene_objects
@@ -235,7 +236,7 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
             latents.update(seedlings=[g.seedling.cpu() for g in grown], clean_estimates=[g.clean for g in grown],
                            object_masks=[g.held_mask.cpu() for g in grown])
         return self._assemble(job, kept, [g.on_key for g in grown], composed, latents, grown,
-                              [info["key_color"] for _, info in keyed])
+                              [info for _, info in keyed])
 
     @torch.no_grad()
     @one_run_at_a_time
@@ -477,10 +478,10 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
     # ------------------------------------------------------------------ the shared result
     def _assemble(self, job: Job, kept: Transplant, on_key: list[Image.Image], composed: Composition,
                   latents: dict[str, Any], grown: Sequence[GrownObject] = (),
-                  key_colors: Sequence[list[int]] = ()) -> TAUEResult:
+                  keyed: Sequence[dict[str, Any]] = ()) -> TAUEResult:
         """The result as both __call__ and new_background give it: each object's layer and visible mask, the
-        objects flattened, metadata (with the masks and key colours phase 1 found, where it ran) and the method's
-        tensors (`latents`: the caller's, with the scene's own)."""
+        objects flattened, metadata (with the masks and key colours phase 1 found, where it ran, and what the user
+        should hear of them) and the method's tensors (`latents`: the caller's, with the scene's own)."""
         objects, flattened, union_image = object_results(kept, on_key)
         job.timings["total"] = time.perf_counter() - job.started
         prompts = {"foreground": " + ".join(kept.prompts), "background": job.background_prompt,
@@ -488,11 +489,11 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
         metadata = result_metadata(kept, prompts, job.seed, job.config, self.model_name, self.active_loras, str(
             self._execution_device), job.dtype, job.timings, self.vae_name, self.key_latents())
         if grown:  # phase 1 ran
-            metadata.update({"mask_source": grown[0].mask_source, "key_color": key_colors[0],
+            metadata.update({"mask_source": grown[0].mask_source, "key_color": keyed[0]["key_color"],
                              "attention_maps_captured": sum(g.maps_captured for g in grown)})
-            for entry, g, key_color in zip(metadata["objects"], grown, key_colors):
-                entry.update({"mask_source": g.mask_source, "mask_fraction": float(g.fine_mask.mean()),
-                              "key_color": key_color})
+            for entry, g, info in zip(metadata["objects"], grown, keyed):
+                entry.update({"mask_source": g.mask_source, "mask_fraction": float(g.fine_mask.mean()), **info})
+            metadata["warnings"] = phase_one_warnings(metadata["objects"])
         latents = {"initial_noise": job.draws.noise, "object_mask": composed.union.cpu(),
                    "background_seedling": composed.background_seedling.cpu(), **latents}
         return TAUEResult(flattened, on_key[0], composed.background, composed.composite, union_image, metadata,

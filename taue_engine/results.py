@@ -167,4 +167,5 @@ def result_metadata(kept: Transplant, prompts: dict[str, str | None], seed: int,
         "dtype": str(dtype).replace("torch.", ""),
         "mask_fraction": float(1 - front_to_back(torch.stack(kept.object_masks()))[1].mean()),
         "timings_s": {k: round(v, 4) for k, v in timings.items()},
+        "warnings": [],  # what phase 1 found that the user should hear about (mask_checks), where it ran
     }

@@ -165,8 +165,10 @@ def test_the_servers_warning_reaches_the_messages_gimp_shows(gimp_plugin, pipe, 
             result = JobRun(client, request).run()
     finally:
         pipe.known_words = None
-    [message] = warning_messages(result)
-    assert message.startswith("TAUE Layers: the tiny-random model does not know the words vintage, bicycle")
+    words, *found = warning_messages(result)
+    assert words.startswith("TAUE Layers: the tiny-random model does not know the words vintage, bicycle")
+    # and what its foreground run found: random weights paint no key backdrop
+    assert any("the key backdrop did not form" in line for line in found), found
 
 
 def test_new_background_goes_to_the_server_that_made_the_result(gimp_plugin):

@@ -210,6 +210,7 @@ def test_the_servers_warning_is_shown_with_the_result(plugin, fake, server, pipe
         pipe.known_words = None
     kind, text = view.last("show_message")[1:]
     assert kind == "warning" and "Added the layer group" in text and "vintage, bicycle" in text
+    assert "the key backdrop did not form" in text  # what tiny-random's foreground run found
 
 
 def test_result_is_scaled_to_the_document(plugin, fake, server):

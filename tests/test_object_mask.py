@@ -86,7 +86,7 @@ def test_mask_keeps_the_papers_and_with_attention(pipe, config):
     nowhere = torch.zeros(h, w)
     nowhere[0, 0] = 1.0  # attention that shares no pixel with the object: the key signal alone
     assert object_mask(distance, nowhere, (SIZE, SIZE), config.tau_bg, config.tau_attention,
-                       config.mask_blur)[1] == "key"
+                       config.mask_blur)[1] == "key (attention dropped)"
 
 
 @pytest.mark.parametrize("signal", MASK_SIGNALS)

@@ -323,7 +323,10 @@ def test_a_job_warns_of_prompt_words_the_model_does_not_know_and_runs(pipe, tmp_
         with live_server(tmp_path, pipe) as served:
             job = served.submit(**{**JOB, "foreground_prompt": "a red vintage bicycle"})
             assert len(job["warnings"]) == 1 and "vintage, bicycle" in job["warnings"][0]
-            assert served.wait(job["id"])["state"] == "succeeded"
+            done = served.wait(job["id"])
+            assert done["state"] == "succeeded" and "vintage, bicycle" in done["warnings"][0]
+            # once it succeeded, what its foreground run found: tiny-random paints no key backdrop
+            assert any("the key backdrop did not form" in w for w in done["warnings"][1:]), done["warnings"]
             assert served.submit(**JOB)["warnings"] == []
     finally:
         pipe.known_words = None
