@@ -46,12 +46,21 @@ def green_excess(rgb: torch.Tensor) -> torch.Tensor:
     return key_excess(rgb, "green")
 
 
-def estimate_key_color(rgb: torch.Tensor, backdrop: torch.Tensor, key_name: str = "green") -> torch.Tensor:
-    """The backdrop's actual key colour (models rarely paint pure #00FF00): median of key-coloured backdrop pixels."""
-    pick = (backdrop > 0.5) & (key_excess(rgb, key_name) > MIN_KEY_EXCESS)
-    if int(pick.sum()) < 16:
+MIN_KEY_PIXELS = 16  # fewer key-coloured backdrop pixels than this: no backdrop to measure
+
+
+def key_backdrop(rgb: torch.Tensor, around: torch.Tensor, key_name: str = "green") -> torch.Tensor:
+    """The pixels of the picture around the object (`around`, bool [H, W]) that are key-coloured: what the keying
+    measures the backdrop on, and whose share says whether the backdrop formed."""
+    return around & (key_excess(rgb, key_name) > MIN_KEY_EXCESS)
+
+
+def estimate_key_color(rgb: torch.Tensor, on_key: torch.Tensor, key_name: str = "green") -> torch.Tensor:
+    """The backdrop's actual key colour (models rarely paint pure #00FF00): median of the key-coloured backdrop
+    pixels `on_key` (key_backdrop); the pure key colour where there are too few."""
+    if int(on_key.sum()) < MIN_KEY_PIXELS:
         return torch.tensor(KEY_COLORS[key_name], device=rgb.device)
-    return rgb[pick].median(dim=0).values
+    return rgb[on_key].median(dim=0).values
 
 
 BACKDROP_CELLS = 32
@@ -59,17 +68,17 @@ BACKDROP_CELLS = 32
 hundreds of pixels; a shadow or a strand is a few cells or less, so the model follows the first and not the other."""
 
 
-def backdrop_colour(rgb: torch.Tensor, backdrop: torch.Tensor, key: torch.Tensor,
-                    key_name: str = "green") -> torch.Tensor:
+def backdrop_colour(rgb: torch.Tensor, on_key: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
     """The key colour behind every pixel, [H, W, 3]: a smooth model of the backdrop a model actually painted (lit
     here, in shade there), not one colour. The mean of the key-coloured backdrop pixels in each cell of a coarse
     grid, smoothed over neighbouring cells, carried into cells that have none (the object, its surroundings) from
-    the nearest that have, and interpolated to every pixel. `key`, the backdrop's median colour, where none formed.
+    the nearest that have, and interpolated to every pixel. `on_key`: the key-coloured backdrop pixels
+    (key_backdrop); `key`, the backdrop's median colour, where none formed.
     """
     height, width = rgb.shape[:2]
-    pick = ((backdrop > 0.5) & (key_excess(rgb, key_name) > MIN_KEY_EXCESS)).to(rgb.dtype)
-    if int(pick.sum()) < 16:
+    if int(on_key.sum()) < MIN_KEY_PIXELS:
         return key.to(rgb).expand(height, width, 3)
+    pick = on_key.to(rgb.dtype)
     cell = max(1, min(height, width) // BACKDROP_CELLS)
     grid = (max(1, round(height / cell)), max(1, round(width / cell)))
     weight = F.adaptive_avg_pool2d(pick[None, None], grid)[0]  # [1, gh, gw]
@@ -151,8 +160,10 @@ def foreground_rgba(image: Image.Image, m_obj: torch.Tensor | None, config: TAUE
     height, width = rgb.shape[:2]
     gate = (torch.ones((height, width), device=device) if m_obj is None
             else object_gate(m_obj.to(device), (height, width), config.gate_dilation))
-    key = estimate_key_color(rgb, backdrop=1.0 - gate, key_name=config.key_color)
-    behind = backdrop_colour(rgb, 1.0 - gate, key, config.key_color)
+    around = (1.0 - gate) > 0.5  # the picture around the object: where the backdrop should be
+    on_key = key_backdrop(rgb, around, config.key_color)
+    key = estimate_key_color(rgb, on_key, config.key_color)
+    behind = backdrop_colour(rgb, on_key, key)
     alpha = key_alpha(rgb, behind, config.key_low, config.key_high, config.key_color) * gate
     colour = decontaminate(rgb, alpha, behind)
     if config.despill:
@@ -164,7 +175,6 @@ def foreground_rgba(image: Image.Image, m_obj: torch.Tensor | None, config: TAUE
         alpha = gaussian_blur(alpha, config.feather_px)
     rgba = torch.cat([colour, alpha.clamp(0.0, 1.0)[..., None]], dim=-1)
     pixels = (rgba * 255.0).round().to(torch.uint8).cpu().numpy()
-    around = gate < 0.5  # the picture around the object: where the backdrop should be
-    formed = float((key_excess(rgb[around], config.key_color) > MIN_KEY_EXCESS).float().mean()) if around.any() else 1.0
+    formed = float(on_key.sum() / around.sum()) if around.any() else 1.0
     return Image.fromarray(pixels, mode="RGBA"), {"key_color": [round(float(v) * 255) for v in key],
                                                   "backdrop_fraction": round(formed, 4)}

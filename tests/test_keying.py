@@ -201,6 +201,6 @@ def test_one_key_colour_for_a_graded_backdrop_leaves_haze(monkeypatch):
     from tests.helpers import plates
 
     plate = plates.solid_object()
-    monkeypatch.setattr(keying, "backdrop_colour", lambda rgb, backdrop, key, name: key.to(rgb).expand_as(rgb))
+    monkeypatch.setattr(keying, "backdrop_colour", lambda rgb, on_key, key: key.to(rgb).expand_as(rgb))
     whole, _ = plates.alpha_error(plate, key_plate(plate)[..., 3])
     assert whole > 3 * PLATE_BARS["solid"][0], whole
