@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 
 from taue_engine.config import SIZE_MULTIPLE
@@ -57,14 +55,9 @@ def job_view(job: Job) -> dict:
 def job_warnings(job: Job) -> list[str]:
     """What the user should know: before the result, the words of its prompts the served model does not know (a
     model that publishes its vocabulary, as the toy does; the job runs all the same); with it, what phase 1 found
-    (its taue.json's `warnings`: a backdrop that did not form, an implausible mask)."""
-    found = []
-    if job.state == SUCCEEDED:
-        try:
-            found = json.loads(manager().store.result_path(job, "taue.json").read_text(encoding="utf-8"))["warnings"]
-        except (OSError, ValueError, KeyError, TypeError):
-            found = []
-    return prompt_warnings(job) + list(found)
+    (its taue.json's `warnings`: a backdrop that did not form, an implausible mask), as its runner recorded them on
+    the job when it finished (no file is read: this runs on every poll)."""
+    return prompt_warnings(job) + (list(job.warnings) if job.state == SUCCEEDED else [])
 
 
 def prompt_warnings(job: Job) -> list[str]:

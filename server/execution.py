@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from taue_engine.config import LayoutBox, TAUEConfig
 
@@ -22,9 +23,19 @@ from .job_requests import engine_arguments
 BACKGROUND = "background"  # the kind of a job made by POST /jobs/<id>/backgrounds or POST /backgrounds
 
 
+class Ran(NamedTuple):
+    """What the job record keeps of a job that succeeded (its state.json, so a restart keeps them too): the timings,
+    and what phase 1 found that the user should hear about (its taue.json's `warnings`), so that the API never reads
+    the result's files to show them."""
+
+    timings: dict
+    warnings: list[str]
+
+
 def run_job(pipe, request: dict, settings: dict, kept: Path | None, result: Path, loras: dict[str, Path],
-            progress: Callable, lora_dir: Path | None = None) -> dict:
-    """Run the job and write its result folder at `result` (via a partial folder beside it); returns the timings.
+            progress: Callable, lora_dir: Path | None = None) -> Ran:
+    """Run the job and write its result folder at `result` (via a partial folder beside it); returns its timings and
+    warnings.
     `loras`: the LoRA files the server may use, by name. Raises TAUECancelled when `progress` returns False, and
     the engine's errors as they are."""
     started = time.perf_counter()
@@ -38,7 +49,8 @@ def run_job(pipe, request: dict, settings: dict, kept: Path | None, result: Path
     shutil.rmtree(partial, ignore_errors=True)
     made.save(partial)
     os.replace(partial, result)
-    return {**made.metadata.get("timings_s", {}), "run_s": round(time.perf_counter() - started, 4)}
+    return Ran({**made.metadata.get("timings_s", {}), "run_s": round(time.perf_counter() - started, 4)},
+               [str(warning) for warning in made.metadata.get("warnings") or []])
 
 
 class MissingLora(ValueError):

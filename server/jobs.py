@@ -78,6 +78,8 @@ class Job:
     error: str | None = None
     progress: dict | None = None
     timings: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """What phase 1 of a succeeded job found (its taue.json's `warnings`), kept here so the API reads no file."""
     cancel_requested: bool = False
     created_monotonic: float = field(default_factory=time.monotonic)
     preview: bytes | None = field(default=None, repr=False)
@@ -90,7 +92,7 @@ class Job:
 
     def state_record(self) -> dict:
         return {"state": self.state, "started_at": self.started_at, "finished_at": self.finished_at,
-                "error": self.error, "progress": self.progress, "timings": self.timings}
+                "error": self.error, "progress": self.progress, "timings": self.timings, "warnings": self.warnings}
 
     def start_progress(self) -> dict:
         """The progress of a job that has just started: no step made yet."""

@@ -90,8 +90,9 @@ class LocalRunner:
 
         folder = self.store.folder(job.id)
         try:
-            job.timings = run_job(self.engine.pipe, job.request, job.settings, folder / KEPT_DIR, folder / RESULT_DIR,
-                                  self.config.loras(), progress, self.config.lora_dir)
+            job.timings, job.warnings = run_job(self.engine.pipe, job.request, job.settings, folder / KEPT_DIR,
+                                                folder / RESULT_DIR, self.config.loras(), progress,
+                                                self.config.lora_dir)
             state, error = SUCCEEDED, None
             log.info("job %s succeeded in %.1f s", job.id, job.timings["run_s"])
         except TAUECancelled as cancelled:

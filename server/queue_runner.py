@@ -216,6 +216,7 @@ class QueueRunner:
             archive.extractall(partial)
         os.replace(partial, folder / RESULT_DIR)
         job.timings = {**(outcome.get("timings") or {}), "worker": outcome.get("worker")}
+        job.warnings = list(outcome.get("warnings") or [])  # a worker of an older version sends none
         self._finish(job, SUCCEEDED, None)
 
     def _finish(self, job: Job, state: str, error: str | None) -> None:

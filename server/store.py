@@ -58,7 +58,8 @@ class JobStore:
                 found.append(Job(id=path.name, created_at=record["created_at"], request=record["request"],
                                  settings=record["settings"], state=state["state"], started_at=state.get("started_at"),
                                  finished_at=state.get("finished_at"), error=state.get("error"),
-                                 progress=state.get("progress"), timings=state.get("timings") or {}))
+                                 progress=state.get("progress"), timings=state.get("timings") or {},
+                                 warnings=list(state.get("warnings") or [])))  # none in an older version's
             except (OSError, ValueError, KeyError) as error:
                 log.warning("skipping unreadable job folder %s: %s", path.name, error)
         with self.lock:

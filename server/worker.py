@@ -63,8 +63,8 @@ def pack(folder: Path) -> bytes:
 
 def perform(job_id: str, request: dict, settings: dict, kept: dict[str, bytes]) -> dict:
     """The queued job (RQ calls it by name on a worker): run it and leave the result in Redis. Returns what the
-    front records: {state: succeeded | failed | cancelled, error, timings, worker}. A failure of the job itself is a
-    result, not an exception, so that it is not tried again; only a worker that dies is."""
+    front records: {state: succeeded | failed | cancelled, error, timings, warnings, worker}. A failure of the job
+    itself is a result, not an exception, so that it is not tried again; only a worker that dies is."""
     from redis.exceptions import RedisError
     from rq import get_current_job
 
@@ -98,8 +98,8 @@ def perform(job_id: str, request: dict, settings: dict, kept: dict[str, bytes]) 
             (folder / "kept" / Path(name).name).write_bytes(data)
         loras = lora_folder_files(Served.lora_dir) if Served.lora_dir is not None else {}
         try:
-            timings = run_job(Served.pipe, request, settings, folder / "kept", folder / "result", loras, progress,
-                              Served.lora_dir)
+            ran = run_job(Served.pipe, request, settings, folder / "kept", folder / "result", loras, progress,
+                          Served.lora_dir)
         except TAUECancelled as error:
             return {"state": "cancelled", "error": str(error), "worker": worker}
         except MissingLora as error:  # the front has it, this worker not: a set-up to fix, said where
@@ -121,7 +121,7 @@ def perform(job_id: str, request: dict, settings: dict, kept: dict[str, bytes]) 
             if time.monotonic() > deadline:
                 raise
             time.sleep(1.0)
-    return {"state": "succeeded", "error": None, "timings": timings, "worker": worker}
+    return {"state": "succeeded", "error": None, "timings": ran.timings, "warnings": ran.warnings, "worker": worker}
 
 
 def worker_class():

@@ -75,6 +75,10 @@ def test_jobs_run_on_both_workers_and_come_back_whole(redis_server, two_workers,
         done = [front.wait(job["id"], timeout=300) for job in jobs]
         assert [job["state"] for job in done] == ["succeeded"] * 8, [job["error"] for job in done]
         assert {job["timings"]["worker"] for job in done} == {"w1", "w2"}  # spread over both
+        for job in done:  # phase 1's warnings come back in the worker's outcome, into the job's state.json
+            kept = json.loads((tmp_path / "jobs" / job["id"] / "state.json").read_text())["warnings"]
+            assert any("the key backdrop did not form" in w for w in kept), kept  # tiny-random paints no backdrop
+            assert job["warnings"][-len(kept):] == kept
         for job in done:
             for name in ("foreground", "background", "composite"):
                 layer = front.get(job["urls"]["layers"][name])

@@ -330,3 +330,31 @@ def test_a_job_warns_of_prompt_words_the_model_does_not_know_and_runs(pipe, tmp_
             assert served.submit(**JOB)["warnings"] == []
     finally:
         pipe.known_words = None
+
+
+def test_phase_one_warnings_come_from_the_job_record_not_its_taue_json(pipe, tmp_path):
+    """The warnings a finished job shows are the ones its runner recorded when it finished (state.json, so a restart
+    keeps them): its taue.json changed or gone does not change them, and a job an older version saved (no
+    `warnings` in its state.json) loads with none."""
+    with live_server(tmp_path, pipe) as first:
+        done = first.wait(first.submit(**JOB)["id"])
+        assert done["state"] == "succeeded"
+        found = done["warnings"]
+        assert any("the key backdrop did not form" in w for w in found), found  # tiny-random paints no backdrop
+        state_file = tmp_path / "jobs" / done["id"] / "state.json"
+        assert json.loads(state_file.read_text())["warnings"] == found  # JOB's words are all known: no prompt's
+        taue_json = tmp_path / "jobs" / done["id"] / "result" / "taue.json"
+        taue_json.write_text(json.dumps({**json.loads(taue_json.read_text()), "warnings": ["not what phase 1 said"]}))
+        assert first.job(done["id"])["warnings"] == found
+        taue_json.unlink()
+        assert first.job(done["id"])["warnings"] == found
+        listed = {job["id"]: job for job in first.get("/api/v1/jobs").json()["jobs"]}
+        assert listed[done["id"]]["warnings"] == found
+    with live_server(tmp_path, pipe) as second:  # a restart reads them back from state.json
+        assert second.job(done["id"])["warnings"] == found
+    state = json.loads(state_file.read_text())
+    del state["warnings"]  # as an older version wrote it
+    state_file.write_text(json.dumps(state))
+    with live_server(tmp_path, pipe) as third:
+        again = third.job(done["id"])
+        assert again["state"] == "succeeded" and again["warnings"] == []
