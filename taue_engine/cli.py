@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="output folder: one sub-folder per scene (default: taue-backgrounds)")
     new.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    from .doctor import add_parser as add_doctor_parser
+    add_doctor_parser(commands, VAE_HELP)
     return parser
 
 
@@ -489,6 +491,9 @@ def main(argv: list[str] | None = None) -> int:
             return generate(args)
         if args.command == "background":
             return new_backgrounds(args)
+        if args.command == "doctor":
+            from .doctor import doctor
+            return doctor(args)
     except UsageError as error:
         print(f"taue: error: {error}", file=sys.stderr)
         return EXIT_USAGE
