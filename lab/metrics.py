@@ -186,4 +186,52 @@ def toy_metrics(result, object_colour: str, background_colour: str) -> dict[str,
                                        if (opaque & inside).any() else float("nan")),
         "background_colour_in_composite": label_fraction(composite, background_colour, ~inside),
         "fringe": fringe_fraction(result.foreground, key_color_of(result)),
+        **composite_around(result, object_colour, background_colour, opaque, inside),
     }
+
+
+RING = 0.06  # of the image's shorter side: the ring around the object that composite_foreign_ring reads
+CLEAR = 0.1  # of the shorter side: how far from m_obj a copy of the object counts as a duplicate
+
+
+def composite_around(result, object_colour: str, background_colour: str, opaque: np.ndarray,
+                     inside: np.ndarray) -> dict[str, float]:
+    """The composite around the object, where fringes and copies show:
+
+    - composite_foreign_ring: the share of a ring around the opaque object (RING wide) whose composite colour is
+      neither the object's nor one the background draws (a key-coloured or mixed fringe);
+    - composite_duplicate: the share of the composite farther than CLEAR from m_obj in the object's colour where
+      the background's truth has none (a second copy of the object; the paper's claim for its high-pass filter).
+    """
+    composite = np.asarray(result.composite.convert("RGB"))
+    own, background = own_and_background(composite, object_colour, background_colour)
+    far = ~grow_mask(inside | opaque, CLEAR)
+    return {"composite_foreign_ring": foreign_ring(composite, opaque, object_colour, background_colour),
+            "composite_duplicate": float((own & far).sum() / far.size)}
+
+
+def grow_mask(mask: np.ndarray, fraction: float) -> np.ndarray:
+    """A bool mask grown by `fraction` of its shorter side (at least one pixel; a square)."""
+    import torch
+
+    from taue_engine.masks import dilate
+
+    radius = max(1, round(fraction * min(mask.shape)))
+    return dilate(torch.from_numpy(mask.astype(np.float32)), radius).numpy() > 0.5
+
+
+def own_and_background(rgb: np.ndarray, object_colour: str, background_colour: str) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels in the object's named colour, and pixels in a colour the background draws (background_family)."""
+    from .world import _named_table, background_family, colour_names, nearest_colour
+
+    family = background_family(background_colour)  # first, so that a tie (its base is a named colour) is background
+    nearest = nearest_colour(rgb, np.concatenate([family, _named_table()]))
+    return nearest == len(family) + colour_names().index(object_colour), nearest < len(family)
+
+
+def foreign_ring(rgb: np.ndarray, opaque: np.ndarray, object_colour: str, background_colour: str) -> float:
+    """The share of the ring RING wide around `opaque` in `rgb` in neither the object's nor the background's
+    colours (composite_foreign_ring; also read on the model alone's scene)."""
+    own, background = own_and_background(rgb, object_colour, background_colour)
+    ring = grow_mask(opaque, RING) & ~opaque
+    return float((~own & ~background)[ring].mean()) if ring.any() else 0.0

@@ -137,11 +137,20 @@ METRICS = (
     Metric("alpha_iou", ">=", 0.0, 0.85),
     Metric("leakage", "<", 1.0, 0.02, note="object colour in the background layer, where its truth has none"),
     Metric("psnr_fg", ">=", 0.0, 20.0, note="dB, layer vs composite over the opaque pixels"),
+    Metric("method_loss", "<=", 40.0, 1.0,
+           note="dB, PSNR_fg of the model alone (the truth through the model at the composite's cut) minus TAUE's"),
+    Metric("psnr_fg_model", ">=", 0.0, note="dB, the model alone: the truth on the key vs in its scene, both "
+           "noised to the cut and denoised (lab/benchmarks/round_trip.py)"),
     Metric("psnr_fg_paper", ">=", 0.0, note="dB, I_fg vs I_all inside m_obj (the paper's)"),
     Metric("psnr_fg_inside", ">=", 0.0, note="dB, opaque and inside m_obj"),
     Metric("psnr_fg_outside", ">=", 0.0, optional=True, note="dB, opaque outside m_obj (pairs that have any)"),
     Metric("ssim_fg", ">=", -1.0, note="RGB; reported, not a bar: on flat colours it measures decoder texture"),
     Metric("fringe", "<", 1.0, 0.01),
+    Metric("composite_foreign_ring", "<=", 1.0, 0.10,
+           note="composite: ring around the object in neither its colour nor the background's"),
+    Metric("ring_model", "<=", 1.0, note="the same ring on the model alone's scene (truth through the model at the "
+           "cut): what the model's own colour binding leaves"),
+    Metric("composite_duplicate", "<", 1.0, note="composite: the object's colour far from m_obj (a copy)"),
     Metric("mask_coverage", ">=", 0.0, 0.90, note="share of the opaque object inside m_obj"),
     Metric("mask_size", "<=", 10.0, note="m_obj area / opaque object area (capped at 10)"),
     Metric("mask_size_ok", ">=", 0.0, MASK_SIZE_SHARE, note=f"share of pairs with mask_size <= {MASK_SIZE_LIMIT}"),
@@ -319,6 +328,20 @@ def write_report(out: Path, rows: list[dict], summary: dict, results, extra: dic
     return paths
 
 
+def add_method_loss(pipe, pairs: list[Pair], config: TAUEConfig, tables: list[list[dict]]) -> None:
+    """Each row's psnr_fg_model (the model alone at the composite's cut, pair by pair) and method_loss, what TAUE's
+    PSNR_fg loses against it; a failed pair (either side NaN) counts at the metric's worst value."""
+    from .benchmarks.round_trip import model_alone
+
+    size = pipe.default_sample_size * pipe.vae_scale_factor
+    alone = model_alone(pipe, pairs, 1.0 - config.crop_ratio, config.num_inference_steps, config.guidance_composite,
+                        size)
+    for rows in tables:
+        for row, reference in zip(rows, alone):
+            row.update(psnr_fg_model=min(reference["psnr_fg_model"], PSNR_CAP), ring_model=reference["ring_model"])
+            row["method_loss"] = row["psnr_fg_model"] - min(row["psnr_fg"], PSNR_CAP)
+
+
 def oracle_pipeline(pipe):
     """The same model with the truth in place of m_obj (the pipeline's `object_mask` extension point): each
     object's mask is its own phase 1's final alpha (I_fg keyed with no gate), area-averaged to the latent cells,
@@ -365,6 +388,8 @@ def build_parser():
                         help="skip the several-object, key-colour, new-background and plain two-object checks")
     parser.add_argument("--oracle-mask", action="store_true",
                         help="also run the same pairs with the truth in place of m_obj, side by side")
+    parser.add_argument("--no-model-alone", action="store_true",
+                        help="skip the model alone at the cut (the method loss' reference)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a bar is missed")
     parser.add_argument("--out", default="taue-testbed", metavar="DIR", help="report folder (default: taue-testbed)")
     return parser
@@ -422,11 +447,13 @@ def run_command(args) -> int:
         return run_testbed(pipeline, chosen, config, plain=not args.no_plain, on_pair=say)
 
     rows, results = run(pipe, "mask")
+    oracle_rows = run(oracle_pipeline(pipe), "oracle")[0] if args.oracle_mask else None
+    if not args.no_model_alone:
+        add_method_loss(pipe, chosen, config, [rows] + ([oracle_rows] if oracle_rows else []))
     summary = summarize(rows)
     extra = {}
     oracle_summary = None
-    if args.oracle_mask:
-        oracle_rows, _ = run(oracle_pipeline(pipe), "oracle")
+    if oracle_rows is not None:
         oracle_summary = summarize(oracle_rows)
         extra.update(oracle_rows=oracle_rows, oracle_summary=oracle_summary)
     print(format_table(summary, rows, oracle_summary))

@@ -713,19 +713,10 @@ def load_vae(work: Path, decoder: bool = False):
     return vae.eval()
 
 
-@torch.no_grad()
-def green_latent_of(vae) -> list[float]:
-    """E(key green) in the UNet's units: what phase 1 injects. The paper's [0, 1, 1, 0] is where green lies in SDXL's
-    latent; the direction loss points this VAE's green the same way, but its size and offset are its own."""
-    green = to_tensor(np.broadcast_to(np.array(KEYS["green"], np.uint8), (1, 64, 64, 3)).copy())
-    latent = vae.encode(green.to(vae.dtype)).latents.float().mean(dim=(0, 2, 3)) * vae.config.scaling_factor
-    return [round(float(v), 4) for v in latent]
-
-
 def export(work: Path, out: Path, seed: int, checkpoint: Path | None = None, count: int = 30000) -> Path:
     """Write the toy pipeline (the best-scoring EMA UNet, or `checkpoint`'s, in half precision, the VAE, the frozen
-    text encoders) as a diffusers SDXL folder; the folder's taue_config.json (chosen with the testbed, not by
-    training) is kept."""
+    text encoders) as a diffusers SDXL folder; the folder's taue_config.json (its sampling choices, chosen with the
+    testbed, not by training: config.MODEL_CARD_FIELDS) is kept."""
     import shutil
 
     images, captions = make_dataset(count, seed, work)  # cached; drawn again where only the carry is
@@ -741,9 +732,8 @@ def export(work: Path, out: Path, seed: int, checkpoint: Path | None = None, cou
     if out.exists():
         shutil.rmtree(out)  # an old tokenizer.json would win over the new vocabulary
     pipe.save_pretrained(out)
-    chosen = json.loads(kept) if kept is not None else {}
-    chosen["green_latent"] = green_latent_of(pipe.vae)  # the paper's constant is SDXL's E(green); this is ours
-    settings.write_text(json.dumps(chosen))
+    if kept is not None:
+        settings.write_text(kept)
     vae_steps = torch.load(work / "vae.pt", weights_only=False)["step"]
     decoder = work / "decoder.pt"
     decoder_steps = torch.load(decoder, weights_only=False)["step"] if decoder.exists() else 0

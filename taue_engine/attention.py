@@ -84,11 +84,13 @@ class AttentionState:
         self._sums[size] = (total + token_map.float(), count + 1)
 
     def attention_map(self) -> torch.Tensor | None:
-        """A_fg: the mean of all captured maps at the latent size, min-max normalised; None if none was captured."""
+        """A_fg: each resolution's mean map at the latent size, those means averaged with equal weight (SDXL has
+        60 cross-attention layers at 32x32 and 10 at 64x64: a mean over maps would be the coarse one's), min-max
+        normalised; None if none was captured."""
         if not self._sums:
             return None
-        total = sum(resize_mask(s.view(*size), *self.latent_size) for size, (s, _) in self._sums.items())
-        return normalize(cast(torch.Tensor, total) / self.captured_maps)
+        means = [resize_mask(s.view(*size) / count, *self.latent_size) for size, (s, count) in self._sums.items()]
+        return normalize(cast(torch.Tensor, sum(means)) / len(means))
 
     @property
     def captured_maps(self) -> int:

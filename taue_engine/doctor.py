@@ -31,6 +31,8 @@ import torch
 from .config import KEY_COLORS, TAUEConfig
 from .mask_checks import MIN_BACKDROP
 
+PAPER_C_GB = (0.0, 1.0, 1.0, 0.0)
+"""The paper's green injection on SDXL's latent, which the model's own (vae_io.key_latent) is printed against."""
 DOCTOR_STEPS = 20
 """Denoising steps per phase of the doctor's jobs."""
 DOCTOR_SEED = 0
@@ -257,7 +259,14 @@ def key_geometry(pipe: Any, config: TAUEConfig) -> tuple[Check, str]:
     details = [f"{key}: {units[key]:.2f} from grey in the latent; common colours nearer it than tau_bg "
                f"{config.tau_bg:g} (read off {where}): "
                + (", ".join(f"{c} {distances[key][c]:.2f}" for c in near[key]) or "none") for key in KEY_COLORS]
+    injected = torch.tensor(pipe.key_latent(config.replace(key_color="green")))
+    paper = torch.tensor(PAPER_C_GB)
+    angle = float(torch.rad2deg(torch.arccos((injected @ paper / (injected.norm() * paper.norm()).clamp_min(1e-12))
+                                             .clamp(-1, 1)))) if len(injected) == len(paper) else float("nan")
+    details.append(f"green injection C = {[round(float(v), 2) for v in injected]}: |C| {float(injected.norm()):.2f}, "
+                   f"{angle:.0f} degrees from the paper's C_gb (0, 1, 1, 0) on SDXL (|C_gb| 1.41)")
     numbers = {"distance_from_grey": {k: round(v, 3) for k, v in units.items()}, "tau_bg": config.tau_bg,
+               "green_injection": [round(float(v), 4) for v in injected], "angle_from_paper_degrees": round(angle, 1),
                "mask_signal": config.mask_signal, "near_key": near, "palette_distance": distances,
                "suggested_key_color": suggested}
     if config.key_color in weak:

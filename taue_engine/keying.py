@@ -55,6 +55,21 @@ def key_backdrop(rgb: torch.Tensor, around: torch.Tensor, key_name: str = "green
     return around & (key_excess(rgb, key_name) > MIN_KEY_EXCESS)
 
 
+def formed_key(image: Image.Image, around: torch.Tensor, asked: str, formed_share: float = 0.5) -> str:
+    """The key colour phase 1 actually painted where the backdrop should be (`around`, bool [H, W]): the one asked
+    for if at least `formed_share` of `around` is of it, else another key colour that is (a model may paint the
+    key it knows for the object: the toy, asked for magenta behind a green object, paints blue), else the one
+    asked for (the backdrop did not form; mask_checks says so)."""
+    rgb = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0)
+    if not around.any():
+        return asked
+    shares = {name: float(key_backdrop(rgb, around.cpu(), name).sum() / around.sum()) for name in KEY_COLORS}
+    if shares[asked] >= formed_share:
+        return asked
+    best = max(shares, key=lambda name: shares[name])
+    return best if shares[best] >= formed_share else asked
+
+
 def estimate_key_color(rgb: torch.Tensor, on_key: torch.Tensor, key_name: str = "green") -> torch.Tensor:
     """The backdrop's actual key colour (models rarely paint pure #00FF00): median of the key-coloured backdrop
     pixels `on_key` (key_backdrop); the pure key colour where there are too few."""
@@ -151,10 +166,13 @@ def spill_zone(alpha: torch.Tensor, band: float) -> torch.Tensor:
 
 
 def foreground_rgba(image: Image.Image, m_obj: torch.Tensor | None, config: TAUEConfig,
-                    device: torch.device | str | None = None) -> tuple[Image.Image, dict]:
-    """I_fg (RGB, object on the key colour) -> RGBA object layer with a clean alpha; also returns the key colour used
-    and the share of the picture around the object that is key-coloured (whether the backdrop formed). `m_obj`
-    (image or latent resolution) gates the key."""
+                    device: torch.device | str | None = None, key_name: str | None = None) -> tuple[Image.Image, dict]:
+    """I_fg (RGB, object on the key colour) -> RGBA object layer with a clean alpha; also returns the key (its name,
+    and its colour as painted) and the share of the picture around the object that is key-coloured (whether the
+    backdrop formed). `m_obj` (image or latent resolution) gates the key; `key_name` (default config.key_color):
+    the key phase 1 painted (formed_key)."""
+    if key_name is not None and key_name != config.key_color:
+        config = config.replace(key_color=key_name)
     device = device if device is not None else (m_obj.device if m_obj is not None else "cpu")
     rgb = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).to(device)
     height, width = rgb.shape[:2]
@@ -176,5 +194,6 @@ def foreground_rgba(image: Image.Image, m_obj: torch.Tensor | None, config: TAUE
     rgba = torch.cat([colour, alpha.clamp(0.0, 1.0)[..., None]], dim=-1)
     pixels = (rgba * 255.0).round().to(torch.uint8).cpu().numpy()
     formed = float(on_key.sum() / around.sum()) if around.any() else 1.0
-    return Image.fromarray(pixels, mode="RGBA"), {"key_color": [round(float(v) * 255) for v in key],
+    return Image.fromarray(pixels, mode="RGBA"), {"key": config.key_color,
+                                                  "key_color": [round(float(v) * 255) for v in key],
                                                   "backdrop_fraction": round(formed, 4)}

@@ -17,12 +17,16 @@ the composite; one covering more than 80% took the backdrop for the object. Meas
 pairs cover 9-31% (none warned); tiny-random's "a red circle" 85%."""
 
 
-def phase_one_warnings(objects: list[dict[str, Any]]) -> list[str]:
+def phase_one_warnings(objects: list[dict[str, Any]], asked_key: str | None = None) -> list[str]:
     """One line per finding, from each object's entry in taue.json's `objects` (its prompt, mask_source,
-    mask_fraction and the keying's backdrop_fraction)."""
+    mask_fraction and the keying's key and backdrop_fraction); `asked_key`: the key colour the job asked for."""
     lines = []
     for number, entry in enumerate(objects, 1):
         name = f"object {number} ({entry['prompt']!r})" if len(objects) > 1 else f"the object ({entry['prompt']!r})"
+        painted = entry.get("key")
+        if asked_key and painted and painted != asked_key:
+            lines.append(f"{name}: asked for a {asked_key} backdrop, the model painted {painted}, so its layer is "
+                         f"keyed on {painted}; check its edges, or ask for the {painted} key")
         backdrop = entry.get("backdrop_fraction")
         if backdrop is not None and backdrop < MIN_BACKDROP:
             lines.append(f"{name}: the key backdrop did not form (only {backdrop:.0%} of the picture around it is the "

@@ -50,6 +50,16 @@ def key_distance(clean: torch.Tensor, key: torch.Tensor, unit: float, size: tupl
     return (fine - key.to(fine).view(-1, 1, 1)).norm(dim=0) / max(float(unit), 1e-6)
 
 
+def backdrop_region(key_mask: torch.Tensor, attention: torch.Tensor | None, size: tuple[int, int],
+                    tau_attention: float) -> torch.Tensor:
+    """Where phase 1's backdrop should be, bool [H, W] at `size`: the latent cells the injection turned to the key
+    (`key_mask`, [h, w] of 0/1) whose object attention is low (normalised, at most `tau_attention`)."""
+    region = resize_mask(key_mask.float(), *size) > 0.5
+    if attention is not None:
+        region &= resize_mask(normalize(attention.float()), *size) <= tau_attention
+    return region
+
+
 def object_mask(
     distance: torch.Tensor,
     attention: torch.Tensor | None,

@@ -91,6 +91,7 @@ class GrownObject(PhaseOneRun):
     fine_mask: torch.Tensor  # [H, W] 0/1: m_obj
     mask_source: str  # which signals made m_obj (masks.object_mask says which names; or an override's own)
     held_mask: torch.Tensor  # [h, w] 0/1: the latent cells the transplant holds in phase 2
+    key_color: str = ""  # the key colour phase 1 painted (keying.formed_key), which the mask and keying read
 
 
 @dataclass

@@ -34,9 +34,9 @@ from .clean_estimate import clean_estimates
 from .config import KEY_COLORS, LayoutBox, TAUEConfig
 from .green import dithered_mask, inject_green, layout_probability
 from .hold import HeldRegion, highpass
-from .keying import foreground_rgba
+from .keying import foreground_rgba, formed_key
 from .lora_manager import LoraManagerMixin
-from .mask_checks import phase_one_warnings
+from .mask_checks import MIN_BACKDROP, phase_one_warnings
 from .models import loading
 from .models.vocabulary import model_words
 from .objects import SceneObject, check_request, scene_objects
@@ -218,7 +218,7 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
 
         # 6. Key each object's layer out of what phase 1 painted, gated by its mask
         t0 = time.perf_counter()
-        keyed = [foreground_rgba(g.on_key, g.fine_mask, config, device=self._execution_device) for g in grown]
+        keyed = [foreground_rgba(g.on_key, g.fine_mask, config, self._execution_device, g.key_color) for g in grown]
         job.timings["keying"] = time.perf_counter() - t0
 
         # 7. The result: the layers, the kept objects (what new backgrounds start from), metadata and tensors
@@ -384,17 +384,18 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
         with clean_estimates(self.scheduler, {crop}) as clean:
             on_key = self._run_phase(job, "foreground", embeds, config.guidance_foreground,
                                      initial.to(device=device, dtype=dtype), cut_seedling, report)
-        attention = capture.attention_map()
-        estimate = clean[crop].float().cpu()
-        distance = self.key_distance_map(estimate, config, size)
-        run = PhaseOneRun(on_key=on_key, seedling=kept["seedling"], clean=estimate,
-                          attention=None if attention is None else attention.float().cpu(), key_mask=key_mask,
-                          initial=initial, maps_captured=capture.captured_maps, key_distance=distance)
+        attention, estimate, captured = capture.attention_map(), clean[crop].float().cpu(), capture.captured_maps
+        attention = None if attention is None else attention.float().cpu()
+        around = masks.backdrop_region(key_mask, attention, size, config.tau_attention)
+        config = config.replace(key_color=formed_key(on_key, around, config.key_color, MIN_BACKDROP))
+        distance = self.key_distance_map(estimate, config, size, around)
+        run = PhaseOneRun(on_key=on_key, seedling=kept["seedling"], clean=estimate, attention=attention,
+                          key_mask=key_mask, initial=initial, maps_captured=captured, key_distance=distance)
         fine_mask, source = self.object_mask(run, config, size)
         off_key = distance > config.tau_bg * config.hold_growth_key_distance
-        held = masks.hold_mask(fine_mask, (latent_h, latent_w), config.hold_fraction, config.hold_dilation,
-                               within=off_key)
-        return GrownObject(**vars(run), fine_mask=fine_mask, mask_source=source, held_mask=held)
+        held = masks.hold_mask(fine_mask, (latent_h, latent_w), config.hold_fraction, config.hold_dilation, off_key)
+        return GrownObject(**vars(run), fine_mask=fine_mask, mask_source=source, held_mask=held,
+                           key_color=config.key_color)
 
     def seedling_at_cut(self, latents: torch.Tensor, config: TAUEConfig) -> torch.Tensor:
         """Extension point: phase 1's latent after t_crop steps, which becomes the object's seedling and the latent
@@ -425,8 +426,8 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
         crop = config.crop_step
         levels = NoiseLevels.of(self.scheduler)
         init_sigma = float(self.scheduler.init_noise_sigma)
-        targets = [highpass(s, c, config.highpass_strength) if config.highpass and c is not None else s
-                   for s, c in zip(seedlings, cleans)]
+        targets = [highpass(s, c, config.highpass_strength, m) if config.highpass and c is not None else s
+                   for s, c, m in zip(seedlings, cleans, held_masks)]
         if len(held_masks) == 1:
             target, union, shear_mask = targets[0], held_masks[0], held_masks[0]
         else:  # one held region: each object's target where it is visible
@@ -493,7 +494,7 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
                              "attention_maps_captured": sum(g.maps_captured for g in grown)})
             for entry, g, info in zip(metadata["objects"], grown, keyed):
                 entry.update({"mask_source": g.mask_source, "mask_fraction": float(g.fine_mask.mean()), **info})
-            metadata["warnings"] = phase_one_warnings(metadata["objects"])
+            metadata["warnings"] = phase_one_warnings(metadata["objects"], job.config.key_color)
         latents = {"initial_noise": job.draws.noise, "object_mask": composed.union.cpu(),
                    "background_seedling": composed.background_seedling.cpu(), **latents}
         return TAUEResult(flattened, on_key[0], composed.background, composed.composite, union_image, metadata,

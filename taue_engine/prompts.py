@@ -3,6 +3,7 @@ words the model (and its LoRAs) does not know named before the job runs."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -10,6 +11,46 @@ import torch
 from .models.vocabulary import unknown_words, unknown_words_warning
 
 STOP_WORDS = {"a", "an", "the", "of", "on", "in", "with", "and", "at", "by", ",", ".", "!", "?", "-", "'s"}
+QUALITY_WORDS = {
+    "photo", "photograph", "photography", "photorealistic", "realistic", "hyperrealistic", "raw", "8k", "4k", "2k",
+    "hd", "uhd", "hdr", "dslr", "masterpiece", "best", "quality", "high", "highly", "detailed", "detail", "details",
+    "sharp", "focus", "professional", "studio", "lighting", "light", "cinematic", "render", "rendered", "octane",
+    "unreal", "engine", "trending", "artstation", "award", "winning", "beautiful", "stunning", "intricate", "ultra",
+    "resolution", "epic", "amazing", "absurdres", "highres", "sharpness", "bokeh", "depth", "field", "style"}
+"""Words that describe the picture, not the object: left out of the object's attention (A_fg) with STOP_WORDS."""
+MARK = re.compile(r"\[([^\[\]]+)\]")
+"""[words] in an object prompt marks the words whose attention finds the object; the brackets are not encoded."""
+_WORD = re.compile(r"[\w']+|[^\w\s]")
+
+
+def strip_marks(prompt: str) -> str:
+    """The prompt as the text encoders read it: '[bicycle]' -> 'bicycle'."""
+    return MARK.sub(r"\1", prompt)
+
+
+def object_words(prompt: str) -> list[bool]:
+    """For each word of strip_marks(prompt) (as _WORD splits it), whether its attention finds the object: the
+    words the user marked with [ ]; else the first clause's (up to the first comma) words that are neither stop
+    words nor quality tags; else any such word; else every word."""
+    marked = [(m.start(), m.end()) for m in MARK.finditer(prompt)]
+    words, chosen = [], []
+    for m in _WORD.finditer(prompt):
+        if m.group() not in ("[", "]"):
+            words.append(m.group().lower())
+            chosen.append(any(a < m.start() < b for a, b in marked))
+    if any(chosen):
+        return chosen
+    content = [w not in STOP_WORDS and w not in QUALITY_WORDS for w in words]
+    first = [clause == 0 and ok for ok, clause in zip(content, _clauses(words))]
+    return first if any(first) else content if any(content) else [True] * len(words)
+
+
+def _clauses(words: list[str]) -> list[int]:
+    clause, out = 0, []
+    for w in words:
+        out.append(clause)
+        clause += w == ","
+    return out
 
 
 class PromptMixin:
@@ -37,13 +78,21 @@ class PromptMixin:
         return unknown_words_warning(self.model_name, unknown_words(known, prompts))
 
     def _object_token_indices(self, prompt: str) -> list[int]:
-        """Positions of the object's words in T_fg (not BOS/EOS/padding, not stop words): whose attention is A_fg."""
+        """Positions in T_fg of the object's words (object_words: marked, or the first clause's without stop words
+        and quality tags): whose attention is A_fg. Each word is tokenised alone (CLIP's tokeniser splits on words
+        first); if that does not give the prompt's own tokens, every word but the stop words counts."""
         tok = self.tokenizer
-        ids = tok(prompt, truncation=True, max_length=tok.model_max_length).input_ids
+        text = strip_marks(prompt)
+        ids = tok(text, truncation=True, max_length=tok.model_max_length).input_ids
         special = {tok.bos_token_id, tok.eos_token_id, tok.pad_token_id}
-        words = [i for i, t in enumerate(ids) if t not in special]
-        content = [i for i in words if tok.convert_ids_to_tokens(ids[i]).replace("</w>", "") not in STOP_WORDS]
-        return content or words
+        positions = [i for i, t in enumerate(ids) if t not in special]
+        pieces = [tok(w, add_special_tokens=False).input_ids for w in _WORD.findall(text)]
+        if [t for piece in pieces for t in piece][: len(positions)] == [ids[i] for i in positions]:
+            owner = [n for n, piece in enumerate(pieces) for _ in piece]
+            wanted = object_words(prompt)
+            return [i for i, n in zip(positions, owner) if wanted[n]]
+        content = [i for i in positions if tok.convert_ids_to_tokens(ids[i]).replace("</w>", "") not in STOP_WORDS]
+        return content or positions
 
     def _encode_prompts(self, prompts: list[str], negative_prompt: str | None, device) -> list[tuple]:
         """(embeds, negative embeds, pooled, negative pooled) per prompt, the negative encoded once for all.
@@ -67,7 +116,8 @@ class PromptMixin:
         """(T_all, each object's embeddings, T_bg's, T_all's): every prompt encoded once, in one batch; T_all
         defaults to the object prompts and T_bg joined with ', '."""
         composite_prompt = composite_prompt or ", ".join(prompts + [background_prompt])
-        *object_embeds, bg, comp = self._encode_prompts(prompts + [background_prompt, composite_prompt],
+        *object_embeds, bg, comp = self._encode_prompts([strip_marks(p) for p in prompts]
+                                                        + [background_prompt, strip_marks(composite_prompt)],
                                                         negative_prompt, self._execution_device)
         return composite_prompt, object_embeds, bg, comp
 

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from .config import KEY_COLORS, TAUEConfig
-from .keying import pixel_key_distance
-from .masks import key_distance, resize_mask
+from .keying import MIN_KEY_PIXELS, key_backdrop, key_excess
+from .masks import key_distance
 
 CALIBRATION_CELLS = 32
 """Latent cells a side of the solid images that E(colour) is measured on (256 px for SDXL)."""
@@ -128,20 +129,21 @@ class VaeIOMixin:
         return {name: [round(float(v), 4) for v in self.solid_latent(name, rgb)] for name, rgb in colours.items()}
 
     def key_latent(self, config: TAUEConfig) -> tuple[float, ...]:
-        """C, the latent that phase 1 injects: the paper's `green_latent` for the green key; for another key,
-        green_latent + (E(key) - E(green)), the VAE's own step from a solid green to a solid key colour.
+        """C, the latent that phase 1 injects for `config.key_color`: E(key) - E(grey), the model's own step from a
+        mid grey to a solid key colour (TAUEConfig.green_latent says why); a `green_latent` given in the config is
+        injected as it is for the green key.
 
         Raises:
             ValueError: green_latent has not one value per channel of this model's latent.
         """
-        if len(config.green_latent) != self.unet.config.in_channels:
+        given = config.green_latent
+        if given and len(given) != self.unet.config.in_channels:
             raise ValueError(f"green_latent must have {self.unet.config.in_channels} values for this model "
-                             f"(got {len(config.green_latent)})")
-        if config.key_color == "green":
-            return config.green_latent
-        step = self.solid_latent(config.key_color, KEY_COLORS[config.key_color]) - self.solid_latent(
-            "green", KEY_COLORS["green"])
-        return tuple(float(c + d) for c, d in zip(config.green_latent, step))
+                             f"(got {len(given)})")
+        if given and config.key_color == "green":
+            return given
+        step = self.solid_latent(config.key_color, KEY_COLORS[config.key_color]) - self.solid_latent("grey", GREY)
+        return tuple(float(v) for v in step)
 
     def key_reference(self, key_color: str) -> tuple[torch.Tensor, float]:
         """What the object mask measures against: E(key), the latent a clean key-coloured backdrop has, and the
@@ -150,13 +152,33 @@ class VaeIOMixin:
         grey = self.solid_latent("grey", GREY)
         return key, float((key - grey).norm())
 
-    def key_distance_map(self, clean: torch.Tensor, config: TAUEConfig, size: tuple[int, int]) -> torch.Tensor:
-        """How far each pixel of a clean estimate is from the key colour, [H, W] at `size` (0 on the key, 1 on a
-        grey): read off the latent or the decoded picture, as `config.mask_signal` says."""
+    def key_distance_map(self, clean: torch.Tensor, config: TAUEConfig, size: tuple[int, int],
+                         around: torch.Tensor | None = None) -> torch.Tensor:
+        """How far each pixel of a clean estimate is from the backdrop this job painted, [H, W] at `size`: 0 on
+        it, 1 on a mid grey, read off the latent or the decoded picture as `config.mask_signal` says.
+
+        The backdrop is measured where it should be (`around`, bool [H, W] at `size`: the injection mask on and
+        the object's attention low): a model paints its own key colour, rarely the pure one, and the clean estimate
+        at the cut is smoother still. Where too little of it is near the key (the backdrop did not form; no
+        `around`), the pure key colour stands in (mask_checks warns of that backdrop).
+        """
         if config.mask_signal == "latent":
-            key, unit = self.key_reference(config.key_color)
-            return key_distance(clean, key, unit, size)
-        distance = pixel_key_distance(self.decode_latent(clean), config.key_color)
-        if tuple(distance.shape) != tuple(size):
-            distance = resize_mask(distance, *size)
-        return distance
+            key, grey = self.solid_latent(config.key_color, KEY_COLORS[config.key_color]), self.solid_latent("grey",
+                                                                                                            GREY)
+            fine = F.interpolate(clean.float(), size=size, mode="bilinear", align_corners=False)[0]
+            if around is not None:
+                near = around & ((fine - key.view(-1, 1, 1)).norm(dim=0) < (fine - grey.view(-1, 1, 1)).norm(dim=0))
+                if int(near.sum()) >= MIN_KEY_PIXELS:
+                    key = fine[:, near].median(dim=1).values
+            return key_distance(clean, key, float((key - grey).norm()), size)
+        rgb = self.decode_latent(clean)
+        if tuple(rgb.shape[:2]) != tuple(size):
+            rgb = F.interpolate(rgb.permute(2, 0, 1)[None], size=size, mode="bilinear", align_corners=False)[0]
+            rgb = rgb.permute(1, 2, 0)
+        excess = key_excess(rgb.clamp(0.0, 1.0), config.key_color)
+        reference = 1.0
+        if around is not None:
+            backdrop = key_backdrop(rgb, around, config.key_color)
+            if int(backdrop.sum()) >= MIN_KEY_PIXELS:
+                reference = float(excess[backdrop].median())
+        return 1.0 - excess / reference

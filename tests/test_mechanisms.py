@@ -11,17 +11,19 @@ from taue_engine.hold import highpass
 from .conftest import SIZE, STEPS
 
 
-def test_green_injection_touches_only_key_channels_where_mask_is_one(recorded_run):
+def test_green_injection_moves_the_noise_towards_the_models_key_step_where_mask_is_one(pipe, recorded_run, config):
     result, _ = recorded_run
     noise, injected, mask = (result.latents[k] for k in ("initial_noise", "initial_foreground", "green_mask"))
-    changed = (injected != noise)[0]  # [C, H, W]
-    assert not changed[0].any() and not changed[3].any(), "channels 0 and 3 must stay plain noise"
-    assert not changed[1:3][:, mask == 0].any(), "nothing may change where M = 0"
-    assert changed[1:3][:, mask == 1].float().mean() > 0.99
-    # unit-variance space: the shift is alpha * (1 - z), i.e. of order one, not of order 1/14.6
-    shift = (injected - noise)[0, 1:3][:, mask == 1]
-    expected = 0.22 * (1 - noise[0, 1:3][:, mask == 1])
-    assert torch.allclose(shift, expected, atol=1e-6)
+    c = torch.tensor(pipe.key_latent(config)).view(-1, 1)  # E(green) - E(grey), measured on the model
+    assert not (injected != noise)[0][:, mask == 0].any(), "nothing may change where M = 0"
+    # unit-variance space: the shift is alpha * (C - z), i.e. of the order of C, not of order C / 14.6
+    shift = (injected - noise)[0][:, mask == 1]
+    assert torch.allclose(shift, 0.22 * (c - noise[0][:, mask == 1]), atol=1e-6)
+    # a green_latent given keeps the paper's rule: channels whose value is 0 stay plain noise
+    from taue_engine.green import inject_green
+
+    plain = inject_green(noise, mask, (0.0, 1.0, 1.0, 0.0), 0.22)
+    assert torch.equal(plain[:, [0, 3]], noise[:, [0, 3]]) and not torch.equal(plain[:, 1:3], noise[:, 1:3])
 
 
 def test_layout_box_keeps_green_out_of_the_box(recorded_run):
@@ -58,7 +60,8 @@ def test_composite_object_region_is_held_until_crop_then_released(pipe, recorded
     crop = config.crop_step
     m = result.latents["object_mask"].bool()
     assert m.any() and not m.all()
-    target = highpass(result.latents["seedling"], result.latents["clean_estimate"], config.highpass_strength)
+    target = highpass(result.latents["seedling"], result.latents["clean_estimate"], config.highpass_strength,
+                      result.latents["object_mask"])
     steps = recorder.latents["composite"]
     sigmas = pipe.scheduler.sigmas
     # at the cut the object region is exactly the transplanted, high-passed seedling

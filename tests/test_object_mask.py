@@ -126,6 +126,39 @@ def test_decoded_signal_sees_a_backdrop_greener_than_e_green(toy, config):
     assert _iou(mask, truth) >= 0.8
 
 
+def test_both_signals_measure_the_backdrop_this_job_painted(toy, config):
+    """Per-job calibration: given where the backdrop should be (the injection's cells, low attention), the key
+    distance is measured from the backdrop found there, so a backdrop painted past E(green) is backdrop for the
+    latent reading too, and a paler green backdrop for the decoded one; the object is found either way."""
+    clean, _, truth, _ = _scene(toy, config)
+    key = toy.solid_latent("green", KEY_COLORS["green"])
+    grey = toy.solid_latent("grey", (0.5, 0.5, 0.5))
+    step = toy.vae_scale_factor
+    backdrop_cells = 1 - truth[::step, ::step].view(1, 1, *clean.shape[-2:])
+    around = ~truth.bool()
+    for shift in (1.0, -0.4):  # greener than E(green); halfway to grey
+        painted = clean + shift * (key - grey).view(1, -1, 1, 1) * backdrop_cells
+        for signal in MASK_SIGNALS:
+            signal_config = dataclasses.replace(config, mask_signal=signal)
+            distance = toy.key_distance_map(painted, signal_config, (SIZE, SIZE), around=around)
+            assert float((distance[around] > config.tau_bg).float().mean()) < 0.05, (shift, signal)
+            assert float((distance[truth.bool()] > config.tau_bg).float().mean()) > 0.9, (shift, signal)
+
+
+def test_highpass_sharpens_the_held_objects_inside_only():
+    clean = torch.zeros(1, 4, 8, 8)
+    clean[:, :, 2:6, 2:6] = 1.0
+    seedling = clean + 0.1
+    held = torch.zeros(8, 8)
+    held[1:7, 1:7] = 1  # the object's cells and a rim of one cell
+    out = highpass(seedling, clean, 0.5, held)
+    changed = (out != seedling).any(dim=1)[0]
+    inside = torch.zeros(8, 8, dtype=torch.bool)
+    inside[2:6, 2:6] = True  # held cells eroded by one
+    assert changed[inside].any() and not changed[~inside].any()
+    assert torch.equal(highpass(seedling, clean, 0.5), seedling - 0.5 * laplacian(clean))
+
+
 def test_hold_mask_holds_whole_cells_grown_by_the_setting():
     fine = torch.zeros(64, 64)
     fine[16:40, 16:40] = 1  # cells 2..4 fully, no partial cells

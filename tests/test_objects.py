@@ -183,17 +183,19 @@ def test_objects_are_checked_and_placed_side_by_side_by_default():
         scene_objects([{"prompt": "a"}], foreground_prompt="b")
 
 
-def test_key_colours_move_the_injected_latent_by_the_vaes_own_step(pipe):
-    green = TAUEConfig()
-    assert pipe.key_latent(green) == green.green_latent
-    blue = pipe.key_latent(green.replace(key_color="blue"))
+def test_every_key_injects_the_vaes_own_step_from_grey_to_it(pipe):
     from taue_engine.vae_io import CALIBRATION_BORDER as B
     from taue_engine.vae_io import CALIBRATION_CELLS
 
     side = CALIBRATION_CELLS * pipe.vae_scale_factor  # E(colour): the inner cells of a solid image
     encode = lambda rgb: pipe.encode_pixels(Image.new("RGB", (side, side), rgb))[0, :, B:-B, B:-B].mean(dim=(1, 2))  # noqa: E731
-    expected = torch.tensor(green.green_latent) + encode((0, 0, 255)) - encode((0, 255, 0))
-    assert torch.allclose(torch.tensor(blue), expected, atol=1e-5)
+    grey = encode((128, 128, 128))
+    for key, rgb in (("green", (0, 255, 0)), ("blue", (0, 0, 255)), ("magenta", (255, 0, 255))):
+        injected = torch.tensor(pipe.key_latent(TAUEConfig(key_color=key)))
+        assert torch.allclose(injected, encode(rgb) - grey, atol=1e-5)
+    given = TAUEConfig(green_latent=(0.0, 2.0, 2.0, 0.0))  # a green_latent given is injected as it is for green
+    assert pipe.key_latent(given) == given.green_latent
+    assert pipe.key_latent(given.replace(key_color="blue")) == pipe.key_latent(TAUEConfig(key_color="blue"))
     with pytest.raises(ValueError, match="key_color must be one of green, blue, magenta"):
         TAUEConfig(key_color="cyan")
 

@@ -8,6 +8,8 @@ from lab.testbed import (
     BARS,
     CORNER_BOXES,
     PAIR_COLOURS,
+    PSNR_CAP,
+    add_method_loss,
     check_bars,
     choose_pairs,
     failed_pairs,
@@ -107,8 +109,13 @@ def test_box_fraction():
 
 
 def test_testbed_runs_end_to_end_on_tiny_random(pipe, config):
-    rows, results = run_testbed(pipe, prompt_set(2) + layout_pairs()[:1], config)
+    pairs = prompt_set(2) + layout_pairs()[:1]
+    rows, results = run_testbed(pipe, pairs, config)
+    add_method_loss(pipe, pairs, config, [rows])  # the model alone at the cut, pair by pair
     assert len(rows) == 3 and len(results) == 3
+    for row in rows:
+        assert row["method_loss"] == pytest.approx(row["psnr_fg_model"] - min(row["psnr_fg"], PSNR_CAP))
+        assert 0.0 <= row["ring_model"] <= 1.0
     for row in rows:
         for name, _, _ in BARS:
             assert name in row or (name == "box_fraction" and row["layout"] is None), name

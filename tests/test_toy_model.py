@@ -7,18 +7,34 @@ from lab.world import classify_colours, colour_names
 from taue_engine import TAUEConfig, TAUEPipeline
 
 
-def test_toy_is_an_sdxl_folder_with_its_own_settings(toy):
-    """Toy 2: SDXL's UNet and text encoders, a local AutoencoderTiny at 8x, 128 px; the settings its sweeps chose
-    (lab/notes/sweeps.md) and its own E(green) travel in the folder's taue_config.json."""
+def test_toy_is_an_sdxl_folder_whose_settings_are_sampling_choices_only(toy):
+    """Toy 2: SDXL's UNet and text encoders, a local AutoencoderTiny at 8x, 128 px; its folder's taue_config.json
+    holds what a model card would give (the crop ratio and the composite's guidance its sweeps chose,
+    lab/notes/sweeps.md), and every other setting is the default an SDXL user gets."""
     from diffusers import AutoencoderTiny
+
+    from taue_engine.config import MODEL_CARD_FIELDS
 
     assert toy.unet.config.addition_embed_type == "text_time"
     assert isinstance(toy.vae, AutoencoderTiny) and toy.vae_scale_factor == 8
     assert toy.unet.config.sample_size * toy.vae_scale_factor == 128
     config = toy.default_config
-    assert (config.mask_signal, config.crop_ratio, config.highpass_strength, config.guidance_composite) == (
-        "decoded", 0.65, 0.05, 3.0)
-    assert config.green_latent != TAUEConfig().green_latent and len(config.green_latent) == 4
+    assert (config.crop_ratio, config.guidance_composite) == (0.65, 3.0)
+    defaults = TAUEConfig()
+    changed = {f for f in defaults.to_dict() if getattr(config, f) != getattr(defaults, f)}
+    assert changed <= set(MODEL_CARD_FIELDS), changed
+
+
+def test_a_model_folder_may_not_set_the_methods_thresholds(tmp_path):
+    import json
+
+    from taue_engine.models.loading import ModelLoadError, model_default_config
+
+    (tmp_path / "taue_config.json").write_text(json.dumps({"steps": 1, "tau_bg": 0.3, "crop_ratio": 0.6}))
+    with pytest.raises(ModelLoadError, match="may set only the sampling choices.*remove steps, tau_bg"):
+        model_default_config(str(tmp_path))
+    (tmp_path / "taue_config.json").write_text(json.dumps({"crop_ratio": 0.6, "num_inference_steps": 8}))
+    assert model_default_config(str(tmp_path)).crop_ratio == 0.6
 
 
 @pytest.mark.parametrize("colour, background, seed", [("red", "blue", 1), ("yellow", "purple", 2),

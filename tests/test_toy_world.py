@@ -175,7 +175,7 @@ def test_the_training_script_trains_every_stage_and_exports_a_loadable_model(tmp
     assert info["unet_minutes"] >= 0
     assert "after the decoder's paste stage" in (tmp_path / "training.md").read_text()
     assert "green" in json.loads((out / "vocabulary.json").read_text())["words"]
-    assert len(json.loads((out / "taue_config.json").read_text())["green_latent"]) == 4
+    assert not (out / "taue_config.json").exists()  # a fresh export chooses no settings: the testbed does
     pipe = TAUEPipeline.from_pretrained(str(out), device="cpu")
     pipe.set_progress_bar_config(disable=True)
     result = pipe("a red star", "a blue background", seed=0, config=TAUEConfig(num_inference_steps=4))

@@ -114,6 +114,31 @@ def run(model: str, pair_count: int, strengths: list[float], steps: int, guidanc
                           for s, r in rows.items()}}
 
 
+def model_alone(pipe: TAUEPipeline, pairs, strength: float, steps: int, guidance: float, size: int) -> list[dict]:
+    """Per pair, what the model does with the truth at the cut and no method at all: psnr_fg_model, TAUE's PSNR_fg
+    ('key vs scene': the object's truth on the key and its scene, each noised to the cut, strength = 1 - crop
+    ratio, and denoised with its own prompt, compared over the object), and ring_model, the scene's ring around the
+    object in neither its colour nor the background's (lab.metrics.foreign_ring). What the testbed's method loss is
+    measured from. A pair whose run raises gives NaN. Sets the UNet's default attention processors (img2img_from)."""
+    from lab.metrics import foreign_ring
+
+    i2i = img2img_from(pipe)
+    values = []
+    for pair in pairs:
+        scene, on_key, inside = truth(pair, size)
+        try:
+            runs = [np.asarray(i2i(prompt, image=Image.fromarray(image), strength=strength, num_inference_steps=steps,
+                                   guidance_scale=guidance, generator=torch.Generator().manual_seed(pair.seed),
+                                   height=size, width=size).images[0])
+                    for prompt, image in ((pair.object_prompt, on_key), (scene.scene_prompt, scene.image))]
+            values.append({"psnr_fg_model": region_psnr(runs[0], runs[1], inside),
+                           "ring_model": foreign_ring(runs[1], inside, pair.colour, pair.background_colour)})
+        except Exception as error:  # noqa: BLE001 - counted as failed by the caller
+            print(f"  {pair.object_prompt}: model alone failed ({error})", file=sys.stderr)
+            values.append({"psnr_fg_model": math.nan, "ring_model": math.nan})
+    return values
+
+
 def scene_truth(count: int, seed: int, size: int):
     """The testbed's scene of `count` objects as the world draws it: each object in its box (a shape of 0.9 of
     the box's shorter side) on a plain white background."""

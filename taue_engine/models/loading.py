@@ -258,21 +258,31 @@ MODEL_CONFIG_FILE = "taue_config.json"
 
 
 def model_default_config(model: str):
-    """The TAUEConfig a model folder recommends (`taue_config.json`: field overrides), else the paper's defaults.
+    """The TAUEConfig a model folder recommends (`taue_config.json`: its sampling choices, config.MODEL_CARD_FIELDS),
+    else the paper's defaults. SDXL checkpoints carry none.
 
-    A model whose latent space or training differs from SDXL's (the toy model) can ship the settings that the
-    testbed chose for it; SDXL checkpoints carry none and get the paper's values.
+    Raises:
+        ModelLoadError: the file is not valid, or sets a field that is not a sampling choice (the method measures
+            its thresholds on the model; a folder that set them would hide what users get).
     """
     import json
 
-    from ..config import TAUEConfig
+    from ..config import MODEL_CARD_FIELDS, TAUEConfig
 
     folder = builtin_folder(model) or Path(os.path.expanduser(model))
     path = folder / MODEL_CONFIG_FILE
     if not folder.is_dir() or not path.is_file():
         return TAUEConfig()
     try:
-        return TAUEConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        settings = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(settings, dict):
+            raise ValueError("it must hold one JSON object of settings")
+        other = sorted(set(settings) - set(MODEL_CARD_FIELDS))
+        if other:
+            raise ValueError(f"a model folder may set only the sampling choices {', '.join(MODEL_CARD_FIELDS)}; "
+                             f"remove {', '.join(other)} (the method measures those on the model itself; pass them "
+                             "per job with --set FIELD=VALUE instead)")
+        return TAUEConfig.from_dict(settings)
     except (ValueError, TypeError) as error:
         raise ModelLoadError(f"{path} holds invalid settings: {error}") from None
 
