@@ -222,7 +222,7 @@ def run_testbed(pipe, pairs: list[Pair], config: TAUEConfig, plain: bool = True,
         try:
             result = pipe(pair.object_prompt, pair.background_prompt, seed=pair.seed, config=config,
                           layout=pair.layout)
-            row = {**info, **score(result, pair)}
+            row = {**info, **score(result, pair), "warnings": list(result.metadata.get("warnings", []))}
             if plain:
                 row.update(plain_adherence(pipe, pair, config.num_inference_steps, config.guidance_composite))
         except Exception as error:  # noqa: BLE001 - a failed pair is counted, not hidden

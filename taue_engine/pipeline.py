@@ -358,8 +358,7 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
         object tokens' attention is captured before it, and the object mask is made from both."""
         config, size = job.config, job.size
         device, dtype = self._execution_device, embeds[0].dtype
-        latent_h, latent_w = noise.shape[-2:]
-        crop = config.crop_step
+        (latent_h, latent_w), crop = noise.shape[-2:], config.crop_step
         probability = layout_probability(latent_h, latent_w, obj.layout,
                                          config.layout_mask_std if obj.layout else config.mask_std,
                                          config.mask_p_min, config.mask_p_max,

@@ -5,7 +5,10 @@ object, two objects, a new background for the first result, a brought layer, and
 every PNG written was recorded before the code was reorganised and held through it (tests/data/same-bytes-sha256.json);
 recorded again when the keying began to model the backdrop per pixel and the key latents came to be measured away
 from the image's edge (the object layers changed, and the composites of moved and brought layers, which start from
-them; nothing else). Run this module as a script to print today's,
+them; nothing else); recorded again when the defaults came to be measured on the model (the key injected as the
+model's own step from grey, the mask's key distance measured from the job's backdrop, A_fg from the object's words
+with each resolution alike, the high-pass inside the held object only, and the toy's folder reduced to its sampling
+choices: every picture changed). Run this module as a script to print today's,
 after a change that is meant to change pictures:
 
     python -m tests.same_bytes_jobs > tests/data/same-bytes-sha256.json

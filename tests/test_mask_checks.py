@@ -3,6 +3,7 @@ one that had to drop one of its signals; each one line in the result's warnings,
 
 import json
 
+import numpy as np
 import pytest
 
 from taue_engine.mask_checks import MASK_FRACTION_RANGE, MIN_BACKDROP, phase_one_warnings
@@ -23,6 +24,24 @@ def test_each_finding_is_one_line_that_says_what_to_try(change, words):
     assert line.startswith("the object ('a red circle'): ") and words in line and ("try" in line or "name" in line)
     several = phase_one_warnings([GOOD, {**GOOD, "prompt": "a blue star", **change}])
     assert len(several) == 1 and several[0].startswith("object 2 ('a blue star'): ")
+
+
+def test_a_backdrop_painted_in_another_key_is_keyed_as_painted_and_said(toy):
+    """The toy, asked for a magenta key behind a green object, paints blue for seed 1: the mask and the keying read
+    blue (the layer is the green circle), and the result says so."""
+    assert phase_one_warnings([{**GOOD, "key": "magenta"}], "magenta") == []
+    [line] = phase_one_warnings([{**GOOD, "key": "blue"}], "magenta")
+    assert "asked for a magenta backdrop, the model painted blue" in line and "ask for the blue key" in line
+    config = toy.default_config.replace(key_color="magenta")
+    result = toy("a green circle", "a white background", seed=1, config=config)
+    entry = result.metadata["objects"][0]
+    assert entry["key"] == "blue" and entry["backdrop_fraction"] > MIN_BACKDROP
+    assert any("the model painted blue" in w for w in result.metadata["warnings"])
+    from lab.world import classify_colours, colour_names
+
+    alpha = np.asarray(result.foreground)[..., 3] > 127  # the testbed's alpha IoU against the green drawn
+    green = classify_colours(np.asarray(result.foreground_on_green)) == colour_names().index("green")
+    assert (alpha & green).sum() / (alpha | green).sum() > 0.85
 
 
 def test_a_model_that_paints_no_backdrop_is_told_in_the_result_and_on_the_cli(pipe, tmp_path, capsys):

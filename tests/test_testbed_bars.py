@@ -17,19 +17,20 @@ from lab.testbed import BARS, main
 
 pytestmark = pytest.mark.slow  # the toy testbed
 
-# metric -> today's level, just under the mean of these 14 pairs (the same pairs of the 56-pair run in
-# docs/testbed-toy.json, with the toy's settings: crop ratio 0.65, high-pass 0.05, composite guidance 3): PSNR_fg
-# 13.50 dB (56 pairs: 13.52; the 20 dB bar is missed: docs/testbed.md); alpha IoU (0.881), mask coverage (0.909),
-# leakage (0.001, counted where the background's truth has none of the object's colour), plain object colour (0.929)
-# and plain background (0.857) meet their bars and are asserted as bars
+# metric -> today's level, just under the mean (a ceiling just over it where lower is better) of these 14 pairs (the
+# toy's defaults, its folder setting only crop ratio 0.65 and composite guidance 3): PSNR_fg 14.00 dB (56 pairs:
+# 14.23; the 20 dB bar is missed: docs/testbed.md), the method's loss against the model alone 1.85 dB (56 pairs:
+# 1.84; bar 1 dB), the composite's foreign ring around the object 0.202 (56 pairs: 0.310; bar 0.10); alpha IoU
+# (0.885), mask coverage (0.951), leakage (0.000, counted where the background's truth has none of the object's
+# colour), plain object colour (0.929) and plain background (0.857) meet their bars and are asserted as bars
 PAIRS = 14
-NOT_MET_YET = {"psnr_fg": 13.2}
+NOT_MET_YET = {"psnr_fg": 13.7, "method_loss": 2.1, "composite_foreign_ring": 0.25}
 ORACLE_GAP_DB = 1.5
 # the several-object, key-colour, new-background and plain two-object checks missed, held just under the means of
-# the same run (these scenes do not depend on the pair count): PSNR_fg 13.96 dB, composite colour 0.734, green
-# object's key alpha IoU 0.564, new background's colour 0.492, plain two-object prompts 0.625 (20 of 32;
+# the same run (these scenes do not depend on the pair count): PSNR_fg 14.49 dB, composite colour 0.703, green
+# object's key alpha IoU 0.842, new background's colour 0.454, plain two-object prompts 0.625 (20 of 32;
 # docs/testbed.md); the others are asserted met
-SCENES_NOT_MET_YET = {"psnr_fg": 13.5, "composite_colour": 0.68, "key_alpha_iou": 0.5, "new_background_colour": 0.45,
+SCENES_NOT_MET_YET = {"psnr_fg": 14.2, "composite_colour": 0.66, "key_alpha_iou": 0.8, "new_background_colour": 0.4,
                       "plain_two_objects_present": 0.5}
 
 
@@ -43,6 +44,8 @@ def test_toy_testbed_holds_the_bars(tmp_path, capsys):
     assert len(report["rows"]) == PAIRS and len(report["oracle_rows"]) == PAIRS and len(boxed) == 8 + 6
     assert "failed pairs:" in printed and all(v["n"] == PAIRS for k, v in summary.items()
                                                 if k not in ("psnr_fg_outside", "box_fraction"))
+    warned = [(r["foreground"], r["warnings"]) for r in report["rows"] if r["warnings"]]
+    assert not warned, warned  # the testbed's prompts are words the toy knows: phase 1 finds nothing to warn of
     fractions = [r["box_fraction"] for r in boxed]
     summary["box_fraction"] = {"mean": sum(0.0 if f != f else f for f in fractions) / len(fractions)}
     for name, direction, threshold in BARS:
@@ -53,7 +56,8 @@ def test_toy_testbed_holds_the_bars(tmp_path, capsys):
         elif direction == ">=":
             assert mean >= threshold, f"{name}: {mean:.3f}, bar >= {threshold}\n{printed}"
         else:
-            assert mean < threshold, f"{name}: {mean:.3f}, bar {direction} {threshold}\n{printed}"
+            met = mean <= threshold if direction == "<=" else mean < threshold
+            assert met, f"{name}: {mean:.3f}, bar {direction} {threshold}\n{printed}"
     for name, check in report["scene_summary"].items():
         assert check["failed"] == 0, f"scenes, {name}: {check['failed']} failed\n{printed}"
         if name in SCENES_NOT_MET_YET:
