@@ -218,6 +218,21 @@ def load_loras(pipe, specs: list) -> None:
         raise UsageError(f"--lora: {error}") from None
 
 
+def check_model_flags(args) -> None:
+    """The flags that say which model to load and how (--model, --device, --dtype, --vae, --single-file-config),
+    checked before anything loads."""
+    from .models.loading import ModelLoadError, check_model_exists
+
+    try:
+        check_model_exists(args.model)
+    except ModelLoadError as error:
+        raise UsageError(f"--model: {error}") from None
+    check_device_flags(args)
+    check_vae_flag(args.vae)
+    if args.single_file_config is not None and not Path(args.single_file_config).is_dir():
+        raise UsageError(f"--single-file-config must be a diffusers folder (got {args.single_file_config!r})")
+
+
 def check_device_flags(args) -> None:
     """--device and --dtype, checked against this torch before anything loads."""
     from .models.loading import check_device, choose_device_and_dtype
@@ -235,7 +250,6 @@ def check_device_flags(args) -> None:
 
 def check_arguments(args) -> dict:
     """Everything that can be checked without loading the model; returns the pipeline's keyword arguments."""
-    from .models.loading import ModelLoadError, check_model_exists
     from .objects import scene_objects
 
     if args.key_color:
@@ -265,14 +279,7 @@ def check_arguments(args) -> dict:
             layout = LayoutBox.parse(args.layout)
         except ValueError as error:
             raise UsageError(f"--layout: {error}") from None
-    try:
-        check_model_exists(args.model)
-    except ModelLoadError as error:
-        raise UsageError(f"--model: {error}") from None
-    check_device_flags(args)
-    check_vae_flag(args.vae)
-    if args.single_file_config is not None and not Path(args.single_file_config).is_dir():
-        raise UsageError(f"--single-file-config must be a diffusers folder (got {args.single_file_config!r})")
+    check_model_flags(args)
     return {
         "foreground_prompt": None if objects else args.foreground,
         "objects": objects,

@@ -441,18 +441,11 @@ def add_parser(commands: Any, vae_help: str) -> None:
 
 def doctor(args: argparse.Namespace) -> int:
     """`taue doctor`: 0 when the model is usable for TAUE, 1 when not (the verdict says why)."""
-    from .cli import EXIT_FAILURE, UsageError, check_device_flags, check_vae_flag
-    from .models.loading import ModelLoadError, VaeLoadError, check_model_exists
+    from .cli import EXIT_FAILURE, UsageError, check_model_flags
+    from .models.loading import ModelLoadError, VaeLoadError
     from .quiet import quiet_libraries
 
-    try:
-        check_model_exists(args.model)
-    except ModelLoadError as error:
-        raise UsageError(f"--model: {error}") from None
-    check_device_flags(args)
-    check_vae_flag(args.vae)
-    if args.single_file_config is not None and not Path(args.single_file_config).is_dir():
-        raise UsageError(f"--single-file-config must be a diffusers folder (got {args.single_file_config!r})")
+    check_model_flags(args)
     out = Path(args.write_config) if args.write_config else None
     if out is not None and (out.is_dir() or not out.parent.is_dir()):
         raise UsageError(f"--write-config must name a file in an existing folder (got {args.write_config!r})")
