@@ -203,10 +203,10 @@ def composite_around(result, object_colour: str, background_colour: str, opaque:
     - composite_duplicate: the share of the composite farther than CLEAR from m_obj in the object's colour where
       the background's truth has none (a second copy of the object; the paper's claim for its high-pass filter).
     """
-    composite = np.asarray(result.composite.convert("RGB"))
-    own, background = own_and_background(composite, object_colour, background_colour)
+    own, background = own_and_background(np.asarray(result.composite.convert("RGB")), object_colour,
+                                         background_colour)
     far = ~grow_mask(inside | opaque, CLEAR)
-    return {"composite_foreign_ring": foreign_ring(composite, opaque, object_colour, background_colour),
+    return {"composite_foreign_ring": ring_share(own, background, opaque),
             "composite_duplicate": float((own & far).sum() / far.size)}
 
 
@@ -232,6 +232,10 @@ def own_and_background(rgb: np.ndarray, object_colour: str, background_colour: s
 def foreign_ring(rgb: np.ndarray, opaque: np.ndarray, object_colour: str, background_colour: str) -> float:
     """The share of the ring RING wide around `opaque` in `rgb` in neither the object's nor the background's
     colours (composite_foreign_ring; also read on the model alone's scene)."""
-    own, background = own_and_background(rgb, object_colour, background_colour)
+    return ring_share(*own_and_background(rgb, object_colour, background_colour), opaque)
+
+
+def ring_share(own: np.ndarray, background: np.ndarray, opaque: np.ndarray) -> float:
+    """The share of the ring RING wide around `opaque` that is neither `own` nor `background` (own_and_background)."""
     ring = grow_mask(opaque, RING) & ~opaque
     return float((~own & ~background)[ring].mean()) if ring.any() else 0.0

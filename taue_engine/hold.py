@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .masks import dilate
+
 _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
 
@@ -27,7 +29,7 @@ def highpass(seedling: torch.Tensor, clean: torch.Tensor, strength: float, held:
     the object's contrast against the key colour into the composite (speckled rims on a small latent)."""
     detail = laplacian(clean.to(seedling.device, seedling.dtype))
     if held is not None:
-        inside = 1 - F.max_pool2d(1 - held.float().view(1, 1, *held.shape[-2:]), 3, stride=1, padding=1)
+        inside = 1 - dilate(1 - held.float(), 1)  # eroded by one cell
         detail = detail * inside.to(detail.device, detail.dtype)
     return seedling - strength * detail
 

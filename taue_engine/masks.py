@@ -46,8 +46,17 @@ def key_distance(clean: torch.Tensor, key: torch.Tensor, unit: float, size: tupl
     """How far each image position of a clean latent [1, C, h, w] is from the key colour's latent `key` [C], in
     units of `unit` (the key's distance from a mid grey): 0 on the backdrop, about 1 or more on an object. The
     latent is interpolated to `size` (bilinear) first, so that the object's outline falls between cells."""
-    fine = F.interpolate(clean.float(), size=size, mode="bilinear", align_corners=False)[0]
-    return (fine - key.to(fine).view(-1, 1, 1)).norm(dim=0) / max(float(unit), 1e-6)
+    return latent_distance(fine_latent(clean, size), key, unit)
+
+
+def fine_latent(clean: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A latent [1, C, h, w] interpolated (bilinear) to image positions `size`: [C, H, W] float32."""
+    return F.interpolate(clean.float(), size=size, mode="bilinear", align_corners=False)[0]
+
+
+def latent_distance(fine: torch.Tensor, latent: torch.Tensor, unit: float = 1.0) -> torch.Tensor:
+    """The distance of every position of `fine` ([C, H, W]) from `latent` ([C]), in units of `unit`: [H, W]."""
+    return (fine - latent.to(fine).view(-1, 1, 1)).norm(dim=0) / max(float(unit), 1e-6)
 
 
 def backdrop_region(key_mask: torch.Tensor, attention: torch.Tensor | None, size: tuple[int, int],

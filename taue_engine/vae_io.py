@@ -17,7 +17,7 @@ from PIL import Image
 
 from .config import KEY_COLORS, TAUEConfig
 from .keying import MIN_KEY_PIXELS, key_backdrop, key_excess
-from .masks import key_distance
+from .masks import fine_latent, latent_distance
 
 CALIBRATION_CELLS = 32
 """Latent cells a side of the solid images that E(colour) is measured on (256 px for SDXL)."""
@@ -163,14 +163,15 @@ class VaeIOMixin:
         `around`), the pure key colour stands in (mask_checks warns of that backdrop).
         """
         if config.mask_signal == "latent":
-            key, grey = self.solid_latent(config.key_color, KEY_COLORS[config.key_color]), self.solid_latent("grey",
-                                                                                                            GREY)
-            fine = F.interpolate(clean.float(), size=size, mode="bilinear", align_corners=False)[0]
+            key, unit = self.key_reference(config.key_color)
+            fine = fine_latent(clean, size)
             if around is not None:
-                near = around & ((fine - key.view(-1, 1, 1)).norm(dim=0) < (fine - grey.view(-1, 1, 1)).norm(dim=0))
+                grey = self.solid_latent("grey", GREY)
+                near = around & (latent_distance(fine, key) < latent_distance(fine, grey))
                 if int(near.sum()) >= MIN_KEY_PIXELS:
                     key = fine[:, near].median(dim=1).values
-            return key_distance(clean, key, float((key - grey).norm()), size)
+                    unit = float((key - grey).norm())
+            return latent_distance(fine, key, unit)
         rgb = self.decode_latent(clean)
         if tuple(rgb.shape[:2]) != tuple(size):
             rgb = F.interpolate(rgb.permute(2, 0, 1)[None], size=size, mode="bilinear", align_corners=False)[0]
