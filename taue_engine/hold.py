@@ -1,12 +1,15 @@
 """The two-stage hold of noise transplantation: the Laplacian high-pass that sharpens a seedling before it is put
-in, and `HeldRegion`, which holds that region at the rest of the latent's noise level up to the cut, then lets go."""
+in, `HeldRegion`, which holds that region at the rest of the latent's noise level up to the cut, then lets go
+(release.KeyedRelease: over the composite's background), and `combine`, one held region for several objects."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-from .masks import dilate
+from .masks import dilate, front_to_back
 
 _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
@@ -46,8 +49,9 @@ class HeldRegion:
     """
 
     def __init__(self, target: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor, levels, crop_step: int,
-                 lam: float):
+                 lam: float, release: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.target = target
+        self.release = release  # the clean part's step at the cut, from the latent's clean estimate (KeyedRelease)
         self.mask = mask.to(target.dtype).view(1, 1, *mask.shape[-2:])
         self.noise = noise.to(target.dtype)
         self.scales = levels.scale.to(torch.float32).cpu()
@@ -68,9 +72,28 @@ class HeldRegion:
     def is_held(self, step_index: int) -> bool:
         return step_index <= self.crop_step
 
-    def apply(self, latents: torch.Tensor, step_index: int) -> torch.Tensor:
-        """The latent at `step_index` (0 = before the first step), with the region held while stage 1 lasts."""
+    def apply(self, latents: torch.Tensor, step_index: int, clean: torch.Tensor | None = None) -> torch.Tensor:
+        """The latent at `step_index` (0 = before the first step), with the region held while stage 1 lasts. At the
+        cut, `release` (if set) moves the held value by what it makes of `clean`, the clean estimate of the step
+        just taken."""
         if not self.is_held(step_index):
             return latents
-        held = self.held_value(step_index).to(latents.dtype)
-        return self.mask * held + (1 - self.mask) * latents
+        held = self.held_value(step_index)
+        if step_index == self.crop_step and self.release is not None and clean is not None:
+            step = self.release(clean) * float(self.scales[step_index])
+            held = held + step.to(held.device, held.dtype)
+        return self.mask * held.to(latents.dtype) + (1 - self.mask) * latents
+
+
+def combine(targets: list[torch.Tensor], held_masks: list[torch.Tensor]
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One held region for several objects, later objects in front: the target (each object's where it is
+    visible), the union of the held cells, the shear mask (one object's cells, or all of them stacked) and each
+    object's share of the region ([K, h, w])."""
+    stacked = torch.stack([m.float() for m in held_masks])
+    weights, remainder = front_to_back(stacked)
+    if len(held_masks) == 1:
+        return targets[0], held_masks[0], held_masks[0], weights
+    union = 1 - remainder
+    target = sum(w.to(t.device, t.dtype) * t for w, t in zip(weights, targets))
+    return target / union.clamp_min(1e-6).to(target.device, target.dtype), union, stacked, weights

@@ -29,7 +29,7 @@ from transformers import (
 )
 
 from . import attention as attn
-from . import masks
+from . import hold, masks
 from .clean_estimate import clean_estimates
 from .config import KEY_COLORS, LayoutBox, TAUEConfig
 from .green import dithered_mask, inject_green, layout_probability
@@ -43,6 +43,7 @@ from .objects import SceneObject, check_request, scene_objects
 from .phases import Composition, GrownObject, Job, PhaseOneRun, SceneDraws
 from .previews import PreviewMixin
 from .prompts import PromptMixin
+from .release import KeyedRelease
 from .results import (
     ProgressCallback,
     ResultObject,
@@ -213,7 +214,8 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
 
             # 5. Phases 2 and 3: the composite around the held seedlings, then the background around the objects
             composed = self._compose(job, [g.seedling for g in grown], [g.clean for g in grown],
-                                     [g.held_mask for g in grown], report(len(scene), "composite", None),
+                                     [g.held_mask for g in grown], [g.fine_mask for g in grown],
+                                     [g.key_color for g in grown], report(len(scene), "composite", None),
                                      report(len(scene) + 1, "background", None), original_processors)
 
         # 6. Key each object's layer out of what phase 1 painted, gated by its mask
@@ -294,8 +296,8 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
         with denoising_runs(self, 2 * steps, steps, progress_callback,
                             callback_on_step_end) as (report, original_processors):
             composed = self._compose(job, seedlings, cleans, [m.to(self._execution_device) for m in transplant.masks],
-                                     report(0, "composite", None), report(1, "background", None),
-                                     original_processors)
+                                     transplant.fine_masks, [transplant.key_color] * len(seedlings),
+                                     report(0, "composite", None), report(1, "background", None), original_processors)
 
         # 5. The result: the objects' own layers, kept with the seedlings they were composed from
         kept = replace(transplant, seedlings=[s.float().cpu() for s in seedlings],
@@ -413,12 +415,13 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
                                  config.mask_blur, config.mask_dilation)
 
     def _compose(self, job: Job, seedlings: list[torch.Tensor], cleans: list[torch.Tensor | None],
-                 held_masks: list[torch.Tensor], report_composite: StepReport, report_background: StepReport,
-                 original_processors: dict) -> Composition:
-        """Phases 2 and 3 from the objects' seedlings, their clean estimates and their held cells: the composite
-        cultivated from the high-passed seedlings (held in their cells, later objects in front) with each object's
-        prompt sheared into its visible part, then the background transplanted from the composite outside all of
-        them. An object without a clean estimate (kept by an older version) is transplanted unsharpened."""
+                 held_masks: list[torch.Tensor], fine_masks: Sequence, key_names: Sequence[str],
+                 report_composite: StepReport, report_background: StepReport, original_processors: dict) -> Composition:
+        """Phases 2 and 3 from the objects' seedlings, clean estimates, held cells, fine masks and keys: the composite
+        cultivated from the high-passed seedlings (held in their cells, later objects in front, released keyed over
+        its own background) with each object's prompt sheared into its visible part, then the background
+        transplanted from the composite outside all of them. Objects kept without a clean estimate (by an older
+        version) are transplanted unsharpened and released as held."""
         config, draws = job.config, job.draws
         device, dtype = self._execution_device, job.dtype
         to_device = lambda x: x.to(device=device, dtype=dtype)  # noqa: E731
@@ -427,20 +430,16 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
         init_sigma = float(self.scheduler.init_noise_sigma)
         targets = [highpass(s, c, config.highpass_strength, m) if config.highpass and c is not None else s
                    for s, c, m in zip(seedlings, cleans, held_masks)]
-        if len(held_masks) == 1:
-            target, union, shear_mask = targets[0], held_masks[0], held_masks[0]
-        else:  # one held region: each object's target where it is visible
-            shear_mask = torch.stack([m.float() for m in held_masks])
-            weights, remainder = masks.front_to_back(shear_mask)
-            union = 1 - remainder
-            target = sum(w.to(t.device, t.dtype) * t for w, t in zip(weights, targets))
-            target = target / union.clamp_min(1e-6).to(target.device, target.dtype)
+        target, union, shear_mask, weights = hold.combine(targets, held_masks)
+        release = (KeyedRelease(cleans, fine_masks, held_masks, key_names, weights, union, config, self.decode_latent,
+                                self.encode_pixels, device)
+                   if config.release_keyed and all(c is not None for c in cleans) else None)
         kept: dict[str, torch.Tensor] = {}
 
-        # Phase 2: composite. Transplant the high-passed seedlings, shear attention, hold then release.
+        # Phase 2: composite. Transplant the high-passed seedlings, shear attention, hold, release them keyed.
         t0 = time.perf_counter()
         hold_composite = HeldRegion(target, union.to(device), to_device(draws.hold_composite), levels, crop,
-                                    config.transplant_noise)
+                                    config.transplant_noise, release)
         initial_composite = hold_composite.apply(to_device(draws.noise) * init_sigma, 0)
         cfg = self._uses_cfg(config.guidance_composite)
         pair = (lambda e: torch.cat([e[1], e[0]])) if cfg else (lambda e: e[0])  # CFG's [uncond, cond]
@@ -453,14 +452,15 @@ class TAUEPipeline(LoraManagerMixin, PromptMixin, SamplerMixin, VaeIOMixin, Prev
                                 if name in sheared_layers else None)
 
         def hold_objects(step_index: int, latents: torch.Tensor) -> torch.Tensor:
-            latents = hold_composite.apply(latents, step_index)
+            latents = hold_composite.apply(latents, step_index, latest.get("latest"))
             if step_index == crop:
                 kept["background_seedling"] = latents.detach().clone()
             return latents
 
         attn.check_installed(self.unet, attn.AttentionShearingProcessor, sheared_layers)
-        composite = self._run_phase(job, "composite", job.composite_embeds, config.guidance_composite,
-                                    initial_composite / init_sigma, hold_objects, report_composite)
+        with clean_estimates(self.scheduler, None) as latest:
+            composite = self._run_phase(job, "composite", job.composite_embeds, config.guidance_composite,
+                                        initial_composite / init_sigma, hold_objects, report_composite)
         job.timings["composite"] = time.perf_counter() - t0
 
         # Phase 3: background. Transplant the composite's background, re-grow the holes from fresh noise.
