@@ -212,15 +212,18 @@ class TAUEConfig:
     noisier than sigma(t_crop); the paper's ablation (0.1 dB without the filter) allows nothing of the kind.
     k = 0.2 lifts a one-cell peak of the signal by 80% of its height. Allowed: 0..2."""
     release_keyed: bool = True
-    """OURS (not in the paper), measured: at the cut, the held objects are released keyed out of their seedlings
-    and laid over the composite's own background (release.KeyedRelease), not with the key colour their rim cells
-    carry. On the toy's 14 CI pairs (`python -m lab.testbed --pairs 14 --no-plain --no-layout --no-scenes
-    --set release_keyed=B`), off / on: the composite's foreign ring around the object 0.202 / 0.077, PSNR_bg 19.6 / 24.1 dB, the stacked
-    layers against the composite 16.7 / 17.6 dB, PSNR_fg 14.0 / 12.7 dB (the composite's object against its layer:
-    held next to the key, the rim finishes as phase 1 finished it, key fringe included). Two cheaper swaps measured
-    on the way, ring / PSNR_fg / PSNR_bg: (1 - a) * (B - K) in the latent while held, 0.138 / 13.0 / 22.6; the
-    pixels outside m_obj replaced, unkeyed, 0.125 / 13.4 / 22.5. Costs two VAE decodes, two encodes and one keying
-    per job."""
+    """OURS (not in the paper), measured: at the cut, the held objects are released over the composite's own
+    background (release.KeyedRelease): as they are inside m_obj, and outside it as far as the keying finds object,
+    not with the key colour their rim cells carry. On the toy's 14 CI pairs (`python -m lab.testbed --pairs 14
+    --no-plain --no-layout --no-scenes --set release_keyed=B`), off / on: the composite's foreign ring around the
+    object 0.202 / 0.126; the background layer against the composite outside m_obj (PSNR_bg) 19.6 / 22.2 dB; the
+    stacked layers against the composite 16.7 / 17.4 dB; the object's colour in the composite 0.764 / 0.781;
+    PSNR_fg 14.00 / 13.66 dB (inside m_obj 15.0 / 15.1: the loss is the opaque pixels outside it, which held next
+    to the key finished as phase 1 finished them, fringe included); the several-object scenes' composite colour
+    0.703 / 0.697. Also measured, ring / PSNR_fg: keying inside m_obj too, 0.077 / 12.7 (whole objects lightened,
+    small ones lost: scenes 0.475); m_obj eroded by 2 / 4 px before keying, 0.093 / 13.1, 0.086 / 12.9; outside
+    m_obj replaced unkeyed, 0.125 / 13.4; (1 - a) * (B - K) in the latent while held, 0.138 / 13.0. Costs two VAE
+    decodes, two encodes and one keying per job (one more decode per further object)."""
     transplant_noise: float = 1.0
     """UNKNOWN (lambda). While held, the transplanted region is f(L) + lambda * sqrt(sigma_t^2 - sigma_crop^2) * n
     with n fixed: lambda = 1 keeps the region at the noise level of the rest of the latent (the known-region

@@ -3,11 +3,13 @@
 Phase 2 holds each object's seedling in whole latent cells. A rim cell is part object and part the key backdrop of
 phase 1, and what is held at the cut is released as it is: the key colour in the rim survives the composite's last
 steps as a fringe around the object and a trace of the key in the background plate. At the cut, the held region's
-clean part is therefore replaced by the object keyed out of its seedling (phase 1's clean estimate, decoded and
-keyed as the layer is) and laid over the composite's own background there (the composite's clean estimate,
-filled into the held cells from the free cells around them). The swap is made in pixels, where the object's edge
-is exact, and enters the latent as E(keyed object over background) - E(seedling), so that what the VAE does not
-reproduce cancels and only the rim changes.
+clean part is therefore replaced by its seedling (phase 1's clean estimate, decoded) laid over the composite's own
+background there (the composite's clean estimate, filled into the held cells from the free cells around them):
+as it is inside m_obj, and outside it as far as the keying finds object (keyed as the layer is: partial alpha,
+unmixed from the key). The swap is made in pixels, where the object's edge is exact, and enters the latent as
+E(seedling over background) - E(seedling), so that what the VAE does not reproduce cancels and only the rim
+changes. Keying the inside too (the clean estimate at the cut is blurred, and a keyed alpha there is partial)
+lightened whole objects and lost small ones in the toy's several-object scenes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from PIL import Image
 
 from .config import TAUEConfig
 from .keying import foreground_rgba
+from .masks import resize_mask
 
 FILL_REACH = 2
 """Latent cells a fill step reaches: each held cell takes the average of the free cells this near, repeated
@@ -51,17 +54,19 @@ def _image(pixels: torch.Tensor) -> Image.Image:
 
 
 class KeyedRelease:
-    """What the held region's clean part gains at the cut: E(objects keyed over the composite's background) -
-    E(the seedlings as held). Built from each object's clean estimate at the cut, its m_obj at the image size (None:
-    its held cells stand in), its held cells, the key it grew on, and its share of the held region (`weights`,
-    masks.front_to_back: later objects in front). `decode` and `encode` are the pipeline's VAE in the UNet's units
-    (vae_io.VaeIOMixin.decode_latent / encode_pixels)."""
+    """What the held region's clean part gains at the cut: E(the objects over the composite's background: inside
+    m_obj as they are, outside it keyed) - E(the seedlings as held). Built from each object's clean estimate at the
+    cut, its m_obj at the image size (None: its held cells stand in), its held cells, the key it grew on, and its
+    share of the held region (`weights`, masks.front_to_back: later objects in front). `decode` and `encode` are
+    the pipeline's VAE in the UNet's units (vae_io.VaeIOMixin.decode_latent / encode_pixels)."""
 
-    def __init__(self, cleans: Sequence[torch.Tensor], fine_masks: Sequence[torch.Tensor | None],
+    def __init__(self, cleans: Sequence[torch.Tensor | None], fine_masks: Sequence[torch.Tensor | None],
                  held_masks: Sequence[torch.Tensor], key_names: Sequence[str], weights: torch.Tensor,
                  union: torch.Tensor, config: TAUEConfig, decode: Callable[[torch.Tensor], torch.Tensor],
                  encode: Callable[[Image.Image], torch.Tensor], device: torch.device | str = "cpu"):
-        self.cleans = [c.float().cpu() for c in cleans]
+        if any(c is None for c in cleans):
+            raise ValueError("every held object needs its clean estimate at the cut to be released keyed")
+        self.cleans = [c.float().cpu() for c in cleans if c is not None]
         self.weights, self.union = weights.float().cpu(), union.float().cpu()
         self.gates = [m if m is not None else h.float() for m, h in zip(fine_masks, held_masks)]
         self.key_names, self.config = list(key_names), config
@@ -82,6 +87,8 @@ class KeyedRelease:
         for pixels, gate, key in zip(seedlings, self.gates, self.key_names):  # back to front
             layer, _ = foreground_rgba(_image(pixels), gate.to(self.device), self.config, self.device, key)
             rgba = torch.from_numpy(np.asarray(layer, dtype=np.float32) / 255.0)
-            alpha = rgba[..., 3:]
-            over = alpha * rgba[..., :3] + (1 - alpha) * over
+            inside = resize_mask(gate.float().cpu(), *pixels.shape[:2])[..., None] > 0.5
+            alpha = torch.where(inside, torch.ones_like(rgba[..., 3:]), rgba[..., 3:])
+            colour = torch.where(inside, pixels, rgba[..., :3])
+            over = alpha * colour + (1 - alpha) * over
         return self.encode(_image(over)) - self.encode(_image(as_held))
