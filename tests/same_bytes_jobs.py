@@ -9,7 +9,8 @@ them; nothing else); recorded again when the defaults came to be measured on the
 model's own step from grey, the mask's key distance measured from the job's backdrop, A_fg from the object's words
 with each resolution alike, the high-pass inside the held object only, and the toy's folder reduced to its sampling
 choices: every picture changed); recorded again when the held objects came to be released keyed over the
-composite's background (the composites changed, nothing else). Run this module as a script to print today's, after
+composite's background (the composites changed, nothing else), and when only the down blocks came to shear (the
+composites and backgrounds changed). Run this module as a script to print today's, after
 a change that is meant to change pictures:
 
     python -m tests.same_bytes_jobs > tests/data/same-bytes-sha256.json

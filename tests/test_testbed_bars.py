@@ -18,19 +18,19 @@ from lab.testbed import BARS, main
 pytestmark = pytest.mark.slow  # the toy testbed
 
 # metric -> today's level, just under the mean (a ceiling just over it where lower is better) of these 14 pairs (the
-# toy's defaults, its folder setting only crop ratio 0.65 and composite guidance 3): PSNR_fg 13.66 dB (56 pairs:
-# 13.79; the 20 dB bar is missed: docs/testbed.md), the method's loss against the model alone 2.19 dB (56 pairs:
-# 2.28; bar 1 dB), the composite's foreign ring around the object 0.126 (56 pairs: 0.225; bar 0.10); alpha IoU
+# toy's defaults, its folder setting only crop ratio 0.65 and composite guidance 3): PSNR_fg 14.56 dB (56 pairs:
+# 15.06; the 20 dB bar is missed: docs/testbed.md), the method's loss against the model alone 1.29 dB (56 pairs:
+# 1.00; bar 1 dB), the composite's foreign ring around the object 0.116 (56 pairs: 0.188; bar 0.10); alpha IoU
 # (0.885), mask coverage (0.951), leakage (0.000, counted where the background's truth has none of the object's
 # colour), plain object colour (0.929) and plain background (0.857) meet their bars and are asserted as bars
 PAIRS = 14
-NOT_MET_YET = {"psnr_fg": 13.4, "method_loss": 2.4, "composite_foreign_ring": 0.15}
+NOT_MET_YET = {"psnr_fg": 14.3, "method_loss": 1.5, "composite_foreign_ring": 0.14}
 ORACLE_GAP_DB = 1.5
 # the several-object, key-colour, new-background and plain two-object checks missed, held just under the means of
-# the same run (these scenes do not depend on the pair count): PSNR_fg 14.29 dB, composite colour 0.697, green
-# object's key alpha IoU 0.842, new background's colour 0.490, plain two-object prompts 0.625 (20 of 32;
-# docs/testbed.md); the others are asserted met
-SCENES_NOT_MET_YET = {"psnr_fg": 14.0, "composite_colour": 0.66, "key_alpha_iou": 0.8, "new_background_colour": 0.4,
+# the same run (these scenes do not depend on the pair count): PSNR_fg 14.37 dB, composite colour 0.737, green
+# object's key alpha IoU 0.842, plain two-object prompts 0.625 (20 of 32; docs/testbed.md); a new background's
+# colour meets its bar on one run (0.816 over two scenes) and is held at 0.75; the others are asserted met
+SCENES_NOT_MET_YET = {"psnr_fg": 14.0, "composite_colour": 0.7, "key_alpha_iou": 0.8, "new_background_colour": 0.75,
                       "plain_two_objects_present": 0.5}
 
 
