@@ -37,7 +37,7 @@ def add_sampling_flags(parser, loras: bool = True) -> None:
                         help="spread of the steps (default: the model's); few-step models want trailing")
     parser.add_argument("--guidance", default=None, metavar="G",
                         help="guidance of all three phases (default: the paper's 7.5 / 5 / 5, or the model's own "
-                             "taue_config.json: the toy's composite takes 3); <= 1 turns CFG off (few-step models)")
+                             "taue_config.json: the toy takes 3 in all three); <= 1 turns CFG off (few-step models)")
     if loras:
         parser.add_argument("--lora", action="append", default=[], metavar="PATH[:SCALE]",
                             help="a LoRA .safetensors (diffusers or kohya format), scale default 1.0; repeatable")

@@ -5,11 +5,12 @@ phase 1, and what is held at the cut is released as it is: the key colour in the
 steps as a fringe around the object and a trace of the key in the background plate. At the cut, the held region's
 clean part is therefore replaced by its seedling (phase 1's clean estimate, decoded) laid over the composite's own
 background there (the composite's clean estimate, filled into the held cells from the free cells around them):
-as it is inside m_obj, and outside it as far as the keying finds object (keyed as the layer is: partial alpha,
-unmixed from the key). The swap is made in pixels, where the object's edge is exact, and enters the latent as
-E(seedling over background) - E(seedling), so that what the VAE does not reproduce cancels and only the rim
-changes. Keying the inside too (the clean estimate at the cut is blurred, and a keyed alpha there is partial)
-lightened whole objects and lost small ones in the toy's several-object scenes.
+as it is inside m_obj (less a thin band inside its edge, `release_erosion`), and elsewhere as far as the keying
+finds object (keyed as the layer is: partial alpha, unmixed from the key). The swap is made in pixels, where the
+object's edge is exact, and enters the latent as E(seedling over background) - E(seedling), so that what the VAE
+does not reproduce cancels and only the rim changes. Keying the inside too (the clean estimate at the cut is
+blurred, and a keyed alpha there is partial) lightened whole objects and lost small ones in the toy's several-object
+scenes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from PIL import Image
 
 from .config import TAUEConfig
 from .keying import foreground_rgba
-from .masks import resize_mask
+from .masks import dilate, resize_mask
 
 FILL_REACH = 2
 """Latent cells a fill step reaches: each held cell takes the average of the free cells this near, repeated
@@ -47,6 +48,14 @@ def fill_from(latent: torch.Tensor, free: torch.Tensor, reach: int = FILL_REACH)
     if bool(known.min() < 0.5):  # nothing free at all
         return latent
     return torch.where(free[None, None].to(latent.device) > 0.5, latent, filled)
+
+
+def kept_inside(m_obj: torch.Tensor, size: tuple[int, int], erosion: float) -> torch.Tensor:
+    """Where the release keeps the object as it is: m_obj at the image size (bool [H, W]), shrunk by `erosion` x the
+    shorter side, so that the key a blurred clean estimate leaves just inside m_obj's edge is keyed."""
+    inside = (resize_mask(m_obj.float().cpu(), *size) > 0.5).float()
+    radius = round(erosion * min(size))
+    return (1 - dilate(1 - inside, radius)) > 0.5 if radius > 0 else inside > 0.5
 
 
 def _image(pixels: torch.Tensor) -> Image.Image:
@@ -87,7 +96,8 @@ class KeyedRelease:
         for pixels, gate, key in zip(seedlings, self.gates, self.key_names):  # back to front
             layer, _ = foreground_rgba(_image(pixels), gate.to(self.device), self.config, self.device, key)
             rgba = torch.from_numpy(np.asarray(layer, dtype=np.float32) / 255.0)
-            inside = resize_mask(gate.float().cpu(), *pixels.shape[:2])[..., None] > 0.5
+            height, width = pixels.shape[:2]
+            inside = kept_inside(gate, (height, width), self.config.release_erosion)[..., None]
             alpha = torch.where(inside, torch.ones_like(rgba[..., 3:]), rgba[..., 3:])
             colour = torch.where(inside, pixels, rgba[..., :3])
             over = alpha * colour + (1 - alpha) * over

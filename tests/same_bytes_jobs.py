@@ -10,8 +10,9 @@ model's own step from grey, the mask's key distance measured from the job's back
 with each resolution alike, the high-pass inside the held object only, and the toy's folder reduced to its sampling
 choices: every picture changed); recorded again when the held objects came to be released keyed over the
 composite's background (the composites changed, nothing else), and when only the down blocks came to shear (the
-composites and backgrounds changed). Run this module as a script to print today's, after
-a change that is meant to change pictures:
+composites and backgrounds changed), and when the toy's folder came to set guidance 3 in all three phases and
+the release to key a band inside m_obj's edge (the toy's pictures changed; tiny-random's composites). Run this
+module as a script to print today's, after a change that is meant to change pictures:
 
     python -m tests.same_bytes_jobs > tests/data/same-bytes-sha256.json
 """

@@ -19,7 +19,8 @@ def test_toy_is_an_sdxl_folder_whose_settings_are_sampling_choices_only(toy):
     assert isinstance(toy.vae, AutoencoderTiny) and toy.vae_scale_factor == 8
     assert toy.unet.config.sample_size * toy.vae_scale_factor == 128
     config = toy.default_config
-    assert (config.crop_ratio, config.guidance_composite) == (0.65, 3.0)
+    assert (config.crop_ratio, config.guidance_foreground, config.guidance_composite, config.guidance_background) == (
+        0.65, 3.0, 3.0, 3.0)
     defaults = TAUEConfig()
     changed = {f for f in defaults.to_dict() if getattr(config, f) != getattr(defaults, f)}
     assert changed <= set(MODEL_CARD_FIELDS), changed
