@@ -101,10 +101,24 @@ def health():
     sampling = {"scheduler": base.scheduler, "timestep_spacing": base.timestep_spacing,
                 "schedulers": list(SCHEDULERS), "timestep_spacings": list(TIMESTEP_SPACINGS),
                 "loras": sorted(config.loras()), "loaded_loras": list(getattr(pipe, "active_loras", []) or []),
-                "model_change": "the model is chosen when the server starts: restart taue-server with another --model"}
+                "models": _models(config, engine),
+                "model_change": ("a job names its model (model: one of models); the server switches between jobs"
+                                 if config.models_dir is not None else "the model is chosen when the server starts: "
+                                 "restart taue-server with another --model, or with --models-dir DIR")}
     return jsonify({"version": __version__, **engine.info(), **sampling, "queue_length": manager().store.queue_length(),
                     "running": next(iter(manager().running_jobs()), None), "running_jobs": manager().running_jobs(),
                     "limits": {**limits, "max_loras": config.max_loras}})
+
+
+def _models(config, engine) -> list[dict]:
+    """The models jobs may name (the one the server started with first), each with its kind and whether it is
+    resident now."""
+    entries = config.models()
+    names = [config.model] + [name for name in entries if name != config.model]
+    return [{"name": name, "kind": entries[name].kind if name in entries else "start",
+             "loaded": getattr(engine, "model", None) == name and getattr(engine, "pipe", None) is not None,
+             "default": name == config.model}
+            for name in names]
 
 
 @api.get("/openapi.json")
@@ -112,9 +126,28 @@ def openapi():
     return jsonify(openapi_document(current_app.extensions["taue"]["config"], _base_config()))
 
 
-def _base_config():
+def _model_named(body: dict) -> str | None:
+    """The model a job names (checked: a 400 says what to send), or None: the one the server started with."""
+    from .fields import Context
+    from .job_requests import MODEL
+
+    value = body.get("model")
+    return None if value is None else MODEL.check("model", value, Context(current_app.extensions["taue"]["config"]))
+
+
+def _base_config(model: str | None = None):
+    """The defaults a job starts from: its model's own (a --models-dir entry's taue_config.json), else the served
+    model's."""
     from taue_engine.config import TAUEConfig
 
+    config = current_app.extensions["taue"]["config"]
+    if config.models_dir is not None:
+        from taue_engine.models.loading import ModelLoadError, model_default_config
+
+        try:
+            return model_default_config(config.model_source(model))
+        except ModelLoadError as error:
+            raise APIError(400, f"model {model or config.model!r}: {error}", field="model") from None
     pipe = current_app.extensions["taue"]["engine"].pipe
     return getattr(pipe, "default_config", None) or TAUEConfig()
 
@@ -134,7 +167,7 @@ def _json_body_for_a_ready_engine() -> dict:
 @api.post("/jobs")
 def submit_job():
     body = _json_body_for_a_ready_engine()
-    parsed = parse_job_request(body, current_app.extensions["taue"]["config"], _base_config())
+    parsed = parse_job_request(body, current_app.extensions["taue"]["config"], _base_config(_model_named(body)))
     job = manager().submit(parsed["request"], parsed["config"])
     response = jsonify(job_view(job))
     response.status_code = 202
@@ -164,7 +197,7 @@ def new_backgrounds_for_layers():
     config = current_app.extensions["taue"]["config"]
     request.max_content_length = config.max_upload_bytes
     body = _json_body_for_a_ready_engine()
-    parsed = parse_layers_request(body, config, _base_config())
+    parsed = parse_layers_request(body, config, _base_config(_model_named(body)))
     return _queued(manager().submit_brought_layers(parsed["requests"], parsed["layers"], parsed["config"]))
 
 

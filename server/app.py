@@ -36,7 +36,8 @@ def create_app(config: ServerConfig | None = None, engine=None) -> Flask:
     else:
         holder = Engine(engine)
         if engine is None:
-            holder.prepare(config.model, device=config.device, dtype=config.dtype, vae=config.vae)
+            holder.prepare(config.model, config.model_source(), device=config.device, dtype=config.dtype,
+                           vae=config.vae)
         runner = LocalRunner(store, config, holder)
     jobs = JobManager(store, runner).start()
     app.extensions["taue"] = {"config": config, "engine": holder, "jobs": jobs}

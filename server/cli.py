@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"largest width/height a job may ask for (default {ServerConfig.max_size})")
     parser.add_argument("--lora-dir", default=None, metavar="DIR",
                         help="folder of LoRA .safetensors files that jobs may name (loras: [{name, scale}])")
+    parser.add_argument("--models-dir", default=None, metavar="DIR",
+                        help="folder of SDXL diffusers folders and .safetensors checkpoints that jobs may name "
+                             "(model: the folder name or file stem); one is resident at a time, --model the first")
     parser.add_argument("--queue", default=None, metavar="URL",
                         help="put jobs on the Redis queue at URL (redis://[:PASSWORD@]HOST:PORT/DB) for taue-workers "
                              "instead of running them here")
@@ -66,7 +69,12 @@ def main(argv: list[str] | None = None) -> int:
             print(missing, file=sys.stderr)
             return EXIT_USAGE
     try:
-        check_model_exists(args.model)
+        config = ServerConfig(data_dir=Path(args.data_dir), model=args.model, host=args.host, port=args.port,
+                              token=args.token, device=args.device, dtype=args.dtype, max_size=args.max_size,
+                              vae=args.vae, lora_dir=args.lora_dir, models_dir=args.models_dir,
+                              preview_seconds=None if args.no_previews else args.preview_seconds,
+                              queue=args.queue)
+        check_model_exists(config.model_source())
         if args.vae is not None:
             check_vae_exists(args.vae)
         if args.device is not None:
@@ -76,12 +84,6 @@ def main(argv: list[str] | None = None) -> int:
                 check_device(args.device)
             except ValueError as error:
                 raise ValueError(f"--device: {error}") from None
-        config = ServerConfig(data_dir=Path(args.data_dir), model=args.model, host=args.host, port=args.port,
-                              token=args.token, device=args.device, dtype=args.dtype, max_size=args.max_size,
-                              vae=args.vae,
-                              lora_dir=args.lora_dir,
-                              preview_seconds=None if args.no_previews else args.preview_seconds,
-                              queue=args.queue)
     except (ModelLoadError, ValueError) as error:
         print(f"taue-server: error: {error}", file=sys.stderr)
         return EXIT_USAGE

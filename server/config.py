@@ -28,6 +28,9 @@ class ServerConfig:
     lora_dir: Path | None = None
     """A folder of LoRA .safetensors files that jobs may name (`loras: [{"name", "scale"}]`); None: no LoRAs. A
     request names a file of this folder, never a path."""
+    models_dir: Path | None = None
+    """A folder of models jobs may name (`model`): each SDXL diffusers folder and single .safetensors checkpoint in
+    it, by its folder name or file stem (models_folder.py); None: only `model`. One is resident at a time."""
     max_loras: int = 8
     max_body_bytes: int = 64 * 1024
     max_prompt_chars: int = 2000
@@ -59,6 +62,14 @@ class ServerConfig:
             if not self.lora_dir.is_dir():
                 raise ValueError(f"--lora-dir {str(self.lora_dir)!r} is not a folder: name the folder that holds "
                                  "your LoRA .safetensors files")
+        if self.models_dir is not None:
+            if self.queue:
+                raise ValueError("--models-dir serves several models from this process and cannot be combined with "
+                                 "--queue yet (each taue-worker serves the one --model it was started with)")
+            self.models_dir = Path(self.models_dir)
+            if not self.models_dir.is_dir():
+                raise ValueError(f"--models-dir {str(self.models_dir)!r} is not a folder: name the folder that holds "
+                                 "your SDXL diffusers folders and .safetensors checkpoints")
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be in 1..65535 (got {self.port})")
         if self.token is not None and len(self.token) < 8:
@@ -86,6 +97,19 @@ class ServerConfig:
         from taue_engine.loras import lora_folder_files
 
         return lora_folder_files(self.lora_dir) if self.lora_dir is not None else {}
+
+    def models(self) -> dict:
+        """The models jobs may name from --models-dir, by name (models_folder.ModelEntry; read each time)."""
+        from .models_folder import scan_models
+
+        return scan_models(self.models_dir) if self.models_dir is not None else {}
+
+    def model_source(self, name: str | None = None) -> str:
+        """What to load for a model name (None: the one the server starts with): a --models-dir entry's path, else
+        the name as given (`model`: a built-in name, a path or a hub id)."""
+        name = name or self.model
+        entry = self.models().get(name)
+        return str(entry.path) if entry is not None else name
 
     @property
     def jobs_dir(self) -> Path:

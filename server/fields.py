@@ -258,6 +258,29 @@ class LoraName(Field):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ModelName(Field):
+    """A model of the server's --models-dir (or the one it started with), by name, never a path."""
+
+    def check(self, name: str, value: Any, ctx: Context) -> str:
+        served = ctx.limits.models()
+        listed = ", ".join(sorted({*served, ctx.limits.model}))
+        if ctx.limits.models_dir is None:
+            raise refuse(name, f"{name}: this server serves one model ({ctx.limits.model}); start taue-server with "
+                               "--models-dir DIR to let jobs choose among the models in DIR")
+        if not isinstance(value, str) or not value:
+            raise refuse(name, f"{name} must be a model's name, a string (this server has: {listed})")
+        if any(c in value for c in "/\\") or ".." in value or "\x00" in value:
+            raise refuse(name, f"{name} must name a model of the server's folder, not a path (got {value[:60]!r}); "
+                               f"this server has: {listed}")
+        if value not in served and value != ctx.limits.model:
+            raise refuse(name, f"{name}: no model {value[:60]!r} on this server; it has: {listed}")
+        return value
+
+    def shape(self, ctx: Context) -> dict:
+        return {"type": "string", "minLength": 1}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Loras(Items):
     """LoRAs {name, scale}, each named once."""
 

@@ -16,7 +16,7 @@ from taue_engine.config import SIZE_MULTIPLE, TAUEConfig
 
 from .config import ServerConfig
 from .errors import APIError
-from .fields import Box, Context, Items, LoraName, Loras, Number, Record, Setting, Text, Whole
+from .fields import Box, Context, Items, LoraName, Loras, ModelName, Number, Record, Setting, Text, Whole
 from .images import Png
 
 SEED_MAX = 2**63 - 1
@@ -45,6 +45,8 @@ LORAS = Loras(
     high="max_loras", default=lambda ctx: [], message="{name} must be a list of at most {high} objects {{name, scale}}",
     description="LoRAs for all three phases: names of files in the server's --lora-dir (GET /health lists them), "
                 "never paths; a job without loras runs on the bare model")
+MODEL = ModelName(description="a model of the server's --models-dir by name (GET /health lists them); default: the "
+                              "one it started with. The server switches to it before the job runs")
 
 JOB = Record(fields={
     "foreground_prompt": Text(what="foreground", engine=True,
@@ -68,6 +70,7 @@ JOB = Record(fields={
     "steps": STEPS,
     "layout": Box(engine=True, description="where the object goes: centre and size as fractions of the image"),
     "loras": LORAS,
+    "model": MODEL,
     **ADVANCED,
 }, unknown="unknown field {field!r}{hint}: see /api/v1/openapi.json for the fields a job takes", renamed=NOT_ADVANCED)
 
@@ -100,6 +103,7 @@ LAYERS = Record(fields={
     "steps": STEPS,
     "key_color": ADVANCED["key_color"],
     "loras": LORAS,
+    "model": MODEL,
 }, unknown="unknown field {field!r}: new backgrounds for brought layers take {known}")
 
 
@@ -141,8 +145,9 @@ def parse_job_request(body: dict, limits: ServerConfig, base_config: TAUEConfig)
     values = JOB.check("", body, ctx)
     settings = {name: values.pop(name) for name in sorted(ADVANCED)}
     settings = {name: value for name, value in settings.items() if value is not None}
-    if values["objects"] is None:
-        del values["objects"]
+    for name in ("objects", "model"):
+        if values[name] is None:
+            del values[name]
     config = run_config(base_config, values["steps"], settings)
     return {"request": {**values, "settings": {k: list(v) if isinstance(v, tuple) else v
                                                for k, v in settings.items()}}, "config": config}
@@ -185,7 +190,8 @@ def parse_layers_request(body: dict, limits: ServerConfig, base_config: TAUEConf
     width, height = layers[0].size
     requests = [{**extra, "objects": [{"prompt": item["prompt"], "layout": None} for item in values["objects"]],
                  "width": width, "height": height, "steps": values["steps"], "settings": settings,
-                 "loras": values["loras"]} for extra in batch]
+                 "loras": values["loras"], **({"model": values["model"]} if values["model"] else {})}
+                for extra in batch]
     for request in requests:
         request.pop("layouts")
     return {"requests": requests, "layers": layers, "config": config}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from .config import ServerConfig
 from .engine import Engine
@@ -88,6 +89,8 @@ class LocalRunner:
             job.progress = progress_record(tick, job.preview_info)
             return not job.cancel_requested
 
+        if not self._use_model(job):
+            return
         folder = self.store.folder(job.id)
         try:
             job.timings, job.warnings = run_job(self.engine.pipe, job.request, job.settings, folder / KEPT_DIR,
@@ -103,3 +106,26 @@ class LocalRunner:
             log.exception("job %s failed", job.id)
             free_accelerator_memory()
         self.store.finish(job, state, error)
+
+    def _use_model(self, job: Job) -> bool:
+        """With --models-dir, make the job's model (default: the one the server started with) the resident one,
+        its progress saying `loading` meanwhile; False when it cannot be loaded (the job fails with the reason, the
+        server goes on)."""
+        if self.config.models_dir is None:
+            return True
+        name = job.request.get("model") or self.config.model
+        if self.engine.pipe is not None and self.engine.model == name:
+            return True
+        job.progress = {"phase": "loading", "model": name, "object": None, "step": 0, "phase_steps": 0,
+                        "overall_step": 0, "overall_total": 0, "fraction": 0.0, "preview": None}
+        started = time.perf_counter()
+        try:
+            self.engine.switch(name, self.config.model_source(name))
+        except Exception as error:  # noqa: BLE001 - that job fails, the server goes on
+            log.exception("job %s: model %s failed to load", job.id, name)
+            free_accelerator_memory()
+            self.store.finish(job, FAILED, f"the model {name!r} failed to load: {error}; the server goes on with the "
+                                           "next job (which loads its own model)")
+            return False
+        log.info("job %s: model %s loaded in %.1f s", job.id, name, time.perf_counter() - started)
+        return True

@@ -138,7 +138,16 @@ def openapi_document(limits: ServerConfig, base_config: TAUEConfig) -> dict:
                       "description": "the LoRAs of the server's --lora-dir, by the name a job's loras use"},
             "loaded_loras": {"type": "array", "items": {"type": "object"},
                              "description": "the LoRAs of the job that ran last (name, file, scale, sha256)"},
-            "model_change": {"type": "string", "description": "how to serve another checkpoint (a restart)"},
+            "model_change": {"type": "string", "description": "how to serve another checkpoint: a job's model "
+                                                              "(with --models-dir), else a restart"},
+            "models": {"type": "array", "description": "the models a job may name (--models-dir; the one the server "
+                                                       "started with first)",
+                       "items": {"type": "object", "properties": {
+                           "name": {"type": "string"},
+                           "kind": {"type": "string", "enum": ["start", "folder", "single_file"]},
+                           "loaded": {"type": "boolean", "description": "resident now"},
+                           "default": {"type": "boolean", "description": "what a job that names none runs on"}}}},
+            "loading_model": {**nullable_string, "description": "the model the server is switching to now"},
             "limits": {"type": "object", "description": "what a job request may ask for", "properties": {
                 name: {"type": "integer"} for name in
                 ("min_size", "max_size", "size_multiple", "max_steps", "max_prompt_chars", "max_objects",

@@ -70,6 +70,8 @@ def describe_progress(job: dict) -> tuple[float, str]:
         phase = progress.get("phase")
         if phase is None:
             return fraction, "Starting"
+        if phase == "loading":
+            return fraction, f"Loading model {progress.get('model') or ''}".rstrip()
         name = f"Object {progress['object']}" if progress.get("object") else PHASE_NAMES.get(phase, phase)
         return fraction, f"{name} {progress.get('step', 0)}/{progress.get('phase_steps', '?')}"
     if state == "succeeded":

@@ -109,6 +109,11 @@ class PreviewMixin:
             self._latent_to_rgb[id(self.vae)] = fit_latent_to_rgb(self.encode_pixels, self.vae_scale_factor)
         return self._latent_to_rgb[id(self.vae)]
 
+    def restore_latent_to_rgb(self, fitted: LatentToRGB) -> None:
+        """Put back the map latent_to_rgb fitted when the same model and VAE were loaded before (a server that
+        switches models keeps it, so that switching back fits nothing)."""
+        self._latent_to_rgb = {id(self.vae): fitted}
+
     def preview_image(self, latents: torch.Tensor) -> Image.Image:
         """A quick picture of a latent [1, C, h, w] (a clean estimate), at preview_size of its image."""
         height, width = (side * self.vae_scale_factor for side in latents.shape[-2:])

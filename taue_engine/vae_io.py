@@ -122,6 +122,15 @@ class VaeIOMixin:
             self._solid_latents[cached] = self.encode_pixels(solid)[0, :, inner, inner].mean(dim=(1, 2))
         return self._solid_latents[cached]
 
+    def key_calibration(self) -> dict[str, torch.Tensor]:
+        """What this VAE's solid colours measured so far, by colour name: kept by a server that switches models, so
+        that loading this one again measures nothing (restore_key_calibration)."""
+        return {name: value for (vae, name), value in self._solid_latents.items() if vae == id(self.vae)}
+
+    def restore_key_calibration(self, values: dict[str, torch.Tensor]) -> None:
+        """Put back what key_calibration gave for the same model and VAE."""
+        self._solid_latents.update({(id(self.vae), name): value for name, value in values.items()})
+
     def key_latents(self) -> dict[str, list[float]]:
         """The model's calibration, as each result's taue.json records it: E(colour) of every key colour and of
         grey (what the injection of a non-green key and the object mask's key distance are built from)."""
