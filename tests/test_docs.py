@@ -106,6 +106,18 @@ def test_the_server_pages_curl_commands_work_as_shown(pipe, tmp_path):
     assert (tmp_path / "result.psd").read_bytes()[:4] == b"8BPS"
 
 
+def test_the_readmes_server_commands_are_what_taue_server_takes():
+    """Each `.venv/bin/taue-server` line of the README's server section parses, with the values shown."""
+    from server.cli import build_parser as server_parser
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = text.split("## The server", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    lines = [shlex.split(line.split("#", 1)[0]) for line in block.splitlines() if line.startswith(".venv/bin/taue-")]
+    parsed = [server_parser().parse_args(words[1:]) for words in lines]
+    assert len(parsed) == 4 and parsed[1].lora_dir == "~/loras"
+    assert (parsed[2].models_dir, parsed[2].model) == ("~/models", "photo")
+
+
 def test_the_several_gpus_commands_are_what_the_commands_take():
     """docs/several-gpus.md starts a front and two workers: each line's flags parse, with the values shown."""
     from server.cli import build_parser as server_parser
