@@ -110,6 +110,12 @@ def progress_record(tick, preview: dict | None) -> dict:
             "fraction": round(tick.fraction, 4), "preview": preview}
 
 
+def loading_record(model: str) -> dict:
+    """A job's `progress` while the server loads the model it names (--models-dir), in progress_record's shape."""
+    return {"phase": "loading", "model": model, "object": None, "step": 0, "phase_steps": 0, "overall_step": 0,
+            "overall_total": 0, "fraction": 0.0, "preview": None}
+
+
 @dataclass
 class PreviewPacer:
     """When to make a running job's preview: at each phase's first and last step, and in between at most every

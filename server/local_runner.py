@@ -12,7 +12,7 @@ import time
 
 from .config import ServerConfig
 from .engine import Engine
-from .execution import PreviewPacer, describe_failure, free_accelerator_memory, progress_record, run_job
+from .execution import PreviewPacer, describe_failure, free_accelerator_memory, loading_record, progress_record, run_job
 from .jobs import CANCELLED, FAILED, KEPT_DIR, RESULT_DIR, RUNNING, SUCCEEDED, Job, now
 from .store import JobStore
 
@@ -116,8 +116,7 @@ class LocalRunner:
         name = job.request.get("model") or self.config.model
         if self.engine.pipe is not None and self.engine.model == name:
             return True
-        job.progress = {"phase": "loading", "model": name, "object": None, "step": 0, "phase_steps": 0,
-                        "overall_step": 0, "overall_total": 0, "fraction": 0.0, "preview": None}
+        job.progress = loading_record(name)
         started = time.perf_counter()
         try:
             self.engine.switch(name, self.config.model_source(name))

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .masks import dilate, front_to_back
+from .masks import erode, front_to_back
 
 _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
@@ -32,7 +32,7 @@ def highpass(seedling: torch.Tensor, clean: torch.Tensor, strength: float, held:
     the object's contrast against the key colour into the composite (speckled rims on a small latent)."""
     detail = laplacian(clean.to(seedling.device, seedling.dtype))
     if held is not None:
-        inside = 1 - dilate(1 - held.float(), 1)  # eroded by one cell
+        inside = erode(held.float(), 1)
         detail = detail * inside.to(detail.device, detail.dtype)
     return seedling - strength * detail
 

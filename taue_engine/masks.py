@@ -136,3 +136,9 @@ def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
     x = mask[None, None].float()
     x = F.max_pool2d(x, (1, size), stride=1, padding=(0, radius))
     return F.max_pool2d(x, (size, 1), stride=1, padding=(radius, 0))[0, 0]
+
+
+def erode(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Shrink a [H, W] mask of 0..1 by `radius` pixels: dilate's dual (1 - dilate(1 - mask)); the image's own edge
+    does not erode it."""
+    return 1 - dilate(1 - mask.float(), radius) if radius > 0 else mask

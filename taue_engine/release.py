@@ -24,7 +24,7 @@ from PIL import Image
 
 from .config import TAUEConfig
 from .keying import foreground_rgba
-from .masks import dilate, resize_mask
+from .masks import erode, resize_mask
 
 FILL_REACH = 2
 """Latent cells a fill step reaches: each held cell takes the average of the free cells this near, repeated
@@ -54,8 +54,7 @@ def kept_inside(m_obj: torch.Tensor, size: tuple[int, int], erosion: float) -> t
     """Where the release keeps the object as it is: m_obj at the image size (bool [H, W]), shrunk by `erosion` x the
     shorter side, so that the key a blurred clean estimate leaves just inside m_obj's edge is keyed."""
     inside = (resize_mask(m_obj.float().cpu(), *size) > 0.5).float()
-    radius = round(erosion * min(size))
-    return (1 - dilate(1 - inside, radius)) > 0.5 if radius > 0 else inside > 0.5
+    return erode(inside, round(erosion * min(size))) > 0.5
 
 
 def _image(pixels: torch.Tensor) -> Image.Image:
