@@ -62,8 +62,8 @@ def job_warnings(job: Job) -> list[str]:
 
 def prompt_warnings(job: Job) -> list[str]:
     """The words of a job's prompts that the served model does not know."""
-    pipe = current_app.extensions["taue"]["engine"].pipe
     request = job.request
+    pipe = current_app.extensions["taue"]["engine"].view(request.get("model"))
     prompts = [request.get("foreground_prompt"), request.get("background_prompt"), request.get("composite_prompt"),
                *[o.get("prompt") for o in request.get("objects") or []]]
     if pipe is None or not hasattr(pipe, "prompt_warning"):
@@ -96,29 +96,44 @@ def health():
               "max_objects": config.max_objects, "max_batch": config.max_batch}
     from taue_engine.schedulers import SCHEDULERS, TIMESTEP_SPACINGS
 
+    state = engine.info()  # first: behind a queue, this reads which models the workers serve
     base = _base_config()
     pipe = engine.pipe
+    choice = _choice()
     sampling = {"scheduler": base.scheduler, "timestep_spacing": base.timestep_spacing,
                 "schedulers": list(SCHEDULERS), "timestep_spacings": list(TIMESTEP_SPACINGS),
                 "loras": sorted(config.loras()), "loaded_loras": list(getattr(pipe, "active_loras", []) or []),
-                "models": _models(config, engine),
-                "model_change": ("a job names its model (model: one of models); the server switches between jobs"
-                                 if config.models_dir is not None else "the model is chosen when the server starts: "
-                                 "restart taue-server with another --model, or with --models-dir DIR")}
-    return jsonify({"version": __version__, **engine.info(), **sampling, "queue_length": manager().store.queue_length(),
+                "models": _models(choice, engine), "model_change": _model_change(config)}
+    return jsonify({"version": __version__, **state, **sampling, "queue_length": manager().store.queue_length(),
                     "running": next(iter(manager().running_jobs()), None), "running_jobs": manager().running_jobs(),
                     "limits": {**limits, "max_loras": config.max_loras}})
 
 
-def _models(config, engine) -> list[dict]:
-    """The models jobs may name (the one the server started with first), each with its kind and whether it is
-    resident now."""
-    entries = config.models()
-    names = [config.model] + [name for name in entries if name != config.model]
-    return [{"name": name, "kind": entries[name].kind if name in entries else "start",
-             "loaded": getattr(engine, "model", None) == name and getattr(engine, "pipe", None) is not None,
-             "default": name == config.model}
-            for name in names]
+def _model_change(config) -> str:
+    if config.queue:
+        return ("a job names its model (model: one of models, each served by its own taue-workers); another model "
+                "needs a taue-worker started with it")
+    if config.models_dir is not None:
+        return "a job names its model (model: one of models); the server switches between jobs"
+    return ("the model is chosen when the server starts: restart taue-server with another --model, or with "
+            "--models-dir DIR")
+
+
+def _models(choice, engine) -> list[dict]:
+    """The models jobs may name (the default first), each with its kind and whether it is resident now (behind a
+    queue: served by a worker)."""
+    return [{"name": name, "kind": kind,
+             "loaded": kind == "worker" or (engine.model == name and engine.pipe is not None),
+             "default": name == choice.default}
+            for name, kind in choice.kinds.items()]
+
+
+def _choice():
+    """The models a job may name now: the workers' behind a queue (as the engine last looked), else the folder's."""
+    from .model_choice import folder_choice
+
+    config = current_app.extensions["taue"]["config"]
+    return current_app.extensions["taue"]["engine"].choice if config.queue else folder_choice(config)
 
 
 @api.get("/openapi.json")
@@ -126,18 +141,19 @@ def openapi():
     return jsonify(openapi_document(current_app.extensions["taue"]["config"], _base_config()))
 
 
-def _model_named(body: dict) -> str | None:
-    """The model a job names (checked: a 400 says what to send), or None: the one the server started with."""
-    from .fields import Context
-    from .job_requests import MODEL
-
+def _model_named(body: dict, choice) -> str | None:
+    """The model a job runs on: the one it names (checked: a 400, or a 409 for a model no worker serves, says what
+    to send), else behind a queue the default (recorded on the job, so that its new backgrounds run on it too),
+    else None: the one the server started with."""
     value = body.get("model")
-    return None if value is None else MODEL.check("model", value, Context(current_app.extensions["taue"]["config"]))
+    if value is not None:
+        return choice.check("model", value)
+    return choice.default if current_app.extensions["taue"]["config"].queue else None
 
 
 def _base_config(model: str | None = None):
-    """The defaults a job starts from: its model's own (a --models-dir entry's taue_config.json), else the served
-    model's."""
+    """The defaults a job starts from: its model's own (a --models-dir entry's taue_config.json, or what the
+    worker serving it published), else the served model's."""
     from taue_engine.config import TAUEConfig
 
     config = current_app.extensions["taue"]["config"]
@@ -148,8 +164,8 @@ def _base_config(model: str | None = None):
             return model_default_config(config.model_source(model))
         except ModelLoadError as error:
             raise APIError(400, f"model {model or config.model!r}: {error}", field="model") from None
-    pipe = current_app.extensions["taue"]["engine"].pipe
-    return getattr(pipe, "default_config", None) or TAUEConfig()
+    view = current_app.extensions["taue"]["engine"].view(model)
+    return getattr(view, "default_config", None) or TAUEConfig()
 
 
 def _json_body_for_a_ready_engine() -> dict:
@@ -167,8 +183,10 @@ def _json_body_for_a_ready_engine() -> dict:
 @api.post("/jobs")
 def submit_job():
     body = _json_body_for_a_ready_engine()
-    parsed = parse_job_request(body, current_app.extensions["taue"]["config"], _base_config(_model_named(body)))
-    job = manager().submit(parsed["request"], parsed["config"])
+    choice = _choice()
+    model = _model_named(body, choice)
+    parsed = parse_job_request(body, current_app.extensions["taue"]["config"], _base_config(model), choice)
+    job = manager().submit({**parsed["request"], **({"model": model} if model else {})}, parsed["config"])
     response = jsonify(job_view(job))
     response.status_code = 202
     response.headers["Location"] = url_for("api_v1.get_job", job_id=job.id)
@@ -180,6 +198,8 @@ def new_backgrounds(job_id: str):
     """New scenes for the objects of a succeeded job: one job per background prompt (or seed), answered like any."""
     parent = manager().get(job_id)
     body = _json_body_for_a_ready_engine()
+    if parent.request.get("model"):  # they run on the job's model: still served?
+        _choice().check("model", parent.request["model"])
     requests = parse_backgrounds_request(body, current_app.extensions["taue"]["config"], object_count(parent.request))
     return _queued(manager().submit_backgrounds(parent, requests))
 
@@ -197,8 +217,11 @@ def new_backgrounds_for_layers():
     config = current_app.extensions["taue"]["config"]
     request.max_content_length = config.max_upload_bytes
     body = _json_body_for_a_ready_engine()
-    parsed = parse_layers_request(body, config, _base_config(_model_named(body)))
-    return _queued(manager().submit_brought_layers(parsed["requests"], parsed["layers"], parsed["config"]))
+    choice = _choice()
+    model = _model_named(body, choice)
+    parsed = parse_layers_request(body, config, _base_config(model), choice)
+    requests = [{**each, **({"model": model} if model else {})} for each in parsed["requests"]]
+    return _queued(manager().submit_brought_layers(requests, parsed["layers"], parsed["config"]))
 
 
 @api.get("/jobs")

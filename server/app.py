@@ -28,10 +28,11 @@ def create_app(config: ServerConfig | None = None, engine=None) -> Flask:
     app.json.sort_keys = False
     store = JobStore(config.jobs_dir, config.max_queue)
     if config.queue:
+        from .models_folder import entry_name
         from .queue_engine import QueueEngine, connect
         from .queue_runner import QueueRunner
 
-        holder = QueueEngine(connect(config.queue), config.queue)
+        holder = QueueEngine(connect(config.queue), config.queue, preferred=entry_name(config.model))
         runner = QueueRunner(store, config, holder.redis)
     else:
         holder = Engine(engine)

@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taue-server", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"taue-server {__version__}")
     parser.add_argument("--model", default="toy", metavar="M",
-                        help="hub id, diffusers folder, .safetensors file, toy or tiny-random (default: toy)")
+                        help="hub id, diffusers folder, .safetensors file, toy or tiny-random, or a name from "
+                             "--models-dir (default: toy); with --queue, the model of jobs that name none when a "
+                             "worker serves it")
     parser.add_argument("--vae", default=None, metavar="PATH_OR_ID",
                         help="a VAE in place of the model's own: diffusers VAE folder, .safetensors file or hub id "
                              "(madebyollin/sdxl-vae-fp16-fix: SDXL's VAE fixed for float16)")
@@ -74,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                               vae=args.vae, lora_dir=args.lora_dir, models_dir=args.models_dir,
                               preview_seconds=None if args.no_previews else args.preview_seconds,
                               queue=args.queue)
-        check_model_exists(config.model_source())
+        if not config.queue:  # behind a queue the workers load the models; --model names the default
+            check_model_exists(config.model_source())
         if args.vae is not None:
             check_vae_exists(args.vae)
         if args.device is not None:

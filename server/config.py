@@ -16,7 +16,8 @@ class ServerConfig:
     data_dir: Path = field(default_factory=lambda: Path("taue-server-data"))
     """Every job gets a folder under <data_dir>/jobs: its request, its state and its result files."""
     model: str = "toy"
-    """What to load when no engine is injected: the engine's names, folders and files (default: the toy)."""
+    """What to load when no engine is injected: the engine's names, folders and files (default: the toy). Behind a
+    queue: the model a job that names none runs on, when a worker serves it (else the first served by name)."""
     host: str = "127.0.0.1"
     port: int = 7860
     token: str | None = None
@@ -64,8 +65,9 @@ class ServerConfig:
                                  "your LoRA .safetensors files")
         if self.models_dir is not None:
             if self.queue:
-                raise ValueError("--models-dir serves several models from this process and cannot be combined with "
-                                 "--queue yet (each taue-worker serves the one --model it was started with)")
+                raise ValueError("--models-dir is for a server that runs its jobs itself: behind --queue each "
+                                 "taue-worker serves one model (taue-worker --models-dir DIR --model NAME), and jobs "
+                                 "may name any model a worker serves")
             self.models_dir = Path(self.models_dir)
             if not self.models_dir.is_dir():
                 raise ValueError(f"--models-dir {str(self.models_dir)!r} is not a folder: name the folder that holds "

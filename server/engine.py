@@ -23,6 +23,7 @@ class Engine:
         self.state = READY if pipe is not None else LOADING
         self.error: str | None = None
         self.model = getattr(pipe, "model_name", None)  # the resident model's name (None: none resident)
+        self.default = self.model  # what a job that names no model runs on (the one the server starts with)
         self.switching: str | None = None  # the model a switch is loading now
         self._source: str | None = None
         self._options: dict[str, Any] = {}
@@ -42,6 +43,11 @@ class Engine:
                 "device": device, "dtype": dtype, "state": self.state, "error": self.error,
                 "loading_model": self.switching}
 
+    def view(self, name: str | None):
+        """The pipeline of the model `name` (None: the default) when it is the resident one, else None: what the
+        API reads a model's default settings and vocabulary from."""
+        return self.pipe if self.pipe is not None and (name or self.default) in (None, self.model) else None
+
     def unavailable(self, state: str) -> str:
         """Why jobs are refused now (503), and what to do."""
         if state == "error":
@@ -54,6 +60,7 @@ class Engine:
         thread, and two of them compete for the cores (measured: jobs 2-3x slower when the model was loaded or
         used on another thread)."""
         self.model, self._source, self._options = model, source or model, options
+        self.default = model
 
     def load(self) -> None:
         """Load the prepared model; the state goes loading -> ready, or error with a message saying what to do."""

@@ -18,6 +18,7 @@ from taue_engine.config import LayoutBox, TAUEConfig, field_docs
 
 from .config import ServerConfig
 from .errors import APIError
+from .model_choice import ModelChoice, folder_choice
 
 MISSING: Any = object()  # a key the body lacks; null is sent, and a few fields refuse it
 LAYOUT_KEYS = ("cx", "cy", "w", "h")
@@ -27,11 +28,14 @@ MAX_LIST = 16  # the longest list an advanced (TAUEConfig) field takes
 @dataclass(frozen=True)
 class Context:
     """What checks and schemas depend on: the server's limits (read through, e.g. ctx.max_steps), the served
-    model's defaults, and for new backgrounds the parent job's number of objects (None: unknown, as in schemas)."""
+    model's defaults, the models a job may name, and for new backgrounds the parent job's number of objects (None:
+    unknown, as in schemas)."""
 
     limits: ServerConfig
     base: TAUEConfig = dataclasses.field(default_factory=TAUEConfig)
     objects: int | None = None
+    models: ModelChoice | None = None
+    """The models a job may name, read once for the request (None: read from the server's folder when asked)."""
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -259,22 +263,10 @@ class LoraName(Field):
 
 @dataclass(frozen=True, kw_only=True)
 class ModelName(Field):
-    """A model of the server's --models-dir (or the one it started with), by name, never a path."""
+    """A model the server serves (its --models-dir's, or its workers'), by name, never a path."""
 
     def check(self, name: str, value: Any, ctx: Context) -> str:
-        served = ctx.limits.models()
-        listed = ", ".join(sorted({*served, ctx.limits.model}))
-        if ctx.limits.models_dir is None:
-            raise refuse(name, f"{name}: this server serves one model ({ctx.limits.model}); start taue-server with "
-                               "--models-dir DIR to let jobs choose among the models in DIR")
-        if not isinstance(value, str) or not value:
-            raise refuse(name, f"{name} must be a model's name, a string (this server has: {listed})")
-        if any(c in value for c in "/\\") or ".." in value or "\x00" in value:
-            raise refuse(name, f"{name} must name a model of the server's folder, not a path (got {value[:60]!r}); "
-                               f"this server has: {listed}")
-        if value not in served and value != ctx.limits.model:
-            raise refuse(name, f"{name}: no model {value[:60]!r} on this server; it has: {listed}")
-        return value
+        return (ctx.models or folder_choice(ctx.limits)).check(name, value)
 
     def shape(self, ctx: Context) -> dict:
         return {"type": "string", "minLength": 1}

@@ -18,6 +18,7 @@ from .config import ServerConfig
 from .errors import APIError
 from .fields import Box, Context, Items, LoraName, Loras, ModelName, Number, Record, Setting, Text, Whole
 from .images import Png
+from .model_choice import ModelChoice
 
 SEED_MAX = 2**63 - 1
 NOT_ADVANCED = {"num_inference_steps": "steps"}  # TAUEConfig fields a request sets under another name
@@ -45,8 +46,9 @@ LORAS = Loras(
     high="max_loras", default=lambda ctx: [], message="{name} must be a list of at most {high} objects {{name, scale}}",
     description="LoRAs for all three phases: names of files in the server's --lora-dir (GET /health lists them), "
                 "never paths; a job without loras runs on the bare model")
-MODEL = ModelName(description="a model of the server's --models-dir by name (GET /health lists them); default: the "
-                              "one it started with. The server switches to it before the job runs")
+MODEL = ModelName(description="a model by name, one of GET /health's models: of the server's --models-dir (it "
+                              "switches to it before the job runs), or served by a taue-worker behind a queue; "
+                              "default: /health's model")
 
 JOB = Record(fields={
     "foreground_prompt": Text(what="foreground", engine=True,
@@ -131,9 +133,11 @@ def parse_json_body(raw: bytes) -> dict:
     return body
 
 
-def parse_job_request(body: dict, limits: ServerConfig, base_config: TAUEConfig) -> dict:
-    """POST /jobs: {"request": the normalised request (to store), "config": the TAUEConfig it runs with}."""
-    ctx = Context(limits, base_config)
+def parse_job_request(body: dict, limits: ServerConfig, base_config: TAUEConfig,
+                      models: ModelChoice | None = None) -> dict:
+    """POST /jobs: {"request": the normalised request (to store), "config": the TAUEConfig it runs with}. `models`:
+    the models a job may name (default: the server's folder, read when `model` is sent)."""
+    ctx = Context(limits, base_config, models=models)
     JOB.refuse_unknown("", body)
     if body.get("objects") is not None:  # several objects replace foreground_prompt and layout
         for name in ("foreground_prompt", "layout"):
@@ -174,10 +178,11 @@ def _one_per_background(values: dict, limits: ServerConfig) -> list[dict]:
             for p, s in zip(prompts, seeds)]
 
 
-def parse_layers_request(body: dict, limits: ServerConfig, base_config: TAUEConfig) -> dict:
+def parse_layers_request(body: dict, limits: ServerConfig, base_config: TAUEConfig,
+                         models: ModelChoice | None = None) -> dict:
     """POST /backgrounds: object layers the user brings (all of one size) and the new backgrounds to put them in.
     Returns the job requests, the layers (RGBA images) and the config."""
-    values = LAYERS.check("", body, Context(limits, base_config))
+    values = LAYERS.check("", body, Context(limits, base_config, models=models))
     layers = [item["png"] for item in values["objects"]]
     for n, layer in enumerate(layers[1:], 2):
         if layer.size != layers[0].size:

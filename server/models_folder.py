@@ -47,3 +47,10 @@ def _skip(path: Path, why: str) -> None:
     if str(path) not in _told:
         _told.add(str(path))
         log.warning("models folder: skipped %s: %s", path, why)
+
+
+def entry_name(model: str) -> str:
+    """The name a model goes by when it is given as a path or hub id (a taue-worker's --model): as in a models
+    folder, a folder's name or a checkpoint's stem; a hub id's last part; a built-in name (toy) itself."""
+    last = model.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
+    return last[: -len(CHECKPOINT_SUFFIX)] if last.lower().endswith(CHECKPOINT_SUFFIX) else last

@@ -39,7 +39,8 @@ def openapi_document(limits: ServerConfig, base_config: TAUEConfig) -> dict:
                      "requestBody": {"required": True, "content": {"application/json": {
                          "schema": {"$ref": "#/components/schemas/JobRequest"}}}},
                      "responses": {"202": _json("queued", "Job"), "400": _error("invalid field (named in field)"),
-                                   "401": auth, "409": _error("queue full"), "413": _error("body too large"),
+                                   "401": auth, "409": _error("queue full, or no taue-worker serves the model named"),
+                                   "413": _error("body too large"),
                                    "415": _error("not JSON"), "503": _error("model loading or failed to load")}},
             "get": {"summary": "Jobs, newest first",
                     "parameters": [{"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
@@ -70,7 +71,8 @@ def openapi_document(limits: ServerConfig, base_config: TAUEConfig) -> dict:
                 "type": "object", "properties": {"jobs": {"type": "array",
                                                           "items": {"$ref": "#/components/schemas/Job"}}}}}}},
                           "400": _error("invalid field (named in field)"), "401": auth, "404": not_found,
-                          "409": _error("the job has not succeeded, kept no objects, or the queue is full"),
+                          "409": _error("the job has not succeeded, kept no objects, its model is no longer "
+                                        "served, or the queue is full"),
                           "503": _error("model loading or failed to load")}}},
         "/backgrounds": {"post": {
             "summary": "New scenes for object layers you bring (RGBA PNGs, base64 in the JSON, all of one size): "
@@ -82,7 +84,8 @@ def openapi_document(limits: ServerConfig, base_config: TAUEConfig) -> dict:
                 "type": "object", "properties": {"jobs": {"type": "array",
                                                           "items": {"$ref": "#/components/schemas/Job"}}}}}}},
                           "400": _error("invalid field (named in field)"), "401": auth,
-                          "409": _error("the queue is full"), "413": _error("body too large"),
+                          "409": _error("the queue is full, or no taue-worker serves the model named"),
+                          "413": _error("body too large"),
                           "503": _error("model loading or failed to load")}}},
         "/jobs/{job_id}/layers/{name}.png": {"get": {
             "summary": "One layer as PNG (foreground and object-<n> are RGBA; mask and mask-<n> are grey): "
@@ -125,7 +128,10 @@ def openapi_document(limits: ServerConfig, base_config: TAUEConfig) -> dict:
                              "description": "every running job (several with --queue and several workers)"},
             "workers": {"type": "array", "description": "with --queue: the taue-workers that have joined",
                         "items": {"type": "object", "properties": {
-                            "name": {"type": "string"}, "model": nullable_string, "vae": nullable_string,
+                            "name": {"type": "string"},
+                            "model": {**nullable_string, "description": "the name jobs route to it by"},
+                            "source": {**nullable_string, "description": "what it loaded (--model)"},
+                            "vae": nullable_string,
                             "device": nullable_string,
                             "dtype": nullable_string, "state": {"type": "string", "enum": ["idle", "busy"]},
                             "job": nullable_string}}},
@@ -139,13 +145,15 @@ def openapi_document(limits: ServerConfig, base_config: TAUEConfig) -> dict:
             "loaded_loras": {"type": "array", "items": {"type": "object"},
                              "description": "the LoRAs of the job that ran last (name, file, scale, sha256)"},
             "model_change": {"type": "string", "description": "how to serve another checkpoint: a job's model "
-                                                              "(with --models-dir), else a restart"},
-            "models": {"type": "array", "description": "the models a job may name (--models-dir; the one the server "
-                                                       "started with first)",
+                                                              "(with --models-dir, or behind a queue), else a "
+                                                              "restart"},
+            "models": {"type": "array", "description": "the models a job may name, the default first: the one the "
+                                                       "server started with and its --models-dir's, or behind a "
+                                                       "queue those a taue-worker serves",
                        "items": {"type": "object", "properties": {
                            "name": {"type": "string"},
-                           "kind": {"type": "string", "enum": ["start", "folder", "single_file"]},
-                           "loaded": {"type": "boolean", "description": "resident now"},
+                           "kind": {"type": "string", "enum": ["start", "folder", "single_file", "worker"]},
+                           "loaded": {"type": "boolean", "description": "resident now (behind a queue: served)"},
                            "default": {"type": "boolean", "description": "what a job that names none runs on"}}}},
             "loading_model": {**nullable_string, "description": "the model the server is switching to now"},
             "limits": {"type": "object", "description": "what a job request may ask for", "properties": {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+from .model_choice import workers_choice
 from .queue_names import worker_key
 
 
@@ -53,11 +54,15 @@ class WorkersModel:
 
 
 class QueueEngine:
-    """The Engine the API sees in queue mode: ready once a worker has joined the queue."""
+    """The Engine the API sees in queue mode: ready once a worker has joined the queue. Each worker serves one
+    model; the models served are what jobs may name (model_choice.workers_choice)."""
 
-    def __init__(self, redis_client, url: str):
+    def __init__(self, redis_client, url: str, preferred: str | None = None):
         self.redis, self.url = redis_client, url
+        self.preferred = preferred  # the front's --model: the default when a worker serves it
         self.pipe, self.error, self.model = None, None, None
+        self.served: dict[str, tuple[dict, WorkersModel]] = {}  # model name -> what its first worker published
+        self.choice = workers_choice([], preferred or "")
 
     def workers(self) -> list[dict]:
         """The live workers (RQ's registry) with what each published: name, model, device, dtype, state, job."""
@@ -67,28 +72,38 @@ class QueueEngine:
         for worker in Worker.all(connection=self.redis):
             raw = self.redis.get(worker_key(worker.name))
             info = json.loads(raw) if raw else {"name": worker.name}
-            found.append({"name": worker.name, "model": info.get("model"), "vae": info.get("vae"),
-                          "device": info.get("device"),
+            found.append({"name": worker.name, "model": info.get("model"), "source": info.get("source"),
+                          "vae": info.get("vae"), "device": info.get("device"),
                           "dtype": info.get("dtype"), "state": "busy" if worker.get_current_job_id() else "idle",
                           "job": worker.get_current_job_id(), "_info": info})
         return sorted(found, key=lambda w: w["name"])
 
     def look(self) -> tuple[str, list[dict]]:
         """The state (ready once a worker has joined, loading before, error when Redis does not answer) and the
-        workers, from one read of the registry."""
+        workers, from one read of the registry; the models served and the default are taken from it."""
         try:
             workers = self.workers()
         except Exception as error:  # noqa: BLE001 - Redis down: said, not raised
             self.error = f"the job queue (Redis at {self.url}) does not answer: {error}"
             return "error", []
         self.error = None
-        if not workers:
-            return "loading", []
-        info = workers[0]["_info"]
-        if self.pipe is None or self.pipe.model_name != info.get("model"):
-            self.pipe = WorkersModel(info)
-        self.model = info.get("model")
-        return "ready", workers
+        served: dict[str, tuple[dict, WorkersModel]] = {}
+        for worker in workers:
+            name, info = worker["model"], worker["_info"]
+            if name and name not in served:
+                known = self.served.get(name)
+                served[name] = known if known is not None and known[0] == info else (info, WorkersModel(info))
+        self.served = served
+        self.choice = workers_choice(list(served), self.preferred or "")
+        self.model = self.choice.default
+        self.pipe = self.view(None)
+        return ("ready" if workers else "loading"), workers
+
+    def view(self, name: str | None):
+        """What the front knows of a served model (its default settings, vocabulary), by name (None: the default);
+        None when no worker serves it."""
+        known = self.served.get(name or self.model or "")
+        return known[1] if known is not None else None
 
     @property
     def state(self) -> str:
@@ -103,9 +118,9 @@ class QueueEngine:
         devices = sorted({w["device"] for w in workers if w["device"]})
         waiting = None if workers or state == "error" else (
             f"no taue-worker has joined the queue yet: start one with `taue-worker --queue {self.url} --model ...`")
-        first = workers[0] if workers else {}
+        first = next((w for w in workers if w["model"] == self.model), {})
         return {"model": self.model, "vae": first.get("vae"), "device": ", ".join(devices) or None,
-                "dtype": first.get("dtype"), "state": state, "error": self.error or waiting,
+                "dtype": first.get("dtype"), "state": state, "error": self.error or waiting, "loading_model": None,
                 "workers": [{k: v for k, v in w.items() if k != "_info"} for w in workers]}
 
     def unavailable(self, state: str) -> str:
@@ -113,4 +128,3 @@ class QueueEngine:
             return f"{self.error}: start it again; jobs already submitted are kept"
         return (f"no taue-worker has joined the queue yet: start one with `taue-worker --queue {self.url} "
                 "--model ...`, then submit again")
-

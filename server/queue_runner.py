@@ -22,7 +22,17 @@ import zipfile
 from .config import ServerConfig
 from .errors import APIError
 from .jobs import CANCELLED, FAILED, KEPT_DIR, QUEUED, RESULT_DIR, RUNNING, SUCCEEDED, Job
-from .queue_names import KEY_TTL_S, QUEUE, TRIES, cancel_key, job_keys, preview_key, progress_key, result_key
+from .queue_names import (
+    KEY_TTL_S,
+    QUEUE,
+    TRIES,
+    cancel_key,
+    job_keys,
+    model_queue,
+    preview_key,
+    progress_key,
+    result_key,
+)
 from .store import JobStore
 
 log = logging.getLogger("taue.server")
@@ -34,10 +44,8 @@ JOB_TIMEOUT_S = 6 * 3600  # RQ's limit for one job (a 4096-px SDXL job on a slow
 
 class QueueRunner:
     def __init__(self, store: JobStore, config: ServerConfig, redis_client):
-        from rq import Queue
-
         self.store, self.config, self.redis = store, config, redis_client
-        self.rq = Queue(QUEUE, connection=redis_client)
+        self._queues: dict[str, object] = {}  # RQ queue name -> rq.Queue
         self.handed: set[str] = set()  # in Redis (or were, before a restart): the sync follows these only
         self.unsent: set[str] = set()  # queued here, not yet handed to Redis (it was down)
         self._last_cleanup = 0.0
@@ -61,15 +69,27 @@ class QueueRunner:
         for job in jobs:
             self._send(job)
 
+    def queue(self, name: str):
+        """The RQ queue `name`, made once."""
+        from rq import Queue
+
+        if name not in self._queues:
+            self._queues[name] = Queue(name, connection=self.redis)
+        return self._queues[name]
+
     def _send(self, job: Job) -> None:
+        """Hand a job to the queue of its model (the front recorded it on the job; a job recorded before models
+        were routed goes to the queue every worker takes from last)."""
         from rq import Retry
 
         kept = self.store.folder(job.id) / KEPT_DIR
         files = {path.name: path.read_bytes() for path in kept.iterdir()} if kept.is_dir() else {}
+        model = job.request.get("model")
+        queue = self.queue(model_queue(model) if model else QUEUE)
         try:
-            self.rq.enqueue_call("server.worker.perform", args=(job.id, job.request, job.settings, files),
-                                 job_id=job.id, timeout=JOB_TIMEOUT_S, result_ttl=KEY_TTL_S, failure_ttl=KEY_TTL_S,
-                                 retry=Retry(max=TRIES - 1))
+            queue.enqueue_call("server.worker.perform", args=(job.id, job.request, job.settings, files),
+                               job_id=job.id, timeout=JOB_TIMEOUT_S, result_ttl=KEY_TTL_S, failure_ttl=KEY_TTL_S,
+                               retry=Retry(max=TRIES - 1))
             with self.store.lock:  # only now may the sync look for it in Redis (before, it would seem lost: sent twice)
                 self.handed.add(job.id)
                 self.unsent.discard(job.id)
@@ -93,8 +113,7 @@ class QueueRunner:
         with self.store.lock:
             self.handed.discard(job_id)
         try:
-            self.rq.remove(job_id)
-            RQJob.fetch(job_id, connection=self.redis).delete()
+            RQJob.fetch(job_id, connection=self.redis).delete()  # and out of its queue
         except Exception:  # noqa: BLE001 - already gone
             pass
         self.redis.delete(*[key for key in job_keys(job_id) if key != cancel_key(job_id)])
@@ -177,16 +196,21 @@ class QueueRunner:
                 self._finish(job, CANCELLED, "cancelled")
 
     def _clean_abandoned(self) -> None:
-        """RQ's cleanup of abandoned jobs (tried again, or failed), under the lock RQ's workers take for the same
-        cleanup, held briefly: two cleanups at once would both put a dead worker's job back, and two workers run it."""
+        """RQ's cleanup of abandoned jobs (tried again, or failed) in each of our queues, under the lock RQ's workers
+        take for the same cleanup, held briefly: two cleanups at once would both put a dead worker's job back, and
+        two workers run it."""
+        from rq import Queue
         from rq.registry import StartedJobRegistry
 
-        if not self.redis.set(self.rq.registry_cleaning_key, 1, nx=True, ex=CLEANUP_LOCK_S):
-            return  # a worker is cleaning now
-        try:
-            StartedJobRegistry(queue=self.rq).cleanup()
-        finally:
-            self.redis.delete(self.rq.registry_cleaning_key)
+        for found in Queue.all(connection=self.redis):
+            if found.name != QUEUE and not found.name.startswith(model_queue("")):
+                continue
+            if not self.redis.set(found.registry_cleaning_key, 1, nx=True, ex=CLEANUP_LOCK_S):
+                continue  # a worker is cleaning it now
+            try:
+                StartedJobRegistry(queue=found).cleanup()
+            finally:
+                self.redis.delete(found.registry_cleaning_key)
 
     def _follow(self, job: Job) -> None:
         with self.store.lock:

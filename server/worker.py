@@ -1,6 +1,11 @@
 """taue-worker: one GPU (or the CPU) behind `taue-server --queue redis://...`.
 
     taue-worker --queue redis://127.0.0.1:6379/0 --model stabilityai/stable-diffusion-xl-base-1.0
+    taue-worker --queue redis://127.0.0.1:6379/0 --models-dir ~/models --model photo
+
+Each worker serves one model and says which under a name (a --models-dir entry's, else the folder's name, the
+checkpoint's stem or the hub id's last part): it takes the jobs of that model's queue, which the front fills with
+the jobs that name it.
 
 An RQ worker that loads the model once and runs one job at a time in its own process (RQ's SimpleWorker: a CUDA
 model does not survive the fork RQ's default worker makes per job). A job arrives with everything it needs (its
@@ -33,6 +38,7 @@ from .queue_names import (
     QUEUE,
     WORKER_TTL_S,
     cancel_key,
+    model_queue,
     preview_key,
     progress_key,
     result_key,
@@ -156,14 +162,35 @@ def worker_class():
     return TAUEWorker
 
 
-def describe_worker(pipe, name: str, device: str | None) -> dict:
-    """What /health shows of a worker, and what the front needs of its model (default settings, vocabulary)."""
+def describe_worker(pipe, name: str, model: str, device: str | None) -> dict:
+    """What /health shows of a worker (`model`: the name jobs route to it by), and what the front needs of its
+    model (default settings, vocabulary)."""
     config = getattr(pipe, "default_config", None)
     words = getattr(pipe, "known_words", None)
-    return {"name": name, "model": getattr(pipe, "model_name", None), "vae": getattr(pipe, "vae_name", None),
+    return {"name": name, "model": model, "source": getattr(pipe, "model_name", None),
+            "vae": getattr(pipe, "vae_name", None),
             "device": str(pipe._execution_device),
             "dtype": str(pipe.unet.dtype).replace("torch.", ""), "default_config": config.to_dict() if config else None,
             "words": sorted(words) if words else None, "asked_device": device}
+
+
+def served_model(model: str, models_dir: Path | None) -> tuple[str, str]:
+    """The name this worker serves its model under, and where to load it from: a --models-dir entry by its name,
+    else --model as given, named as a models folder would name it. Raises ValueError for a name a job could not
+    send."""
+    from .models_folder import entry_name, scan_models
+
+    if models_dir is not None:
+        if not models_dir.is_dir():
+            raise ValueError(f"--models-dir {str(models_dir)!r} is not a folder: name the folder that holds your SDXL "
+                             "diffusers folders and .safetensors checkpoints")
+        entries = scan_models(models_dir)
+        if model in entries:
+            return model, str(entries[model].path)
+    name = entry_name(model)
+    if not name or name in (".", ".."):
+        raise ValueError(f"--model {model!r} gives no name jobs could send: name the model's folder or file")
+    return name, model
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,7 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--queue", required=True, metavar="URL",
                         help="the Redis the front queues on, e.g. redis://:PASSWORD@HOST:6379/0")
     parser.add_argument("--model", default="toy", metavar="M",
-                        help="hub id, diffusers folder, .safetensors file, toy or tiny-random (default: toy)")
+                        help="hub id, diffusers folder, .safetensors file, toy or tiny-random, or a name from "
+                             "--models-dir (default: toy); jobs name it by that name, or the folder's name, the "
+                             "file's stem or the hub id's last part")
+    parser.add_argument("--models-dir", default=None, metavar="DIR",
+                        help="a models folder, as taue-server's --models-dir: --model may name one of its entries")
     parser.add_argument("--vae", default=None, metavar="PATH_OR_ID",
                         help="a VAE in place of the model's own: diffusers VAE folder, .safetensors file or hub id "
                              "(madebyollin/sdxl-vae-fp16-fix: SDXL's VAE fixed for float16)")
@@ -205,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     from taue_engine.pipeline import TAUEPipeline
 
     try:
-        check_model_exists(args.model)
+        served, source = served_model(args.model, Path(args.models_dir) if args.models_dir else None)
+        check_model_exists(source)
         if args.vae is not None:
             check_vae_exists(args.vae)
         connection = redis.Redis.from_url(args.queue)
@@ -216,9 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     except redis.RedisError as error:
         print(f"taue-worker: error: no Redis answers at --queue {args.queue}: {error}", file=sys.stderr)
         return EXIT_USAGE
-    log.info("loading model %s ...", args.model)
+    log.info("loading model %s (%s) ...", served, source)
     try:
-        pipe = TAUEPipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype, vae=args.vae)
+        pipe = TAUEPipeline.from_pretrained(source, device=args.device, dtype=args.dtype, vae=args.vae)
     except ModelLoadError as error:
         print(f"taue-worker: error: {error}", file=sys.stderr)
         return EXIT_FAILURE
@@ -227,11 +259,13 @@ def main(argv: list[str] | None = None) -> int:
     Served.pipe, Served.lora_dir = pipe, Path(args.lora_dir) if args.lora_dir else None
     Served.preview_seconds = None if args.no_previews else args.preview_seconds
     name = args.name or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
-    log.info("worker %s ready: model %s on %s, queue %s", name, args.model, pipe._execution_device, QUEUE)
+    queues = [model_queue(served), QUEUE]
+    log.info("worker %s ready: model %s on %s, queues %s", name, served, pipe._execution_device, ", ".join(queues))
     while True:  # RQ's loop gives up when Redis goes away mid-job: wait for it and work again, same name
         try:
-            connection.set(worker_key(name), json.dumps(describe_worker(pipe, name, args.device)))
-            worker = worker_class()([Queue(QUEUE, connection=connection)], connection=connection, name=name,
+            connection.set(worker_key(name), json.dumps(describe_worker(pipe, name, served, args.device)))
+            worker = worker_class()([Queue(queue, connection=connection) for queue in queues], connection=connection,
+                                    name=name,
                                     worker_ttl=WORKER_TTL_S, job_monitoring_interval=HEARTBEAT_EVERY_S)
             worker.work(logging_level="WARNING")
             break  # stopped (SIGTERM / SIGINT)

@@ -119,15 +119,23 @@ def test_the_readmes_server_commands_are_what_taue_server_takes():
 
 
 def test_the_several_gpus_commands_are_what_the_commands_take():
-    """docs/several-gpus.md starts a front and two workers: each line's flags parse, with the values shown."""
+    """docs/several-gpus.md starts a front and two workers, twice (one model; two models from a models folder):
+    each line's flags parse, with the values shown."""
     from server.cli import build_parser as server_parser
     from server.worker import build_parser as worker_parser
 
     text = (REPO / "docs" / "several-gpus.md").read_text(encoding="utf-8")
-    block = text.split("```bash", 1)[1].split("```", 1)[0]
-    lines = [shlex.split(line.split("#", 1)[0].rstrip(" &")) for line in block.splitlines()
-             if line.startswith(".venv/bin/taue-")]
-    fronts = [server_parser().parse_args(words[1:]) for words in lines if words[0].endswith("taue-server")]
-    workers = [worker_parser().parse_args(words[1:]) for words in lines if words[0].endswith("taue-worker")]
-    assert len(fronts) == 1 and len(workers) == 2
-    assert {w.queue for w in workers} == {fronts[0].queue} and {w.device for w in workers} == {"cuda:0", "cuda:1"}
+    blocks = [part.split("```", 1)[0] for part in text.split("```bash")[1:]]
+    assert len(blocks) == 2
+    for n, block in enumerate(blocks):
+        lines = [shlex.split(line.split("#", 1)[0].rstrip(" &")) for line in block.splitlines()
+                 if line.startswith(".venv/bin/taue-")]
+        fronts = [server_parser().parse_args(words[1:]) for words in lines if words[0].endswith("taue-server")]
+        workers = [worker_parser().parse_args(words[1:]) for words in lines if words[0].endswith("taue-worker")]
+        assert len(fronts) == 1 and len(workers) == 2
+        assert {w.queue for w in workers} == {fronts[0].queue} and {w.device for w in workers} == {"cuda:0", "cuda:1"}
+        if n == 1:  # the models block: the front's default is one the workers serve
+            assert {w.models_dir for w in workers} == {"~/models"}
+            assert fronts[0].model in {w.model for w in workers} and len({w.model for w in workers}) == 2
+
+

@@ -235,3 +235,48 @@ def test_the_scaleout_benchmark_runs_and_reports_every_mode(redis_server, tmp_pa
     assert results["single"]["spread"] == {"server": 2} and results["queue-2"]["alone_handoff_median_s"] < 5
     assert "| queue-2 | 1 |" in done.stdout and "failed jobs: 0" in done.stdout
 
+
+
+def test_two_models_each_on_its_own_worker_and_an_unserved_one_is_a_409(redis_server, two_workers, tmp_path):
+    """Two tiny-random workers and one toy worker: /health lists both models; a job lands on a worker of the model
+    it names (or of the front's --model when it names none), its new backgrounds too; a model no worker serves is a
+    409 that lists the served ones, and a path-like name a 400."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with worker_process(redis_server.url, "toy-worker", logs / "toy.log", model="toy"), \
+            live_server(tmp_path / "front", None, queue=redis_server.url, model="toy") as front:
+        def both_served():
+            health = front.session.get(front.api + "/health", timeout=10).json()
+            return health if len(health.get("models") or []) == 2 else None
+
+        health = wait_for(both_served, timeout=180)
+        assert health["model"] == "toy" and health["state"] == "ready"
+        assert [(m["name"], m["kind"], m["loaded"], m["default"]) for m in health["models"]] == [
+            ("toy", "worker", True, True), ("tiny-random", "worker", True, False)]
+        served_by = {w["name"]: w["model"] for w in health["workers"]}  # w1 may be gone: an earlier test kills one
+        assert served_by.pop("toy-worker") == "toy" and set(served_by.values()) == {"tiny-random"}
+        unserved = front.session.post(front.api + "/jobs", json={**JOB, "model": "photo"}, timeout=30)
+        assert unserved.status_code == 409, unserved.text
+        error = unserved.json()["error"]
+        assert error["code"] == "model_not_served" and error["field"] == "model"
+        assert "served now: tiny-random, toy" in error["message"]
+        for value in ("../toy", "a/b", 5):
+            refused = front.session.post(front.api + "/jobs", json={**JOB, "model": value}, timeout=30)
+            assert refused.status_code == 400 and refused.json()["error"]["field"] == "model", refused.text
+
+        named = ["toy", "tiny-random", "toy", "tiny-random"]
+        jobs = [front.submit(**JOB, seed=n, model=model) for n, model in enumerate(named)]
+        plain = front.submit(**JOB, seed=9)  # names none: the front's --model, recorded on the job
+        assert plain["request"]["model"] == "toy"
+        for job, model in zip([*jobs, plain], [*named, "toy"]):
+            done = front.wait(job["id"], timeout=300)
+            assert done["state"] == "succeeded", done["error"]
+            assert (done["timings"]["worker"] == "toy-worker") == (model == "toy"), (model, done["timings"])
+            assert front.get(done["urls"]["metadata"]).json()["model"] == model
+
+        child = front.session.post(front.api + f"/jobs/{jobs[0]['id']}/backgrounds",
+                                   json={"background_prompts": ["a white background"], "seeds": [5]},
+                                   timeout=30).json()["jobs"][0]
+        assert child["request"]["model"] == "toy"
+        child = front.wait(child["id"], timeout=300)
+        assert child["state"] == "succeeded" and child["timings"]["worker"] == "toy-worker"

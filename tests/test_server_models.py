@@ -76,6 +76,40 @@ def test_a_jobs_model_is_a_name_of_the_folder_never_a_path(tmp_path):
         ServerConfig(data_dir=tmp_path / "data", models_dir=folder, queue="redis://127.0.0.1:1/0")
 
 
+def test_behind_a_queue_jobs_name_what_the_workers_serve(tmp_path):
+    """A worker's model name (from its --models-dir, or the folder, file or hub id it loads); the front's default is
+    its --model when a worker serves it, else the first served; a name no worker serves is a 409, not a 400."""
+    from server.model_choice import workers_choice
+    from server.models_folder import entry_name
+    from server.worker import served_model
+
+    assert [entry_name(m) for m in ("toy", "/m/photo/", "/m/anime.safetensors", "stabilityai/sdxl-base-1.0")] == [
+        "toy", "photo", "anime", "sdxl-base-1.0"]
+    folder = tmp_path / "models"
+    (folder / "photo").mkdir(parents=True)
+    (folder / "photo" / "model_index.json").write_text("{}")
+    assert served_model("photo", folder) == ("photo", str(folder / "photo"))
+    assert served_model(str(folder / "photo"), None) == ("photo", str(folder / "photo"))
+    assert served_model("toy", folder) == ("toy", "toy")  # not an entry: loaded as given
+    with pytest.raises(ValueError, match="gives no name"):
+        served_model("..", None)
+    with pytest.raises(ValueError, match="is not a folder"):
+        served_model("photo", tmp_path / "missing")
+
+    choice = workers_choice(["tiny-random", "toy", "toy"], preferred="toy")
+    assert choice.default == "toy" and choice.names == ("toy", "tiny-random")
+    assert workers_choice(["b", "a"], preferred="toy").default == "a"  # the front's --model is not served
+    assert workers_choice([], preferred="toy").default is None
+    assert choice.check("model", "tiny-random") == "tiny-random"
+    with pytest.raises(Exception) as unserved:
+        choice.check("model", "photo")
+    assert unserved.value.status == 409 and "served now: tiny-random, toy" in str(unserved.value)
+    for value in ("../toy", 5):
+        with pytest.raises(Exception) as refused:
+            choice.check("model", value)
+        assert refused.value.status == 400
+
+
 def _ready(served, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
