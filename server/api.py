@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import re
+from contextlib import contextmanager
+
 from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 
 from taue_engine.config import SIZE_MULTIPLE
 
 from . import __version__
 from .errors import APIError
-from .job_requests import parse_backgrounds_request, parse_job_request, parse_json_body, parse_layers_request
+from .fields import Context
+from .job_requests import (
+    JOB,
+    LAYERS,
+    STYLE,
+    parse_backgrounds_request,
+    parse_job_request,
+    parse_json_body,
+    parse_layers_request,
+)
 from .jobs import DOCUMENTS, SUCCEEDED, Job, job_layers, object_count
 from .manager import JobManager
 from .openapi import openapi_document
+from .styles import Style
 
 api = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 
@@ -136,6 +149,29 @@ def _choice():
     return current_app.extensions["taue"]["engine"].choice if config.queue else folder_choice(config)
 
 
+@api.get("/styles")
+def list_styles():
+    """The styles a job may name, each with what it sets and, when it cannot run here now, why (`problem`)."""
+    config = current_app.extensions["taue"]["config"]
+    engine = current_app.extensions["taue"]["engine"]
+    if config.queue:
+        engine.look()  # which models the workers serve now
+    choice, loras = _choice(), config.loras()
+    return jsonify({"styles": [{**style.view(), "problem": _style_problem(style, choice, loras)}
+                               for style in config.styles().values()]})
+
+
+def _style_problem(style: Style, choice, loras: dict) -> str | None:
+    model = style.fields.get("model")
+    if model is not None and model not in choice.names:
+        return f"its model {model!r} is not served here (models: {', '.join(choice.names) or 'none yet'})"
+    missing = [lora["name"] for lora in style.fields.get("loras") or []
+               if lora["name"].removesuffix(".safetensors") not in loras]
+    if missing:
+        return f"its LoRA {missing[0]!r} is not in the server's --lora-dir"
+    return None
+
+
 @api.get("/openapi.json")
 def openapi():
     return jsonify(openapi_document(current_app.extensions["taue"]["config"], _base_config()))
@@ -168,6 +204,34 @@ def _base_config(model: str | None = None):
     return getattr(view, "default_config", None) or TAUEConfig()
 
 
+def _styled(body: dict, takes) -> tuple[dict, Style | None]:
+    """The body with its style's fields (those the request `takes`) under the ones it sends itself, and the style."""
+    name = body.get("style")
+    if name is None:
+        return body, None
+    config = current_app.extensions["taue"]["config"]
+    styles = config.styles()
+    if not isinstance(name, str) or name not in styles:
+        STYLE.check("style", name, Context(config))  # raises: no such style, and which there are
+    style = styles[name]
+    own = {key: value for key, value in body.items() if value is not None}
+    return {**{key: value for key, value in style.fields.items() if key in takes}, **own}, style
+
+
+@contextmanager
+def _style_says(style: Style | None, body: dict):
+    """An error in a field the job's style set (not the job) says so: the style is what to change."""
+    try:
+        yield
+    except APIError as error:
+        field = re.split(r"[.\[]", error.field or "")[0]
+        if style is None or field not in style.fields or style.fields[field] != body.get(field):
+            raise
+        detail = error.message.removeprefix(f"{error.field}: ")
+        raise APIError(error.status, f"the style {style.name!r} sets {field}: {detail}", code=error.code,
+                       field=error.field) from None
+
+
 def _json_body_for_a_ready_engine() -> dict:
     engine = current_app.extensions["taue"]["engine"]
     if request.mimetype != "application/json":
@@ -182,10 +246,12 @@ def _json_body_for_a_ready_engine() -> dict:
 
 @api.post("/jobs")
 def submit_job():
-    body = _json_body_for_a_ready_engine()
-    choice = _choice()
-    model = _model_named(body, choice)
-    parsed = parse_job_request(body, current_app.extensions["taue"]["config"], _base_config(model), choice)
+    config = current_app.extensions["taue"]["config"]
+    body, style = _styled(_json_body_for_a_ready_engine(), JOB.fields)
+    with _style_says(style, body):
+        choice = _choice()
+        model = _model_named(body, choice)
+        parsed = parse_job_request(body, config, _base_config(model), choice)
     job = manager().submit({**parsed["request"], **({"model": model} if model else {})}, parsed["config"])
     response = jsonify(job_view(job))
     response.status_code = 202
@@ -216,10 +282,11 @@ def new_backgrounds_for_layers():
     """New scenes for object layers the user brings (base64 PNGs in the JSON): one job per background prompt."""
     config = current_app.extensions["taue"]["config"]
     request.max_content_length = config.max_upload_bytes
-    body = _json_body_for_a_ready_engine()
-    choice = _choice()
-    model = _model_named(body, choice)
-    parsed = parse_layers_request(body, config, _base_config(model), choice)
+    body, style = _styled(_json_body_for_a_ready_engine(), LAYERS.fields)
+    with _style_says(style, body):
+        choice = _choice()
+        model = _model_named(body, choice)
+        parsed = parse_layers_request(body, config, _base_config(model), choice)
     requests = [{**each, **({"model": model} if model else {})} for each in parsed["requests"]]
     return _queued(manager().submit_brought_layers(requests, parsed["layers"], parsed["config"]))
 

@@ -14,7 +14,8 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 @dataclass
 class ServerConfig:
     data_dir: Path = field(default_factory=lambda: Path("taue-server-data"))
-    """Every job gets a folder under <data_dir>/jobs: its request, its state and its result files."""
+    """Every job gets a folder under <data_dir>/jobs: its request, its state and its result files; the styles a
+    job may name beside the built-in ones are <data_dir>/styles/*.json."""
     model: str = "toy"
     """What to load when no engine is injected: the engine's names, folders and files (default: the toy). Behind a
     queue: the model a job that names none runs on, when a worker serves it (else the first served by name)."""
@@ -99,6 +100,16 @@ class ServerConfig:
         from taue_engine.loras import lora_folder_files
 
         return lora_folder_files(self.lora_dir) if self.lora_dir is not None else {}
+
+    def styles(self) -> dict:
+        """The styles jobs may name: the built-in ones, then <data_dir>/styles/*.json (styles.py; read each time)."""
+        from .styles import load_styles
+
+        return load_styles(self.styles_dir)
+
+    @property
+    def styles_dir(self) -> Path:
+        return self.data_dir / "styles"
 
     def models(self) -> dict:
         """The models jobs may name from --models-dir, by name (models_folder.ModelEntry; read each time)."""

@@ -273,6 +273,22 @@ class ModelName(Field):
 
 
 @dataclass(frozen=True, kw_only=True)
+class StyleName(Field):
+    """A style of the server (built in, or a file of <data_dir>/styles), by name."""
+
+    def check(self, name: str, value: Any, ctx: Context) -> str:
+        known = ctx.limits.styles()
+        if not isinstance(value, str) or value not in known:
+            shown = json.dumps(value)[:60] if not isinstance(value, str) else repr(value[:60])
+            raise refuse(name, f"{name}: no style {shown} on this server; it has: {', '.join(known)} (GET "
+                               "/api/v1/styles describes them)")
+        return value
+
+    def shape(self, ctx: Context) -> dict:
+        return {"type": "string", "minLength": 1}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Loras(Items):
     """LoRAs {name, scale}, each named once."""
 

@@ -16,7 +16,7 @@ from taue_engine.config import SIZE_MULTIPLE, TAUEConfig
 
 from .config import ServerConfig
 from .errors import APIError
-from .fields import Box, Context, Items, LoraName, Loras, ModelName, Number, Record, Setting, Text, Whole
+from .fields import Box, Context, Items, LoraName, Loras, ModelName, Number, Record, Setting, StyleName, Text, Whole
 from .images import Png
 from .model_choice import ModelChoice
 
@@ -49,6 +49,11 @@ LORAS = Loras(
 MODEL = ModelName(description="a model by name, one of GET /health's models: of the server's --models-dir (it "
                               "switches to it before the job runs), or served by a taue-worker behind a queue; "
                               "default: /health's model")
+STYLE = StyleName(description="a style by name (GET /styles lists them): its model, LoRAs and sampling fill the "
+                              "fields the request does not send")
+LAYER_SETTINGS = ("key_color", "scheduler", "timestep_spacing", "guidance_composite", "guidance_background",
+                  "crop_ratio")
+"""The TAUEConfig fields new backgrounds for brought layers take (no foreground runs: no guidance_foreground)."""
 
 JOB = Record(fields={
     "foreground_prompt": Text(what="foreground", engine=True,
@@ -73,6 +78,7 @@ JOB = Record(fields={
     "layout": Box(engine=True, description="where the object goes: centre and size as fractions of the image"),
     "loras": LORAS,
     "model": MODEL,
+    "style": STYLE,
     **ADVANCED,
 }, unknown="unknown field {field!r}{hint}: see /api/v1/openapi.json for the fields a job takes", renamed=NOT_ADVANCED)
 
@@ -103,9 +109,10 @@ LAYERS = Record(fields={
     **{name: BACKGROUNDS.fields[name] for name in ("background_prompts", "seeds", "composite_prompt",
                                                    "negative_prompt")},
     "steps": STEPS,
-    "key_color": ADVANCED["key_color"],
+    **{name: ADVANCED[name] for name in LAYER_SETTINGS},
     "loras": LORAS,
     "model": MODEL,
+    "style": STYLE,
 }, unknown="unknown field {field!r}: new backgrounds for brought layers take {known}")
 
 
@@ -149,7 +156,7 @@ def parse_job_request(body: dict, limits: ServerConfig, base_config: TAUEConfig,
     values = JOB.check("", body, ctx)
     settings = {name: values.pop(name) for name in sorted(ADVANCED)}
     settings = {name: value for name, value in settings.items() if value is not None}
-    for name in ("objects", "model"):
+    for name in ("objects", "model", "style"):
         if values[name] is None:
             del values[name]
     config = run_config(base_config, values["steps"], settings)
@@ -190,12 +197,13 @@ def parse_layers_request(body: dict, limits: ServerConfig, base_config: TAUEConf
                            f"{layers[0].width}x{layers[0].height}: bring all layers at the scene's size",
                            field=f"objects[{n}].png")
     batch = _one_per_background(values, limits)
-    settings = {} if values["key_color"] is None else {"key_color": values["key_color"]}
+    settings = {name: values[name] for name in LAYER_SETTINGS if values[name] is not None}
     config = run_config(base_config, values["steps"], settings)
     width, height = layers[0].size
     requests = [{**extra, "objects": [{"prompt": item["prompt"], "layout": None} for item in values["objects"]],
                  "width": width, "height": height, "steps": values["steps"], "settings": settings,
-                 "loras": values["loras"], **({"model": values["model"]} if values["model"] else {})}
+                 "loras": values["loras"],
+                 **{name: values[name] for name in ("model", "style") if values[name] is not None}}
                 for extra in batch]
     for request in requests:
         request.pop("layouts")

@@ -65,7 +65,7 @@ class JobManager:
                        for p, old, new in zip(record["prompts"], record["layouts"], layouts)]
             jobs.append({"kind": BACKGROUND, "parent": parent.id, "foreground_prompt": None, "objects": objects,
                          "loras": list(parent.request.get("loras") or []),
-                         **({"model": parent.request["model"]} if parent.request.get("model") else {}),
+                         **{name: parent.request[name] for name in ("model", "style") if parent.request.get(name)},
                          "moved": [n for n, box in enumerate(layouts, 1) if box is not None], "layout": None,
                          "width": record["width"], "height": record["height"],
                          "steps": record["num_inference_steps"], **extra})

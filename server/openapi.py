@@ -32,6 +32,8 @@ def openapi_document(limits: ServerConfig, base_config: TAUEConfig) -> dict:
     paths = {
         "/health": {"get": {"summary": "Server, model and queue state (no token needed)", "security": [],
                             "responses": {"200": _json("state", "Health")}}},
+        "/styles": {"get": {"summary": "The styles a job may name (style): built in, and <data_dir>/styles/*.json",
+                            "responses": {"200": _json("the styles", "Styles"), "401": auth}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"},
                                                                             "401": auth}}},
         "/jobs": {
@@ -160,6 +162,14 @@ def openapi_document(limits: ServerConfig, base_config: TAUEConfig) -> dict:
                 name: {"type": "integer"} for name in
                 ("min_size", "max_size", "size_multiple", "max_steps", "max_prompt_chars", "max_objects",
                  "max_batch", "max_loras")}}}},
+        "Styles": {"type": "object", "properties": {"styles": {"type": "array", "items": {
+            "type": "object", "required": ["name", "description", "builtin"],
+            "description": "a preset of a job's fields: those it sets (model, loras, steps, scheduler, "
+                           "timestep_spacing, guidance_*, crop_ratio) fill the fields a job naming it does not send",
+            "properties": {"name": {"type": "string"}, "description": {"type": "string"},
+                           "builtin": {"type": "boolean"},
+                           "problem": {**nullable_string, "description": "why it cannot run here now (its model "
+                                                                         "is not served, a LoRA is missing)"}}}}}},
         "JobRequest": job_request_schema(limits, base_config),
         "BackgroundsRequest": backgrounds_request_schema(limits),
         "LayersBackgroundsRequest": layers_request_schema(limits, base_config),

@@ -139,3 +139,14 @@ def test_the_several_gpus_commands_are_what_the_commands_take():
             assert fronts[0].model in {w.model for w in workers} and len({w.model for w in workers}) == 2
 
 
+
+
+def test_the_style_file_in_the_server_docs_is_a_style(tmp_path):
+    """docs/server.md's example style file is read as a style (as <data_dir>/styles/<name>.json)."""
+    from server.styles import load_styles
+
+    text = (REPO / "docs" / "server.md").read_text(encoding="utf-8")
+    block = text.split("```json", 1)[1].split("```", 1)[0]
+    (tmp_path / "watercolor.json").write_text(block)
+    style = load_styles(tmp_path)["watercolor"]
+    assert style.fields["model"] == "photo" and style.fields["loras"][0]["name"] == "watercolor"
