@@ -5,10 +5,12 @@ plug-in as a sub-package), no host API: the plug-ins add their host adapter on t
 
 - `api`: the HTTP API v1 (`Client`), errors a designer can act on (`TAUEError`)
 - `jobs`: submit, follow, cancel and fetch one job from a worker thread (`JobRun`)
+- `choices`: what a server offers (models, styles, LoRAs, samplers) and what the artist chose (`Choice`)
 - `layers`: the layer stack of a result (names, order, visibility), group names, size and selection rules
 """
 
 from .api import DEFAULT_URL, Client, TAUEError
+from .choices import Choice, Offer, describe_offer, format_loras, parse_loras, server_offer
 from .jobs import JobResult, JobRun, describe_preview, describe_progress, warning_messages
 from .layers import (
                      EDITOR_STACK,
@@ -32,5 +34,5 @@ __all__ = [
     "EDITOR_STACK", "STACK",
     "LayerSpec", "build_request", "editor_request", "editor_stack", "group_name", "layout_from_selection",
     "object_prompts", "result_stack", "round_size", "KEY_COLORS", "new_background_request", "scene_objects",
-    "warning_messages",
+    "warning_messages", "Choice", "Offer", "describe_offer", "format_loras", "parse_loras", "server_offer",
 ]

@@ -55,6 +55,15 @@ class Client:
     def health(self) -> dict:
         return self._json("GET", "/health")
 
+    def styles(self) -> dict:
+        """GET /styles: {'styles': [...]}; a server of an earlier version, without styles, answers none."""
+        try:
+            return self._json("GET", "/styles")
+        except TAUEError as error:
+            if error.kind == "missing" or (error.kind == "protocol" and "HTTP 404" in error.message):
+                return {"styles": []}
+            raise
+
     def jobs(self, offset: int = 0, limit: int = 20) -> dict:
         """GET /jobs, newest first: {'jobs': [...], 'total', 'next'}. Needs the token (health does not)."""
         return self._json("GET", f"/jobs?offset={int(offset)}&limit={int(limit)}")

@@ -10,6 +10,7 @@ import random
 from dataclasses import dataclass
 
 from .api import TAUEError
+from .choices import Choice
 
 GROUP_NAME_LIMIT = 120  # characters; editors show long names badly and PSD caps them at 255
 SIZE_MULTIPLE = 8
@@ -166,8 +167,10 @@ def scene_objects(foreground: str, layout: dict | None, added: list | None) -> l
 
 def build_request(foreground: str, background: str, *, composite: str = "", negative: str = "",
                   seed: int | None = None, steps: int | None = None, size: tuple | None = None,
-                  layout: dict | None = None, objects: list | None = None, key_color: str | None = None) -> dict:
-    """The JSON body of POST /api/v1/jobs from a form's values; empty optional fields are left out.
+                  layout: dict | None = None, objects: list | None = None, key_color: str | None = None,
+                  choice: Choice | None = None) -> dict:
+    """The JSON body of POST /api/v1/jobs from a form's values; empty optional fields are left out (steps 0 or None:
+    the style's, else the model's). `choice`: the model, style, LoRAs and sampler chosen (choices.Choice).
 
     `objects` are the objects added before ({prompt, layout}); with the form's foreground they make a
     several-object request (one object alone is sent as the single-object request it is)."""
@@ -195,12 +198,14 @@ def build_request(foreground: str, background: str, *, composite: str = "", nega
         request["negative_prompt"] = negative.strip()
     if seed is not None:
         request["seed"] = int(seed)
-    if steps is not None:
+    if steps:
         request["steps"] = int(steps)
     if size is not None:
         request["width"], request["height"] = int(size[0]), int(size[1])
     if layout is not None:
         request["layout"] = dict(layout)
+    if choice is not None:
+        request.update(choice.request_fields())
     return request
 
 
@@ -223,7 +228,7 @@ def editor_request(foreground: str, background: str, *, image_size: tuple[int, i
                    size: tuple[int, int] | None = None, selection: tuple[int, int, int, int] | None = None,
                    seed: int | None = None, composite: str = "", negative: str = "", steps: int | None = None,
                    low: int = MIN_SIZE, high: int = MAX_SIZE, size_hint: str = "", objects: list | None = None,
-                   key_color: str | None = None) -> dict:
+                   key_color: str | None = None, choice: Choice | None = None) -> dict:
     """What an editor plug-in sends: generated at `size` (checked: multiples of 8 in low..high) or, when None, at
     the image's size rounded; the selection's bounds (x, y, w, h) place the object; seed None draws one (the
     request carries it, so the plug-in can show it). `size_hint` ends the size error with the host's own advice."""
@@ -235,4 +240,4 @@ def editor_request(foreground: str, background: str, *, image_size: tuple[int, i
     layout = layout_from_selection(*selection, *image_size) if selection is not None else None
     return build_request(foreground, background, composite=composite, negative=negative,
                          seed=random.randint(0, SEED_MAX) if seed is None else seed, steps=steps, size=size,
-                         layout=layout, objects=objects, key_color=key_color)
+                         layout=layout, objects=objects, key_color=key_color, choice=choice)

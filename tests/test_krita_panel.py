@@ -461,3 +461,95 @@ def test_docker_widgets_drive_a_job(plugin, fake, server, qapp):
     assert docker.history.count() == 2 and "/ a white background (seed " in docker.history.item(0).text()
     assert docker.caption.text() == docker.history.item(0).text() and "white background" in docker.caption.text()
     docker.timer.stop()
+
+
+@pytest.fixture(scope="module")
+def choosing(tmp_path_factory):
+    from tests.helpers.live import choices_server
+
+    with choices_server(tmp_path_factory.mktemp("choices")) as live:
+        yield live
+
+
+def test_the_docker_sends_the_chosen_model_style_lora_sampler_and_steps_and_remembers_them(plugin, fake, choosing,
+                                                                                             qapp):
+    """The lists come from the server's /health and /styles; the job's record shows what was chosen, the server ran
+    it (result.json), and a new docker starts with the same choices (Krita's settings)."""
+    from taue_layers.docker import TAUEDocker
+
+    fake.writeSetting("taue_layers", "url", choosing.url)
+    fake.active = fake.createDocument(64, 64, "a", "RGBA", "U8", "", 72.0)
+    docker = TAUEDocker()
+    deadline = time.monotonic() + 30
+    while docker.model_box.count() < 3:  # the offer arrives on the docker's timer
+        assert time.monotonic() < deadline, "no offer arrived"
+        qapp.processEvents()
+        time.sleep(0.01)
+    items = lambda box: [box.itemData(i) for i in range(box.count())]  # noqa: E731
+    assert items(docker.model_box) == ["", "toy-a", "toy-b"] and "default" in docker.model_box.itemText(1)
+    assert items(docker.style_box) == ["", "paper", "few-step", "pink"]
+    assert "the pink LoRA" in docker.style_box.itemData(3, plugin[0].docker.Qt.ItemDataRole.ToolTipRole)
+    assert items(docker.lora_box) == ["toy-pink", "toy-pink-kohya"] and "dpmpp_2m" in items(docker.sampler_box)
+    assert docker.steps.text() == "Default"
+
+    docker.model_box.setCurrentIndex(2)
+    docker.lora_box.setCurrentIndex(0)
+    docker.lora_scale.setValue(0.8)
+    assert docker.panel.add_lora(docker.lora_box.currentData(), docker.lora_scale.value())
+    assert docker.loras_label.text() == "toy-pink 0.8"
+    docker.sampler_box.setCurrentIndex(items(docker.sampler_box).index("dpmpp_2m"))
+    docker.steps.setValue(4)
+    docker.foreground.setText("a pink star")
+    docker.background.setText("a white background")
+    docker.generate_button.click()
+    deadline = time.monotonic() + 120
+    while docker.panel.running or not docker.panel.events.empty():
+        assert time.monotonic() < deadline, docker.message.text()
+        qapp.processEvents()
+        time.sleep(0.01)
+    qapp.processEvents()
+    assert docker.history.count() == 1, docker.message.text()
+    result = docker.panel.history[0]
+    request = result.job["request"]
+    assert request["model"] == "toy-b" and request["loras"] == [{"name": "toy-pink", "scale": 0.8}]
+    assert request["steps"] == 4 and request["settings"]["scheduler"] == "dpmpp_2m"
+    assert Path(result.metadata["model"]).name == "toy-b" and result.metadata["scheduler"] == "dpmpp_2m"
+    assert [(lora["name"], lora["scale"]) for lora in result.metadata["loras"]] == [("toy-pink", 0.8)]
+    assert not any("does not know" in w for w in result.warnings)  # the LoRA teaches the toy "pink"
+    docker.timer.stop()
+
+    again = TAUEDocker()  # Krita's settings keep the choices
+    deadline = time.monotonic() + 30
+    while again.model_box.count() < 3:
+        assert time.monotonic() < deadline
+        qapp.processEvents()
+        time.sleep(0.01)
+    form = again.form()
+    assert (form.model, form.scheduler, form.steps) == ("toy-b", "dpmpp_2m", 4)
+    assert again.panel.loras == [{"name": "toy-pink", "scale": 0.8}] and again.loras_label.text() == "toy-pink 0.8"
+    again.style_box.setCurrentIndex(3)  # a style: its LoRA and sampler, the form's model
+    again.panel.clear_loras()
+    again.sampler_box.setCurrentIndex(0)
+    again.foreground.setText("a pink star")
+    again.background.setText("a white background")
+    styled = again.panel._request(again.form(), fake.active)
+    assert styled["style"] == "pink" and styled["model"] == "toy-b" and "loras" not in styled
+    assert "scheduler" not in styled and styled["steps"] == 4
+    again.timer.stop()
+
+
+def test_a_model_that_is_loading_shows_as_such(plugin, fake, qapp):
+    from taue_layers.docker import TAUEDocker
+    from taue_layers.taue_client import server_offer
+
+    fake.writeSetting("taue_layers", "url", "http://127.0.0.1:1")
+    docker = TAUEDocker()
+    docker.timer.stop()
+    health = {"models": [{"name": "photo", "loaded": True, "default": True}, {"name": "turbo", "loaded": False}],
+              "loading_model": "turbo", "schedulers": ["euler"], "scheduler": "euler", "loras": []}
+    docker.show_offer(server_offer(health), docker.panel.remembered_choice())
+    assert [docker.model_box.itemText(i) for i in range(3)] == ["Server default (photo)", "photo (default)",
+                                                                 "turbo (loading\u2026)"]
+    panel, view = make_panel(plugin, fake, "http://127.0.0.1:1")
+    panel._apply("health", {"state": "ready", "loading_model": "turbo", "device": "cuda", "model": None})
+    assert view.last("show_connection")[1:] == (True, "Connected: loading model turbo on cuda")

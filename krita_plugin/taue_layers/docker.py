@@ -12,10 +12,12 @@ from krita import DockWidget, Krita
 from .krita_host import KritaHost
 from .panel import Form, Panel, View
 from .qt import QtCore, QtGui, QtWidgets
+from .taue_client.choices import LORA_SCALE, model_label, style_label, style_tooltip
 from .taue_client.layers import KEY_COLORS, SEED_MAX
 
 QCheckBox = QtWidgets.QCheckBox
 QComboBox = QtWidgets.QComboBox
+QDoubleSpinBox = QtWidgets.QDoubleSpinBox
 QFormLayout = QtWidgets.QFormLayout
 QHBoxLayout = QtWidgets.QHBoxLayout
 QLabel = QtWidgets.QLabel
@@ -47,6 +49,19 @@ def pixmap_of(png: bytes | None, side: int):
         return None
     return QtGui.QPixmap.fromImage(image).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
                                                  Qt.TransformationMode.SmoothTransformation)
+
+
+def fill(box, items: list, chosen: str, tooltips: dict | None = None) -> None:
+    """Set a combo box's items [(value, label)] and select `chosen`; a chosen value not among them is kept as an
+    item marked 'not on this server'."""
+    box.clear()
+    if chosen and chosen not in [value for value, _ in items]:
+        items = [*items, (chosen, f"{chosen} (not on this server)")]
+    for value, label in items:
+        box.addItem(label, value)
+        if tooltips and value in tooltips:
+            box.setItemData(box.count() - 1, tooltips[value], Qt.ItemDataRole.ToolTipRole)
+    box.setCurrentIndex(max(0, [value for value, _ in items].index(chosen) if chosen else 0))
 
 
 class TAUEDocker(DockWidget, View):
@@ -107,10 +122,49 @@ class TAUEDocker(DockWidget, View):
         seed_row.addWidget(self.last_seed)
         form.addRow("Seed", seed_row)
 
+        self.model_box = QComboBox()
+        self.model_box.setToolTip("The server's model for this job (its --models-dir, or its workers' models)")
+        form.addRow("Model", self.model_box)
+        self.style_box = QComboBox()
+        self.style_box.setToolTip("A preset of model, LoRAs, sampler, steps and guidance (GET /styles); the "
+                                  "fields below that are not Default win over it")
+        form.addRow("Style", self.style_box)
+
+        lora_row = QHBoxLayout()
+        self.lora_box = QComboBox()
+        self.lora_box.setToolTip("A LoRA of the server's --lora-dir")
+        self.lora_scale = QDoubleSpinBox()
+        self.lora_scale.setRange(*LORA_SCALE)
+        self.lora_scale.setSingleStep(0.05)
+        self.lora_scale.setValue(1.0)
+        self.lora_scale.setToolTip("Its strength: 1 as trained, 0 no effect")
+        add_lora = QPushButton("Add")
+        add_lora.clicked.connect(lambda: self.panel.add_lora(self.lora_box.currentData() or "",
+                                                             self.lora_scale.value()))
+        lora_row.addWidget(self.lora_box, 1)
+        lora_row.addWidget(self.lora_scale)
+        lora_row.addWidget(add_lora)
+        form.addRow("LoRA", lora_row)
+        loras_row = QHBoxLayout()
+        self.loras_label = QLabel("none")
+        self.loras_label.setWordWrap(True)
+        clear_loras = QPushButton("Clear")
+        clear_loras.clicked.connect(self.panel.clear_loras)
+        loras_row.addWidget(self.loras_label, 1)
+        loras_row.addWidget(clear_loras)
+        form.addRow("", loras_row)
+
+        self.sampler_box = QComboBox()
+        self.sampler_box.setToolTip("The sampler of all three phases")
+        form.addRow("Sampler", self.sampler_box)
         self.steps = QSpinBox()
-        self.steps.setRange(2, 200)
-        self.steps.setValue(Form.steps)
+        self.steps.setRange(0, 200)
+        self.steps.setSpecialValueText("Default")  # 0: the style's, else the model's
+        self.steps.setValue(self.panel.remembered_steps())
+        self.steps.setToolTip("Denoising steps per phase; Default: the style's, else the model's")
         form.addRow("Steps", self.steps)
+        self._offered = False
+        self.show_offer(self.panel.offer, self.panel.remembered_choice())
 
         size_row = QHBoxLayout()
         self.document_size = QCheckBox("Document's")
@@ -267,7 +321,8 @@ class TAUEDocker(DockWidget, View):
                     random_seed=self.random_seed.isChecked(), seed=self.seed.value(), steps=self.steps.value(),
                     use_document_size=self.document_size.isChecked(), width=self.width_box.value(),
                     height=self.height_box.value(), use_selection=self.use_selection.isChecked(),
-                    key_color=self.key_color.currentText())
+                    key_color=self.key_color.currentText(), model=self.model_box.currentData() or "",
+                    style=self.style_box.currentData() or "", scheduler=self.sampler_box.currentData() or "")
 
     def _add_object(self) -> None:
         if self.panel.add_object(self.form()):
@@ -323,6 +378,25 @@ class TAUEDocker(DockWidget, View):
             self._show_selected()
         else:
             self._show_picture(png, caption)
+
+    def show_offer(self, offer, choice) -> None:
+        """Fill the model, style, LoRA and sampler lists from the server's offer, keeping what is chosen (at first,
+        what was chosen last time); a choice the server does not offer stays, marked, rather than being lost."""
+        if self._offered:
+            form = self.form()
+            choice = type(choice)(model=form.model, style=form.style, loras=choice.loras, scheduler=form.scheduler)
+        self._offered = bool(offer.models or offer.schedulers)
+        default = offer.default_model
+        fill(self.model_box, [("", f"Server default ({default})" if default else "Server default")]
+             + [(m["name"], model_label(m)) for m in offer.models], choice.model)
+        fill(self.style_box, [("", "None")] + [(s["name"], style_label(s)) for s in offer.styles], choice.style,
+             {s["name"]: style_tooltip(s) for s in offer.styles})
+        fill(self.lora_box, [(name, name) for name in offer.loras] or [("", "none on this server")], "")
+        fill(self.sampler_box, [("", f"Default ({offer.scheduler})" if offer.scheduler else "Default")]
+             + [(name, name) for name in offer.schedulers], choice.scheduler)
+
+    def show_loras(self, labels: list) -> None:
+        self.loras_label.setText(", ".join(labels) if labels else "none")
 
     def canvasChanged(self, canvas) -> None:  # noqa: N802 (Krita's name)
         pass

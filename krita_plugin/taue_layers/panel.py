@@ -14,6 +14,7 @@ import traceback
 from dataclasses import dataclass
 
 from .taue_client import (
+    Choice,
     Client,
     JobResult,
     JobRun,
@@ -22,8 +23,10 @@ from .taue_client import (
     group_name,
     layout_from_selection,
     new_background_request,
+    server_offer,
 )
 from .taue_client.api import DEFAULT_URL
+from .taue_client.choices import LORA_SCALE, Offer
 from .taue_client.layers import MAX_SIZE, MIN_SIZE, editor_stack, object_layer_name, object_prompts
 
 HISTORY_LENGTH = 10
@@ -54,12 +57,15 @@ class Form:
     negative: str = ""
     random_seed: bool = True
     seed: int = 0
-    steps: int = 30
+    steps: int = 0  # 0: the style's, else the model's
     use_document_size: bool = True
     width: int = 1024
     height: int = 1024
     use_selection: bool = True
     key_color: str = "green"
+    model: str = ""  # "": the server's default
+    style: str = ""
+    scheduler: str = ""  # "": the style's, else the model's
 
 
 @dataclass
@@ -86,6 +92,8 @@ class View:
     def show_history(self, entries: list) -> None: ...  # HistoryEntry, newest first
     def show_objects(self, labels: list) -> None: ...
     def show_preview(self, png: bytes | None, caption: str) -> None: ...  # None: the job ended
+    def show_offer(self, offer: Offer, choice: Choice) -> None: ...  # the server's models, styles, LoRAs, samplers
+    def show_loras(self, labels: list) -> None: ...
 
 
 class Panel:
@@ -101,6 +109,8 @@ class Panel:
         self.history: list[JobResult] = []
         self.objects: list[dict] = []  # objects added for the next job ({prompt, layout}), before the form's own
         self.limits = {"min_size": MIN_SIZE, "max_size": MAX_SIZE}
+        self.offer = Offer()
+        self.loras: list[dict] = self.remembered_choice().loras  # the LoRAs of the next job ({name, scale})
 
     # ------------------------------------------------------------------ settings
     @property
@@ -120,6 +130,21 @@ class Panel:
     def _client(self) -> Client:
         return self.client_factory(self.url, self.token)
 
+    def remembered_choice(self) -> Choice:
+        """The model, style, LoRAs and sampler of the last job sent (Krita's settings)."""
+        return Choice.from_setting(self.host.read_setting("choice", ""))
+
+    def remembered_steps(self) -> int:
+        text = self.host.read_setting("steps", "0")
+        return int(text) if str(text).isdigit() else 0
+
+    def choice(self, form: Form) -> Choice:
+        return Choice(model=form.model, style=form.style, loras=list(self.loras), scheduler=form.scheduler)
+
+    def _remember(self, form: Form) -> None:
+        self.host.write_setting("choice", self.choice(form).to_setting())
+        self.host.write_setting("steps", str(int(form.steps)))
+
     # ------------------------------------------------------------------ actions (UI thread)
     @shown_errors
     def check_connection(self) -> None:
@@ -133,6 +158,7 @@ class Panel:
             return
         document = self.host.active_document()
         request = self._request(form, document)
+        self._remember(form)
         self._follow(JobRun(self._client(), request, documents=("psd",)), document)
 
     def _follow(self, run: JobRun, document) -> None:
@@ -173,6 +199,34 @@ class Panel:
     def clear_objects(self) -> None:
         self.objects = []
         self._show_objects()
+
+    @shown_errors
+    def add_lora(self, name: str, scale: float) -> bool:
+        """One more LoRA (of the server's --lora-dir) for the next jobs, at `scale`; again with another scale
+        replaces it."""
+        name = (name or "").strip()
+        if not name:
+            self.view.show_message("error", "Choose a LoRA first (the server lists those of its --lora-dir).")
+            return False
+        if not LORA_SCALE[0] <= scale <= LORA_SCALE[1]:
+            self.view.show_message("error", f"A LoRA's scale is {LORA_SCALE[0]:g}..{LORA_SCALE[1]:g} (1: as trained).")
+            return False
+        limit = self.limits.get("max_loras", 8)
+        self.loras = [lora for lora in self.loras if lora["name"] != name]
+        if len(self.loras) >= limit:
+            self.view.show_message("error", f"The server takes at most {limit} LoRAs per job.")
+            return False
+        self.loras.append({"name": name, "scale": round(float(scale), 3)})
+        self._show_loras()
+        return True
+
+    @shown_errors
+    def clear_loras(self) -> None:
+        self.loras = []
+        self._show_loras()
+
+    def _show_loras(self) -> None:
+        self.view.show_loras([f"{lora['name']} {lora['scale']:g}" for lora in self.loras])
 
     @shown_errors
     def new_background(self, form: Form, index: int) -> None:
@@ -231,12 +285,19 @@ class Panel:
     def _apply(self, kind: str, payload) -> None:
         if kind == "health":
             self.limits.update(payload.get("limits") or {})
-            if payload.get("state") == "ready":
+            if payload.get("state") == "ready" and payload.get("loading_model"):
+                self.view.show_connection(True, f"Connected: loading model {payload['loading_model']} on "
+                                                f"{payload.get('device')}")
+            elif payload.get("state") == "ready":
                 self.view.show_connection(True, f"Connected: {payload.get('model')} on {payload.get('device')}")
             elif payload.get("state") == "loading":
                 self.view.show_connection(False, "The server is loading its model: wait a moment")
             else:
                 self.view.show_connection(False, f"The server cannot run jobs: {payload.get('error')}")
+        elif kind == "offer":
+            self.offer = payload
+            self.view.show_offer(payload, Choice(**{**vars(self.remembered_choice()), "loras": list(self.loras)}))
+            self._show_loras()
         elif kind == "connection_error":
             self.view.show_connection(False, payload.message)
         elif kind == "progress":
@@ -246,6 +307,7 @@ class Panel:
                 self.view.show_preview(*payload)
         elif kind == "done":
             self._finish()
+            self.check_connection()  # the resident model may have changed
             self.history.insert(0, payload)
             del self.history[HISTORY_LENGTH:]
             self.view.show_history([self.history_entry(result) for result in self.history])
@@ -273,7 +335,8 @@ class Panel:
                               size=None if own_size else (form.width, form.height), selection=selection,
                               seed=None if form.random_seed else form.seed, composite=form.composite,
                               negative=form.negative, steps=form.steps, low=self.limits["min_size"],
-                              high=self.limits["max_size"], objects=self.objects, key_color=form.key_color)
+                              high=self.limits["max_size"], objects=self.objects, key_color=form.key_color,
+                              choice=self.choice(form))
 
     def _insert(self, result: JobResult, document) -> None:
         if document is None:
@@ -319,6 +382,7 @@ class Panel:
             health = client.health()
             client.jobs(limit=1)  # /health answers without the token; this checks it
             self.events.put(("health", health))
+            self.events.put(("offer", server_offer(health, client.styles())))
         except TAUEError as error:
             self.events.put(("connection_error", error))
 

@@ -3,7 +3,9 @@ for the queue, a redis-server of their own and taue-worker processes, started as
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -146,3 +148,33 @@ def stop_process(process: subprocess.Popen, timeout: float = 30) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+TOY = REPO / "taue_engine" / "toy" / "model"
+LORAS = REPO / "tests" / "data" / "loras"
+
+
+def toy_models_folder(root: Path, names: tuple[str, ...] = ("toy-a", "toy-b")) -> Path:
+    """A models folder (taue-server --models-dir) holding exported copies of the toy under `names`."""
+    folder = root / "models"
+    folder.mkdir(parents=True)
+    for name in names:
+        shutil.copytree(TOY, folder / name)
+    return folder
+
+
+@contextmanager
+def choices_server(root: Path, **settings):
+    """A server the plug-ins choose on: two toy copies in a models folder (toy-a loaded at start), the toy's pink
+    LoRA in its --lora-dir, and a style file `pink` (the LoRA at 0.8, dpmpp_2m); it loads the model itself."""
+    data = root / "data"
+    (data / "styles").mkdir(parents=True)
+    (data / "styles" / "pink.json").write_text(json.dumps({
+        "description": "the pink LoRA", "loras": [{"name": "toy-pink", "scale": 0.8}], "scheduler": "dpmpp_2m"}))
+    with live_server(data, None, models_dir=toy_models_folder(root), model="toy-a", lora_dir=LORAS, device="cpu",
+                     **settings) as live:
+        deadline = time.monotonic() + 120
+        while live.get("/api/v1/health").json()["state"] != "ready":
+            assert time.monotonic() < deadline, "the toy did not load"
+            time.sleep(0.1)
+        yield live
