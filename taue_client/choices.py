@@ -117,7 +117,7 @@ class Choice:
 
 def parse_loras(text: str) -> list:
     """'watercolor:0.8, ink' (commas or new lines; scale 1 when left out) as a request's loras [{name, scale}]."""
-    loras = []
+    loras: list[dict] = []
     for part in (text or "").replace("\n", ",").split(","):
         part = part.strip()
         if not part:
