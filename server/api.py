@@ -146,7 +146,8 @@ def _choice():
     from .model_choice import folder_choice
 
     config = current_app.extensions["taue"]["config"]
-    return current_app.extensions["taue"]["engine"].choice if config.queue else folder_choice(config)
+    engine = current_app.extensions["taue"]["engine"]
+    return engine.choice if config.queue else folder_choice(config, engine.default)
 
 
 @api.get("/styles")

@@ -44,11 +44,13 @@ class ModelChoice:
         raise APIError(400, f"{field}: no model {value[:60]!r} on this server; it has: {listed}", field=field)
 
 
-def folder_choice(config) -> ModelChoice:
-    """A single-process server's models: the one it started with, then its --models-dir entries (read now)."""
+def folder_choice(config, served: str | None = None) -> ModelChoice:
+    """A single-process server's models: the one it started with (`served`: the name of the model it was given,
+    default its --model), then its --models-dir entries (read now)."""
     if config.models_dir is None:
-        return ModelChoice({config.model: "start"}, config.model,
-                           single=f"this server serves one model ({config.model}); start taue-server with "
+        start = served or config.model
+        return ModelChoice({start: "start"}, start,
+                           single=f"this server serves one model ({start}); start taue-server with "
                                   "--models-dir DIR to let jobs choose among the models in DIR")
     entries = config.models()
     kinds = {config.model: entries[config.model].kind if config.model in entries else "start"}

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers.live import live_server
+from tests.helpers.live import choices_server, live_server
 from tests.required import unavailable
 
 pytestmark = pytest.mark.e2e  # real GIMP 3
@@ -83,7 +83,8 @@ def gimp_run(gimp, pipe, packager, tmp_path_factory):
     warm_profile(root, work, inside)
     shutil.copytree(plugin, work / "profile" / "plug-ins" / "taue-layers")
     (work / "out").mkdir()
-    with live_server(tmp_path_factory.mktemp("gimp-server"), pipe, preview_seconds=0) as server:
+    with live_server(tmp_path_factory.mktemp("gimp-server"), pipe, preview_seconds=0) as server, \
+            choices_server(tmp_path_factory.mktemp("gimp-choices")) as choosing:
         server.requests = []  # (method, path, status) of every request GIMP's plug-in made
         app = server.app.wsgi_app
 
@@ -94,7 +95,8 @@ def gimp_run(gimp, pipe, packager, tmp_path_factory):
             return app(environ, start)
 
         server.app.wsgi_app = recording
-        env = gimp_env(root, work, inside / "profile", TAUE_URL=server.url, TAUE_OUT=str(inside / "out"))
+        env = gimp_env(root, work, inside / "profile", TAUE_URL=server.url, TAUE_OUT=str(inside / "out"),
+                       TAUE_CHOICES_URL=choosing.url)
         completed = subprocess.run(gimp_command(root, env), input=(REPO / "tests" / "gimp" / "taue_gimp_e2e.py")
                                    .read_text(), capture_output=True, text=True, timeout=600)
         verdict_path = work / "out" / "verdict.json"
@@ -104,6 +106,7 @@ def gimp_run(gimp, pipe, packager, tmp_path_factory):
         jobs = server.session.get(server.api + "/jobs?limit=10", timeout=10).json()["jobs"]
         first = [job for job in jobs if job["request"]["width"] == 96][0]
         layers = {key: layer_png(server, first["id"], key) for key in ("foreground", "background", "composite")}
+        server.choosing = choosing
         yield verdict, work / "out", layers, first, server
 
 
@@ -241,3 +244,17 @@ def test_previews_come_as_a_layer_that_goes_when_the_job_ends(gimp_run):
                if method == "GET" and path == f"/api/v1/jobs/{job['id']}/preview.png"]
     assert fetched.count(200) >= 2, fetched  # the plug-in fetched the previews it showed
     assert server.get(f"/api/v1/jobs/{job['id']}/preview.png").status_code == 410
+
+
+def test_the_chosen_model_lora_sampler_and_steps_ran_on_the_server(gimp_run):
+    verdict, _, _, _, server = gimp_run
+    assert verdict["choices_status"] == "success", verdict.get("choices_error")
+    [group] = verdict["choices_layers"]
+    job = server.choosing.job(group["job"])
+    request = job["request"]
+    assert request["model"] == "toy-b" and request["loras"] == [{"name": "toy-pink", "scale": 0.8}]
+    assert request["steps"] == 4 and request["settings"] == {"scheduler": "dpmpp_2m"}
+    record = server.choosing.get(job["urls"]["metadata"]).json()  # what the server ran
+    assert Path(record["model"]).name == "toy-b" and record["scheduler"] == "dpmpp_2m"
+    assert [(lora["name"], lora["scale"]) for lora in record["loras"]] == [("toy-pink", 0.8)]
+    assert group["name"] == "TAUE: a pink star / a white background (seed 2, dpmpp_2m, LoRA toy-pink 0.8)"

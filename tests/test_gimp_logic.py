@@ -34,7 +34,8 @@ def gimp_plugin(packager, tmp_path_factory):
 def values(**changes):
     base = {"foreground-prompt": "a red star", "objects": "", "background-prompt": "a blue striped background",
             "composite-prompt": "", "negative-prompt": "", "key-color": "green", "seed": -1, "steps": 30, "width": 0,
-            "height": 0, "use-selection": True, "server-url": "http://127.0.0.1:7860", "token": ""}
+            "height": 0, "use-selection": True, "server-url": "http://127.0.0.1:7860", "token": "", "model": "",
+            "style": "", "loras": "", "sampler": ""}
     base.update(changes)
     return base
 
@@ -64,6 +65,32 @@ def test_request_from_image_size_selection_and_seed(gimp_plugin):
     whole = arguments.request_from(values(), (100, 75), (0, 0, 100, 75), seed=1)
     assert "layout" not in whole  # selecting everything places nothing
     assert "objects" not in request and "key_color" not in request  # one object, green: the v1 request
+
+
+def test_model_style_loras_sampler_and_steps_go_with_the_job_and_empty_ones_are_left_out(gimp_plugin):
+    arguments = gimp_plugin[0]
+    chosen = arguments.request_from(values(model="photo", style="pink", loras="toy-pink:0.8, ink", sampler="dpmpp_2m",
+                                           steps=6), (64, 64), None, seed=1)
+    assert (chosen["model"], chosen["style"], chosen["scheduler"], chosen["steps"]) == ("photo", "pink", "dpmpp_2m", 6)
+    assert chosen["loras"] == [{"name": "toy-pink", "scale": 0.8}, {"name": "ink", "scale": 1.0}]
+    plain = arguments.request_from(values(steps=0), (64, 64), None, seed=1)
+    assert not {"model", "style", "loras", "scheduler", "steps"} & set(plain)  # the style's, else the model's
+    for text, words in (("ink:strong", "is not NAME or NAME:SCALE"), ("ink:9", "a scale in -4..4"),
+                        ("ink, ink:0.5", "listed twice")):
+        with pytest.raises(TAUEError) as caught:
+            arguments.request_from(values(loras=text), (64, 64), None, seed=1)
+        assert words in caught.value.message and caught.value.field == "loras"
+    assert "No TAUE server answers" in arguments.offer_text("http://127.0.0.1:9", "", timeout=1)
+
+
+def test_the_dialog_says_what_the_server_offers(gimp_plugin, tmp_path):
+    from tests.helpers.live import choices_server
+
+    with choices_server(tmp_path) as live:
+        text = gimp_plugin[0].offer_text(live.url, "")
+    assert text.startswith("This server offers")
+    assert "Models: toy-a (default), toy-b" in text and "Styles: paper, few-step, pink" in text
+    assert "LoRAs: toy-pink, toy-pink-kohya" in text and "dpmpp_2m" in text
 
 
 def test_more_objects_go_behind_the_foreground(gimp_plugin):

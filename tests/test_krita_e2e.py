@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers.live import live_server
+from tests.helpers.live import choices_server, live_server
 from tests.required import unavailable
 
 pytestmark = pytest.mark.e2e  # real Krita (kritarunner)
@@ -42,12 +42,13 @@ def krita_run(pipe, packager, tmp_path_factory):
     folder, _ = packager.build_krita(tmp_path_factory.mktemp("dist"))
     out = tmp_path_factory.mktemp("krita-out")
     home = tmp_path_factory.mktemp("krita-home")  # a fresh profile: no settings or plug-ins from this machine
-    with live_server(tmp_path_factory.mktemp("krita-server"), pipe, preview_seconds=0) as server:
+    with live_server(tmp_path_factory.mktemp("krita-server"), pipe, preview_seconds=0) as server, \
+            choices_server(tmp_path_factory.mktemp("krita-choices")) as choosing:
         env = {"PATH": os.environ["PATH"], "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
                "XDG_DATA_HOME": str(home / "data"), "XDG_CACHE_HOME": str(home / "cache"),
                "XDG_RUNTIME_DIR": str(home), "QT_QPA_PLATFORM": "offscreen", "LANG": "C.UTF-8",
                "PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "krita"), str(folder)]),
-               "TAUE_URL": server.url, "TAUE_OUT": str(out), "TAUE_STEPS": "4"}
+               "TAUE_URL": server.url, "TAUE_OUT": str(out), "TAUE_STEPS": "4", "TAUE_CHOICES_URL": choosing.url}
         completed = subprocess.run([runner, "-s", "taue_krita_e2e", "-f", "main"], env=env, cwd=out,
                                    capture_output=True, text=True, timeout=300)
         verdict_path = out / "verdict.json"
@@ -163,3 +164,16 @@ def test_the_docker_shows_previews_and_pictures_in_real_krita(krita_run):
     assert docker["picture"] and max(docker["picture"]) == 256 and docker["caption"] == docker["item_text"]
     assert docker["strip"] == ["Background", "Foreground", "Composite"]
     assert Image.open(out / "docker.png").size[0] > 200
+
+
+def test_the_docker_sends_the_chosen_model_lora_sampler_and_steps_in_real_krita(krita_run):
+    choices = krita_run[0]["choices"]
+    assert choices["offered"]["models"] == ["", "toy-a", "toy-b"]  # from the server's /health and /styles
+    assert choices["offered"]["styles"] == ["", "paper", "few-step", "pink"]
+    request, record = choices["request"], choices["metadata"]
+    assert request["model"] == "toy-b" and request["loras"] == [{"name": "toy-pink", "scale": 0.8}]
+    assert request["steps"] == 4 and request["settings"] == {"scheduler": "dpmpp_2m"}
+    assert Path(record["model"]).name == "toy-b" and record["scheduler"] == "dpmpp_2m"  # what the server ran
+    assert [(lora["name"], lora["scale"]) for lora in record["loras"]] == [("toy-pink", 0.8)]
+    assert choices["remembered"] == {"model": "toy-b", "scheduler": "dpmpp_2m", "steps": 4,
+                                     "loras": [{"name": "toy-pink", "scale": 0.8}]}

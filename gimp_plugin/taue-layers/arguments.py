@@ -5,7 +5,18 @@ No GIMP import: unit-tested outside GIMP.
 
 from __future__ import annotations
 
-from taue_client import DEFAULT_URL, KEY_COLORS, TAUEError, editor_request, new_background_request
+from taue_client import (
+    DEFAULT_URL,
+    KEY_COLORS,
+    Choice,
+    Client,
+    TAUEError,
+    describe_offer,
+    editor_request,
+    new_background_request,
+    parse_loras,
+    server_offer,
+)
 from taue_client.layers import MAX_SIZE, SEED_MAX, parse_object
 
 
@@ -29,7 +40,15 @@ ARGUMENTS = (
     Argument("key-color", "_Key colour", "The backdrop the objects are cut from: blue or magenta for green objects",
              "choice", KEY_COLORS[0], choices=KEY_COLORS),
     Argument("seed", "_Seed", "-1: a new random seed each run", "int", -1, -1, SEED_MAX),
-    Argument("steps", "S_teps", "Denoising steps per phase", "int", 30, 2, 200),
+    Argument("model", "_Model (optional)", "A model of the server by name (the dialog lists them); empty: the "
+             "server's default", "string", ""),
+    Argument("style", "St_yle (optional)", "A style of the server by name: its model, LoRAs, sampler and steps, for "
+             "the fields left empty here", "string", ""),
+    Argument("loras", "_LoRAs (optional)", "LoRAs of the server's --lora-dir: NAME or NAME:SCALE, separated by "
+             "commas (e.g. 'watercolor:0.8, ink')", "string", ""),
+    Argument("sampler", "Sample_r (optional)", "e.g. euler, dpmpp_2m; empty: the style's, else the model's",
+             "string", ""),
+    Argument("steps", "S_teps", "Denoising steps per phase; 0: the style's, else the model's", "int", 0, 0, 200),
     Argument("width", "_Width", "0: the image's width, rounded to a multiple of 8", "int", 0, 0, MAX_SIZE),
     Argument("height", "_Height", "0: the image's height, rounded to a multiple of 8", "int", 0, 0, MAX_SIZE),
     Argument("use-selection", "_Place the object in the selection", "The selection's bounds become the "
@@ -49,6 +68,21 @@ def background_server(values: dict, record: dict) -> str:
     """Where New Background sends its job: the Server URL given, else the server that made the result (kept with
     its job id), else the default."""
     return (values.get("server-url") or "").strip() or record.get("server") or DEFAULT_URL
+
+def offer_text(url: str, token: str, timeout: float = 3.0) -> str:
+    """What the server at `url` offers (models, styles, LoRAs, samplers), for the dialog; or why it cannot say."""
+    try:
+        client = Client(url or DEFAULT_URL, token, timeout=timeout)
+        return "This server offers\n" + describe_offer(server_offer(client.health(), client.styles()))
+    except TAUEError as error:
+        return f"The server's models, styles and LoRAs are listed here when it answers. {error.message}"
+
+
+def choice_from(values: dict) -> Choice:
+    """The Model, Style, LoRAs and Sampler fields as the choice sent with the job."""
+    return Choice(model=values.get("model") or "", style=values.get("style") or "",
+                  loras=parse_loras(values.get("loras") or ""), scheduler=values.get("sampler") or "")
+
 
 def parse_objects(text: str) -> list:
     """The 'More objects' lines as the request's objects ({prompt, layout}); blank lines are skipped."""
@@ -85,7 +119,8 @@ def request_from(values: dict, image_size: tuple, selection: tuple | None, seed:
                           seed=_seed(values, seed), objects=parse_objects(values.get("objects", "")),
                           key_color=values.get("key-color") or None,
                           composite=values.get("composite-prompt", ""), negative=values.get("negative-prompt", ""),
-                          steps=values.get("steps"), size_hint="; 0 uses the image's size")
+                          steps=values.get("steps"), size_hint="; 0 uses the image's size",
+                          choice=choice_from(values))
 
 
 def background_request_from(values: dict, seed: int | None = None) -> dict:

@@ -19,7 +19,14 @@ import gi
 gi.require_version("Gimp", "3.0")
 gi.require_version("GimpUi", "3.0")
 gi.require_version("Gtk", "3.0")
-from arguments import ARGUMENTS, BACKGROUND_ARGUMENTS, background_request_from, background_server, request_from  # noqa: E402
+from arguments import (  # noqa: E402
+    ARGUMENTS,
+    BACKGROUND_ARGUMENTS,
+    background_request_from,
+    background_server,
+    offer_text,
+    request_from,
+)
 from gi.repository import Gimp, GimpUi, GLib, GObject, Gtk  # noqa: E402
 
 from taue_client import Client, JobResult, JobRun, TAUEError, warning_messages  # noqa: E402
@@ -48,11 +55,17 @@ def add_arguments(procedure, arguments) -> None:
 
 
 def ask(procedure, config, title: str, arguments) -> bool:
-    """The procedure dialog (it remembers the last values); False when the user cancels."""
+    """The procedure dialog (it remembers the last values); False when the user cancels. Above the Model field it
+    says what the server of the last run offers (its models, styles, LoRAs and samplers: a GIMP procedure's fields
+    are fixed when GIMP starts, so they cannot be menus of one server's)."""
     GimpUi.init("taue-layers")
     dialog = GimpUi.ProcedureDialog.new(procedure, config, title)
     names = []
     for a in arguments:
+        if a.name == "model":
+            dialog.get_label("offer-label", offer_text(config.get_property("server-url"),
+                                                       config.get_property("token")), False, False)
+            names.append("offer-label")
         if a.kind == "text":  # several lines: a text box (it has no label of its own) in a frame titled by the nick
             dialog.get_label(f"{a.name}-label", a.nick, False, True)
             dialog.get_widget(a.name, Gtk.TextView.__gtype__)

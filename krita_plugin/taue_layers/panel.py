@@ -148,8 +148,15 @@ class Panel:
     # ------------------------------------------------------------------ actions (UI thread)
     @shown_errors
     def check_connection(self) -> None:
-        """Ask /health on a worker thread; the light turns green, or says what is wrong and what to do."""
-        self._start(self._health_work)
+        """Ask /health (and /styles) on a worker thread; the light turns green, or says what is wrong and what to do.
+        The settings are read here, on the UI thread: Krita's settings object is per thread, and another thread's
+        reads what was on disk when it started (measured in real Krita 5.1: a URL just written was not seen)."""
+        try:
+            client = self._client()
+        except TAUEError as error:  # a URL that is not one
+            self.view.show_connection(False, error.message)
+            return
+        self._start(self._health_work, client)
 
     @shown_errors
     def generate(self, form: Form) -> None:
@@ -376,9 +383,8 @@ class Panel:
             self.events.put(("error", TAUEError("protocol", f"Unexpected error: {error}. Please report this.")))
 
     # ------------------------------------------------------------------ worker threads
-    def _health_work(self) -> None:
+    def _health_work(self, client: Client) -> None:
         try:
-            client = self._client()
             health = client.health()
             client.jobs(limit=1)  # /health answers without the token; this checks it
             self.events.put(("health", health))

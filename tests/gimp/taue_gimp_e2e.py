@@ -135,6 +135,17 @@ try:
                                      image=watched, drawables=[art], **dict(common, seed=21, steps=60))
     verdict["preview_status"], verdict["preview_error"] = status.value_nick, error
     verdict["preview_layers"] = describe(watched)
+
+    verdict["stage"] = "choices"  # a model, a LoRA, a sampler and steps, on a server with a models folder
+    chosen = Gimp.Image.new(64, 64, Gimp.ImageBaseType.RGB)
+    status, _, error = run_procedure("python-fu-taue-layers", **{"run-mode": Gimp.RunMode.NONINTERACTIVE},
+                                     image=chosen, drawables=[], **dict(
+                                         common, **{"foreground-prompt": "a pink star",
+                                                    "background-prompt": "a white background",
+                                                    "server-url": os.environ["TAUE_CHOICES_URL"]},
+                                         seed=2, steps=4, model="toy-b", loras="toy-pink:0.8", sampler="dpmpp_2m"))
+    verdict["choices_status"], verdict["choices_error"] = status.value_nick, error
+    verdict["choices_layers"] = describe(chosen)
     verdict["stage"] = "done"
     verdict["ok"] = True
 except Exception:

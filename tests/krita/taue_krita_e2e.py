@@ -139,6 +139,9 @@ def run(out, report):
 
     report["stage"] = "docker"  # the docker's own widgets: previews while it runs, then pictures in the history
     report["docker"] = drive_docker(HeadlessKritaHost(krita), out)
+    report["stage"] = "choices"  # model, LoRA, sampler and steps from the docker, on a server with a models folder
+    host.write_setting("url", os.environ["TAUE_CHOICES_URL"])
+    report["choices"] = choose_in_docker(HeadlessKritaHost(krita), out)
     document.close()  # an open document crashes kritarunner on exit (after the verdict, but noisily)
     report["stage"] = "done"
 
@@ -179,6 +182,54 @@ def drive_docker(host, out):
             "picture": [picture.width(), picture.height()] if picture is not None and not picture.isNull() else None,
             "caption": docker.caption.text(), "message": docker.message.text(),
             "strip": [cell.toolTip() for cell in strip if cell is not None and not cell.pixmap().isNull()]}
+
+
+def choose_in_docker(host, out):
+    """Choose the second model, the pink LoRA at 0.8, dpmpp_2m and 4 steps in the docker's lists (filled from the
+    server), generate, and report the job's request and record, and what a new docker remembers."""
+    from PyQt5.QtWidgets import QApplication
+
+    from taue_layers.docker import TAUEDocker
+
+    docker = TAUEDocker()
+    docker.panel.host = host
+    deadline = time.monotonic() + 60
+    while docker.model_box.count() < 3 and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.02)
+    offered = {name: [box.itemData(i) for i in range(box.count())]
+               for name, box in (("models", docker.model_box), ("styles", docker.style_box),
+                                 ("loras", docker.lora_box), ("samplers", docker.sampler_box))}
+    if "toy-b" not in offered["models"]:
+        raise AssertionError(f"no offer arrived: {offered}, {docker.light.text()!r}, {docker.message.text()!r}")
+    docker.model_box.setCurrentIndex(offered["models"].index("toy-b"))
+    docker.lora_box.setCurrentIndex(offered["loras"].index("toy-pink"))
+    docker.lora_scale.setValue(0.8)
+    docker.panel.add_lora(docker.lora_box.currentData(), docker.lora_scale.value())
+    docker.sampler_box.setCurrentIndex(offered["samplers"].index("dpmpp_2m"))
+    docker.steps.setValue(4)
+    docker.foreground.setText("a pink star")
+    docker.background.setText("a white background")
+    docker.random_seed.setChecked(False)
+    docker.seed.setValue(2)
+    docker.grab().save(os.path.join(out, "docker-choices.png"))
+    docker.generate_button.click()
+    deadline = time.monotonic() + float(os.environ.get("TAUE_TIMEOUT", "240"))
+    while (docker.panel.running or not docker.panel.events.empty()) and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.02)
+    QApplication.processEvents()
+    docker.timer.stop()
+    if not docker.panel.history:
+        raise AssertionError(f"the chosen job did not arrive: {docker.message.text()}")
+    result = docker.panel.history[0]
+    again = TAUEDocker()  # what Krita's settings kept
+    again.timer.stop()
+    form = again.form()
+    return {"offered": offered, "request": result.job["request"], "metadata": result.metadata,
+            "message": docker.message.text(), "remembered": {"model": again.panel.remembered_choice().model,
+                                                             "scheduler": form.scheduler, "steps": form.steps,
+                                                             "loras": again.panel.loras}}
 
 
 def wait(panel):
