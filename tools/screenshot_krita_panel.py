@@ -1,6 +1,8 @@
 """Render the Krita docker (the real widget, Qt offscreen, with tests/fake_krita standing in for Krita) on the
 embedded toy model, for the README: docs/krita-preview.png while a job runs (the composite phase's preview),
-docs/krita-panel.png after two jobs (the selected result's picture, its layers, the history).
+docs/krita-panel.png after two jobs (the selected result's picture, its layers, the history). The server has two
+copies of the toy in a models folder and the toy's pink LoRA (tests.helpers.live.choices_server); the second job
+runs on the second copy.
 
     python tools/screenshot_krita_panel.py
 """
@@ -21,7 +23,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tools")]
 def main() -> None:
     from package_plugins import build_krita
 
-    from tests.helpers.live import live_server
+    from tests.helpers.live import choices_server
 
     folder, _ = build_krita(Path(tempfile.mkdtemp()))
     sys.path[:0] = [str(REPO / "tests" / "fake_krita"), str(folder)]
@@ -32,24 +34,30 @@ def main() -> None:
 
     from taue_layers.docker import TAUEDocker
 
-    with live_server(Path(tempfile.mkdtemp()), None, model="toy", preview_seconds=0) as server:  # as taue-server
-        while server.app.extensions["taue"]["engine"].state == "loading":
-            time.sleep(0.1)
+    with choices_server(Path(tempfile.mkdtemp()), preview_seconds=0) as server:  # as taue-server
         fake = krita.Krita.instance()
         fake.writeSetting("taue_layers", "url", server.url)
-        fake.active = fake.createDocument(64, 64, "art", "RGBA", "U8", "", 72.0)
+        fake.active = fake.createDocument(128, 128, "art", "RGBA", "U8", "", 72.0)
         docker = TAUEDocker()
-        docker.resize(360, 980)
+        docker.resize(360, 1180)
         docker.random_seed.setChecked(False)
+        docker.steps.setValue(30)
+        while docker.lora_box.count() < 2:  # the server's lists
+            app.processEvents()
+            time.sleep(0.01)
         for foreground, background, seed, shot in (("a yellow circle", "a green background", 3, None),
                                                     ("a red star", "a blue striped background", 2, "krita-preview")):
+            if shot:  # the second job on the folder's second model (the server switches to it)
+                docker.model_box.setCurrentIndex(2)
             docker.foreground.setText(foreground)
             docker.background.setText(background)
             docker.seed.setValue(seed)
             docker.generate_button.click()
             while docker.panel.running or not docker.panel.events.empty():
                 app.processEvents()
-                if shot and docker.caption.text().startswith("Preview: Composite, step 2"):
+                caption = docker.caption.text()
+                if shot and caption.startswith("Preview: Composite, step ") and \
+                        int(caption.split("step ")[1].split("/")[0]) >= 10:  # the composite half-way or later
                     docker.grab().save(str(REPO / "docs" / f"{shot}.png"))
                     print(REPO / "docs" / f"{shot}.png", docker.caption.text())
                     shot = None
