@@ -180,12 +180,12 @@ def openapi():
 
 def _model_named(body: dict, choice) -> str | None:
     """The model a job runs on: the one it names (checked: a 400, or a 409 for a model no worker serves, says what
-    to send), else behind a queue the default (recorded on the job, so that its new backgrounds run on it too),
-    else None: the one the server started with."""
+    to send), else on a server with several (--models-dir, or behind a queue) the default, recorded on the job so
+    that its new backgrounds run on it even after a restart with another --model; else None: the one model."""
     value = body.get("model")
     if value is not None:
         return choice.check("model", value)
-    return choice.default if current_app.extensions["taue"]["config"].queue else None
+    return choice.default if choice.single is None else None
 
 
 def _base_config(model: str | None = None):
@@ -265,8 +265,9 @@ def new_backgrounds(job_id: str):
     """New scenes for the objects of a succeeded job: one job per background prompt (or seed), answered like any."""
     parent = manager().get(job_id)
     body = _json_body_for_a_ready_engine()
-    if parent.request.get("model"):  # they run on the job's model: still served?
-        _choice().check("model", parent.request["model"])
+    missing = _choice().missing(parent.request["model"]) if parent.request.get("model") else None
+    if missing:  # they run on the job's model
+        raise APIError(409, f"job {parent.id}: {missing}", code="model_not_served")
     requests = parse_backgrounds_request(body, current_app.extensions["taue"]["config"], object_count(parent.request))
     return _queued(manager().submit_backgrounds(parent, requests))
 

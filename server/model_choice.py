@@ -17,7 +17,7 @@ class ModelChoice:
     default: str | None
     """What a job that names no model runs on (None: no worker has joined yet)."""
     single: str | None = None
-    """A server that serves only the model it started with: why a job may not name one (a 400)."""
+    """A server that serves only the model it started with: why a job may not name another (a 400)."""
     by_workers: bool = False
     """The names are what the workers serve now: a name none serves is a 409 (one may join), not a 400."""
 
@@ -25,11 +25,17 @@ class ModelChoice:
     def names(self) -> tuple[str, ...]:
         return tuple(self.kinds)
 
+    def missing(self, model: str) -> str | None:
+        """Why a job recorded on `model` (a parent of new backgrounds) cannot run here now, or None."""
+        if self.single is not None or model in self.kinds:
+            return None  # a single-model server runs everything on its one model
+        where = "a taue-worker with it" if self.by_workers else "put it back in --models-dir"
+        return (f"its model {model!r} is not served here now ({', '.join(sorted(self.kinds)) or 'none yet'}): its "
+                f"kept objects were made by it; serve it again ({where}), then ask again")
+
     def check(self, field: str, value: Any) -> str:
         """`value` as a job's model: a 400 (or 409 behind a queue) that lists the models otherwise."""
         listed = ", ".join(sorted(self.kinds)) or "none yet"
-        if self.single is not None:
-            raise APIError(400, f"{field}: {self.single}", field=field)
         if not isinstance(value, str) or not value:
             raise APIError(400, f"{field} must be a model's name, a string (this server has: {listed})", field=field)
         if any(c in value for c in "/\\") or ".." in value or "\x00" in value:
@@ -37,6 +43,8 @@ class ModelChoice:
                                 f"server has: {listed}", field=field)
         if value in self.kinds:
             return value
+        if self.single is not None:
+            raise APIError(400, f"{field}: {self.single}", field=field)
         if self.by_workers:
             raise APIError(409, f"{field}: no taue-worker serves the model {value[:60]!r}; served now: {listed} (start "
                                 f"one with `taue-worker --queue URL --model {value[:60]}`, then submit again)",

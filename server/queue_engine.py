@@ -90,6 +90,8 @@ class QueueEngine:
         served: dict[str, tuple[dict, WorkersModel]] = {}
         for worker in workers:
             name, info = worker["model"], worker["_info"]
+            if "source" not in info:  # a worker of an earlier version: it takes no model's queue
+                continue
             if name and name not in served:
                 known = self.served.get(name)
                 served[name] = known if known is not None and known[0] == info else (info, WorkersModel(info))

@@ -6,6 +6,7 @@ tracebacks, no HTTP jargon without the fix next to it.
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import urllib.error
@@ -126,6 +127,9 @@ class Client:
                                            f" is it busy or stopped? If stopped, {START_HINT}.") from None
         except (ConnectionError, OSError) as error:
             raise TAUEError("unreachable", f"The connection to {self.url} failed ({error}): {START_HINT}.") from None
+        except (http.client.HTTPException, ValueError) as error:  # not an HTTP server there, or not a usable URL
+            raise TAUEError("unreachable", f"{self.url} does not answer as the TAUE server does ({type(error).__name__}"
+                                           f": {error}): correct the server URL, or {START_HINT}.", "url") from None
 
     def _http_error(self, error: urllib.error.HTTPError) -> TAUEError:
         detail, field = "", None

@@ -108,10 +108,11 @@ class Choice:
         """A choice kept by `to_setting`; anything unreadable is the empty choice (nothing is lost but the choice)."""
         try:
             data = json.loads(text or "{}")
-            return cls(model=str(data.get("model") or ""), style=str(data.get("style") or ""),
-                       loras=parse_loras(format_loras(data.get("loras") or [])),
+            loras = [{"name": str(lora["name"]), "scale": float(lora.get("scale", 1.0))}
+                     for lora in data.get("loras") or [] if isinstance(lora, dict) and lora.get("name")]
+            return cls(model=str(data.get("model") or ""), style=str(data.get("style") or ""), loras=loras,
                        scheduler=str(data.get("scheduler") or ""))
-        except (ValueError, TypeError, AttributeError, TAUEError):
+        except (ValueError, TypeError, AttributeError):
             return cls()
 
 

@@ -81,6 +81,18 @@ def test_model_style_loras_sampler_and_steps_go_with_the_job_and_empty_ones_are_
             arguments.request_from(values(loras=text), (64, 64), None, seed=1)
         assert words in caught.value.message and caught.value.field == "loras"
     assert "No TAUE server answers" in arguments.offer_text("http://127.0.0.1:9", "", timeout=1)
+    assert "correct the server URL" in arguments.offer_text("localhost:78x0", "")  # the dialog opens all the same
+
+
+def test_a_remembered_choice_survives_odd_lora_names_and_a_broken_setting():
+    import json
+
+    from taue_client import Choice
+
+    kept = Choice(model="photo", loras=[{"name": "ink, wash", "scale": 0.5}], scheduler="dpmpp_2m")
+    assert Choice.from_setting(kept.to_setting()) == kept
+    assert Choice.from_setting("{not json") == Choice()
+    assert Choice.from_setting(json.dumps({"model": "photo", "loras": [5, {"scale": 1}]})) == Choice(model="photo")
 
 
 def test_the_dialog_says_what_the_server_offers(gimp_plugin, tmp_path):

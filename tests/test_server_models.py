@@ -70,6 +70,7 @@ def test_a_jobs_model_is_a_name_of_the_folder_never_a_path(tmp_path):
     one = Context(ServerConfig(data_dir=tmp_path / "data", model="toy"))
     with pytest.raises(Exception, match="serves one model .* --models-dir"):
         MODEL.check("model", "photo", one)
+    assert MODEL.check("model", "toy", one) == "toy"  # the one it serves (and lists in /health) may be named
     with pytest.raises(ValueError, match="is not a folder"):
         ServerConfig(data_dir=tmp_path / "data", models_dir=tmp_path / "missing")
     with pytest.raises(ValueError, match="--queue"):
@@ -104,6 +105,7 @@ def test_behind_a_queue_jobs_name_what_the_workers_serve(tmp_path):
     with pytest.raises(Exception) as unserved:
         choice.check("model", "photo")
     assert unserved.value.status == 409 and "served now: tiny-random, toy" in str(unserved.value)
+    assert choice.missing("toy") is None and "a taue-worker with it" in choice.missing("photo")
     for value in ("../toy", 5):
         with pytest.raises(Exception) as refused:
             choice.check("model", value)
@@ -162,6 +164,13 @@ def test_jobs_switch_the_served_model_and_a_broken_one_fails_only_its_job(tmp_pa
         [new] = backgrounds.json()["jobs"]
         assert new["request"]["model"] == "toy-b"  # a new background runs on its job's model
         assert Path(_result(served, new)["model"]).name == "toy-b"
+        assert back["request"]["model"] == "toy-a"  # a job that names none records the default it ran on
+
+        shutil.move(folder / "toy-b", tmp_path / "toy-b-away")  # its model gone: its objects cannot get new scenes
+        gone = served.session.post(served.api + f"/jobs/{after['id']}/backgrounds",
+                                   json={"background_prompts": ["a purple background"]})
+        assert gone.status_code == 409 and gone.json()["error"]["code"] == "model_not_served", gone.text
+        assert "put it back in --models-dir" in gone.json()["error"]["message"]
 
 
 def _rss_mib() -> float:

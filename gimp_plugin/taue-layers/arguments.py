@@ -76,6 +76,8 @@ def offer_text(url: str, token: str, timeout: float = 3.0) -> str:
         return "This server offers\n" + describe_offer(server_offer(client.health(), client.styles()))
     except TAUEError as error:
         return f"The server's models, styles and LoRAs are listed here when it answers. {error.message}"
+    except Exception as error:  # noqa: BLE001 - a label: the dialog must open whatever the saved URL is
+        return f"The server's models, styles and LoRAs are listed here when it answers ({type(error).__name__})."
 
 
 def choice_from(values: dict) -> Choice:

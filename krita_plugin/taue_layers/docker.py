@@ -165,6 +165,7 @@ class TAUEDocker(DockWidget, View):
         form.addRow("Steps", self.steps)
         self._offered = False
         self.show_offer(self.panel.offer, self.panel.remembered_choice())
+        self.show_loras([f"{lora['name']} {lora['scale']:g}" for lora in self.panel.loras])  # what will be sent
 
         size_row = QHBoxLayout()
         self.document_size = QCheckBox("Document's")
