@@ -11,7 +11,7 @@ from taue_engine.config import SIZE_MULTIPLE
 
 from . import __version__
 from .errors import APIError
-from .fields import Context
+from .fields import Context, lora_stem
 from .job_requests import (
     JOB,
     LAYERS,
@@ -167,7 +167,7 @@ def _style_problem(style: Style, choice, loras: dict) -> str | None:
     if model is not None and model not in choice.names:
         return f"its model {model!r} is not served here (models: {', '.join(choice.names) or 'none yet'})"
     missing = [lora["name"] for lora in style.fields.get("loras") or []
-               if lora["name"].removesuffix(".safetensors") not in loras]
+               if lora_stem(lora["name"]) not in loras]
     if missing:
         return f"its LoRA {missing[0]!r} is not in the server's --lora-dir"
     return None

@@ -69,10 +69,9 @@ class ServerConfig:
                 raise ValueError("--models-dir is for a server that runs its jobs itself: behind --queue each "
                                  "taue-worker serves one model (taue-worker --models-dir DIR --model NAME), and jobs "
                                  "may name any model a worker serves")
-            self.models_dir = Path(self.models_dir)
-            if not self.models_dir.is_dir():
-                raise ValueError(f"--models-dir {str(self.models_dir)!r} is not a folder: name the folder that holds "
-                                 "your SDXL diffusers folders and .safetensors checkpoints")
+            from .models_folder import check_models_folder
+
+            self.models_dir = check_models_folder(self.models_dir)
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be in 1..65535 (got {self.port})")
         if self.token is not None and len(self.token) < 8:

@@ -240,6 +240,11 @@ def _join(name: str, key: str) -> str:
     return f"{name}.{key}" if name else key
 
 
+def lora_stem(name: str) -> str:
+    """A LoRA's name as the server's folder lists it: the file name without .safetensors (any case)."""
+    return name[: -len(".safetensors")] if name.lower().endswith(".safetensors") else name
+
+
 @dataclass(frozen=True, kw_only=True)
 class LoraName(Field):
     """A LoRA of the server's --lora-dir, by its file name (with or without .safetensors), never a path."""
@@ -250,7 +255,7 @@ class LoraName(Field):
         if any(c in value for c in "/\\") or value.startswith(".") or "\x00" in value:
             raise refuse(name, f"{name} must name a LoRA of the server's folder, not a path (got {value[:60]!r}); "
                                "GET /api/v1/health lists them")
-        stem = value[: -len(".safetensors")] if value.lower().endswith(".safetensors") else value
+        stem = lora_stem(value)
         known = ctx.limits.loras()
         if stem not in known:
             listed = ", ".join(sorted(known)) if known else "none (start taue-server with --lora-dir DIR)"

@@ -10,6 +10,11 @@ from typing import Any
 from .errors import APIError
 
 
+def path_like(name: str) -> bool:
+    """Whether a model's name reads as a path (a separator, `..`, NUL): a name a request may never send."""
+    return any(c in name for c in "/\\\x00") or ".." in name
+
+
 @dataclass(frozen=True)
 class ModelChoice:
     kinds: dict[str, str]
@@ -38,7 +43,7 @@ class ModelChoice:
         listed = ", ".join(sorted(self.kinds)) or "none yet"
         if not isinstance(value, str) or not value:
             raise APIError(400, f"{field} must be a model's name, a string (this server has: {listed})", field=field)
-        if any(c in value for c in "/\\") or ".." in value or "\x00" in value:
+        if path_like(value):
             raise APIError(400, f"{field} must name a model of the server, not a path (got {value[:60]!r}); this "
                                 f"server has: {listed}", field=field)
         if value in self.kinds:

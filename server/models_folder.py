@@ -23,6 +23,15 @@ class ModelEntry:
     kind: str  # "folder" (diffusers) or "single_file" (a checkpoint)
 
 
+def check_models_folder(folder: Path) -> Path:
+    """`folder` as a --models-dir (taue-server's and taue-worker's), or ValueError saying what to name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"--models-dir {str(folder)!r} is not a folder: name the folder that holds your SDXL "
+                         "diffusers folders and .safetensors checkpoints")
+    return folder
+
+
 def scan_models(folder: Path) -> dict[str, ModelEntry]:
     """The models in `folder`, by name, in name order."""
     found: dict[str, ModelEntry] = {}

@@ -19,6 +19,7 @@ from typing import Any
 from taue_engine.config import MODEL_CARD_FIELDS, TAUEConfig
 
 from .job_requests import NOT_ADVANCED as REQUEST_NAMES
+from .model_choice import path_like
 
 log = logging.getLogger("taue.server")
 CONFIG_NAMES = {value: key for key, value in REQUEST_NAMES.items()}
@@ -101,8 +102,7 @@ def read_style(path: Path, known: dict[str, Style]) -> Style:
     if not isinstance(description, str):
         raise ValueError("description must be a string")
     model = data.get("model")
-    if model is not None and (not isinstance(model, str) or not model or any(c in model for c in "/\\")
-                              or ".." in model):
+    if model is not None and (not isinstance(model, str) or not model or path_like(model)):
         raise ValueError("model must be a model's name (as GET /health lists them), not a path")
     loras = data.get("loras")
     if loras is not None and not (isinstance(loras, list) and all(

@@ -178,17 +178,15 @@ def served_model(model: str, models_dir: Path | None) -> tuple[str, str]:
     """The name this worker serves its model under, and where to load it from: a --models-dir entry by its name,
     else --model as given, named as a models folder would name it. Raises ValueError for a name a job could not
     send."""
-    from .models_folder import entry_name, scan_models
+    from .model_choice import path_like
+    from .models_folder import check_models_folder, entry_name, scan_models
 
     if models_dir is not None:
-        if not models_dir.is_dir():
-            raise ValueError(f"--models-dir {str(models_dir)!r} is not a folder: name the folder that holds your SDXL "
-                             "diffusers folders and .safetensors checkpoints")
-        entries = scan_models(models_dir)
+        entries = scan_models(check_models_folder(models_dir))
         if model in entries:
             return model, str(entries[model].path)
     name = entry_name(model)
-    if not name or name in (".", ".."):
+    if not name or name == "." or path_like(name):
         raise ValueError(f"--model {model!r} gives no name jobs could send: name the model's folder or file")
     return name, model
 

@@ -7,6 +7,8 @@ click inserts it, its context menu inserts it, gives it a new background or open
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from krita import DockWidget, Krita
 
 from .krita_host import KritaHost
@@ -165,7 +167,7 @@ class TAUEDocker(DockWidget, View):
         form.addRow("Steps", self.steps)
         self._offered = False
         self.show_offer(self.panel.offer, self.panel.remembered_choice())
-        self.show_loras([f"{lora['name']} {lora['scale']:g}" for lora in self.panel.loras])  # what will be sent
+        self.panel.show_loras()  # what will be sent, remembered or not
 
         size_row = QHBoxLayout()
         self.document_size = QCheckBox("Document's")
@@ -385,7 +387,7 @@ class TAUEDocker(DockWidget, View):
         what was chosen last time); a choice the server does not offer stays, marked, rather than being lost."""
         if self._offered:
             form = self.form()
-            choice = type(choice)(model=form.model, style=form.style, loras=choice.loras, scheduler=form.scheduler)
+            choice = replace(choice, model=form.model, style=form.style, scheduler=form.scheduler)
         self._offered = bool(offer.models or offer.schedulers)
         default = offer.default_model
         fill(self.model_box, [("", f"Server default ({default})" if default else "Server default")]

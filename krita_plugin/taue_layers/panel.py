@@ -11,7 +11,7 @@ import queue
 import sys
 import threading
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .taue_client import (
     Choice,
@@ -224,15 +224,16 @@ class Panel:
             self.view.show_message("error", f"The server takes at most {limit} LoRAs per job.")
             return False
         self.loras.append({"name": name, "scale": round(float(scale), 3)})
-        self._show_loras()
+        self.show_loras()
         return True
 
     @shown_errors
     def clear_loras(self) -> None:
         self.loras = []
-        self._show_loras()
+        self.show_loras()
 
-    def _show_loras(self) -> None:
+    def show_loras(self) -> None:
+        """Tell the view the LoRAs the next job sends."""
         self.view.show_loras([f"{lora['name']} {lora['scale']:g}" for lora in self.loras])
 
     @shown_errors
@@ -303,8 +304,7 @@ class Panel:
                 self.view.show_connection(False, f"The server cannot run jobs: {payload.get('error')}")
         elif kind == "offer":
             self.offer = payload
-            self.view.show_offer(payload, Choice(**{**vars(self.remembered_choice()), "loras": list(self.loras)}))
-            self._show_loras()
+            self.view.show_offer(payload, replace(self.remembered_choice(), loras=list(self.loras)))
         elif kind == "connection_error":
             self.view.show_connection(False, payload.message)
         elif kind == "progress":
